@@ -1,0 +1,27 @@
+// Command amwi is the AMWI daemon and its command-line tools; see package daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/amwi/amwi/daemon"
+)
+
+func main() {
+	// systemd stops services with SIGTERM; Ctrl-C sends SIGINT. Both end ctx.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := daemon.Main(ctx, daemon.Env{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+	stop()
+	switch {
+	case errors.Is(err, daemon.ErrUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "amwi: %v\n", err)
+		os.Exit(1)
+	}
+}

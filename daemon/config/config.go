@@ -1,0 +1,366 @@
+// Package config reads and validates amwi.toml.
+//
+// Parsing is strict: an unknown section or key, a value of the wrong type and a value that
+// fails validation are all problems, and Load reports every problem it finds at once, each
+// with the file, line and key, so `amwi config check` can list them all in one go.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where the config is looked for when neither -c nor $AMWI_CONFIG says.
+const DefaultPath = "/etc/amwi/amwi.toml"
+
+// Config is the whole of amwi.toml. Field tags are the TOML keys; the reflection in
+// decode walks them, so a new setting is one field here plus its check in validate.
+type Config struct {
+	Server  Server  `toml:"server"`
+	Mirror  Mirror  `toml:"mirror"`
+	Sync    Sync    `toml:"sync"`
+	Search  Search  `toml:"search"`
+	Bench   Bench   `toml:"bench"`
+	Discord Discord `toml:"discord"`
+	State   State   `toml:"state"`
+
+	// Path is the file the config came from ("" for the built-in defaults).
+	Path string `toml:"-"`
+}
+
+type Server struct {
+	Listen         string   `toml:"listen"`
+	TrustedProxies []string `toml:"trusted_proxies"`
+	// ShutdownGrace bounds how long in-flight downloads may go on after SIGTERM.
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// SendTimeout closes a download whose client accepted no data for this long; like
+	// nginx's send_timeout it is about a stalled client, not a slow one.
+	SendTimeout Duration `toml:"send_timeout"`
+}
+
+type Mirror struct {
+	Root  string   `toml:"root"`
+	Repos []string `toml:"repos"`
+}
+
+type Sync struct {
+	Enabled           bool     `toml:"enabled"`
+	Upstream          string   `toml:"upstream"`
+	FallbackUpstreams []string `toml:"fallback_upstreams"`
+	Interval          Duration `toml:"interval"`
+	MinFreeGiB        float64  `toml:"min_free_gib"`
+	BWLimitKiB        int      `toml:"bwlimit_kib"`
+	IOBusyPercent     int      `toml:"io_busy_percent"`
+}
+
+type Search struct {
+	PerPage int `toml:"per_page"`
+}
+
+type Bench struct {
+	Country        string `toml:"country"`
+	StatusURL      string `toml:"status_url"`
+	MirrorlistsDir string `toml:"mirrorlists_dir"`
+}
+
+type Discord struct {
+	Enabled    bool   `toml:"enabled"`
+	WebhookURL string `toml:"webhook_url"`
+}
+
+type State struct {
+	Dir string `toml:"dir"`
+}
+
+// Default returns the configuration used for every key the file does not set.
+func Default() *Config {
+	return &Config{
+		Server: Server{
+			Listen:         ":8000",
+			TrustedProxies: []string{},
+			ShutdownGrace:  Duration(30 * time.Second),
+			SendTimeout:    Duration(60 * time.Second),
+		},
+		Mirror: Mirror{
+			Root:  "/srv/http/archlinux",
+			Repos: []string{"core", "extra", "multilib"},
+		},
+		Sync: Sync{
+			Enabled:           true,
+			FallbackUpstreams: []string{},
+			Interval:          Duration(6 * time.Hour),
+			MinFreeGiB:        2,
+			IOBusyPercent:     80,
+		},
+		Search: Search{PerPage: 50},
+		Bench: Bench{
+			StatusURL:      "https://archlinux.org/mirrors/status/json/",
+			MirrorlistsDir: "/etc/amwi/mirrorlists",
+		},
+		State: State{Dir: "/var/lib/amwi"},
+	}
+}
+
+// Duration is a time.Duration written in TOML as a Go duration string ("6h", "90s").
+type Duration time.Duration
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (write it like \"90s\", \"30m\" or \"6h\")", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Problem is one thing wrong with a config file.
+type Problem struct {
+	File string
+	Line int    // 0 when unknown
+	Key  string // "section.key", "section" or ""
+	Msg  string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d", p.Line)
+	}
+	b.WriteString(": ")
+	if p.Key != "" {
+		b.WriteString(p.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is every problem found in one config file; it is the error Load returns.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads, decodes and validates the config file at path. Relative paths inside it
+// (mirror.root, state.dir, bench.mirrorlists_dir) are taken relative to the file's folder.
+// The error, when there is one, is a Problems listing everything found.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Problems{{File: path, Msg: fmt.Sprintf("cannot read config: %v", unwrapPathErr(err))}}
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes and validates config text; name is used in messages and to resolve
+// relative paths (its folder), as Load does.
+func Parse(data []byte, name string) (*Config, error) {
+	cfg := Default()
+	cfg.Path = name
+	lines := keyLines(data)
+	ps := decode(data, name, cfg, lines)
+	if len(ps) == 0 {
+		cfg.resolvePaths()
+		ps = cfg.validate(name, lines)
+	}
+	if len(ps) > 0 {
+		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+		return nil, ps
+	}
+	return cfg, nil
+}
+
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// decode fills cfg from data key by key, so that one bad value does not hide the next.
+func decode(data []byte, file string, cfg *Config, lines map[string]int) Problems {
+	var top map[string]toml.Primitive
+	md, err := toml.Decode(string(data), &top)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return Problems{{File: file, Line: pe.Position.Line, Msg: "TOML syntax: " + pe.Message}}
+		}
+		return Problems{{File: file, Msg: "TOML syntax: " + err.Error()}}
+	}
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{File: file, Line: lines[key], Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	sections := fieldsByTag(reflect.ValueOf(cfg).Elem())
+	for name, prim := range top {
+		sec, ok := sections[name]
+		if !ok {
+			add(name, "unknown section (known: %s)", knownKeys(sections))
+			continue
+		}
+		if md.Type(name) != "Hash" {
+			add(name, "must be a table: write it as [%s] followed by its keys", name)
+			continue
+		}
+		var kv map[string]toml.Primitive
+		if err := md.PrimitiveDecode(prim, &kv); err != nil {
+			add(name, "%v", err)
+			continue
+		}
+		fields := fieldsByTag(sec)
+		for key, v := range kv {
+			full := name + "." + key
+			f, ok := fields[key]
+			if !ok {
+				add(full, "unknown key (known in [%s]: %s)", name, knownKeys(fields))
+				continue
+			}
+			if err := md.PrimitiveDecode(v, f.Addr().Interface()); err != nil {
+				add(full, "%s", typeMessage(err, f, md.Type(name, key)))
+			}
+		}
+	}
+	return ps
+}
+
+func fieldsByTag(v reflect.Value) map[string]reflect.Value {
+	m := make(map[string]reflect.Value)
+	for i := 0; i < v.NumField(); i++ {
+		tag := v.Type().Field(i).Tag.Get("toml")
+		if tag != "" && tag != "-" {
+			m[tag] = v.Field(i)
+		}
+	}
+	return m
+}
+
+func knownKeys(m map[string]reflect.Value) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ", ")
+}
+
+// typeMessage turns a decoding error into what the user should write instead.
+func typeMessage(err error, f reflect.Value, got string) string {
+	var pe toml.ParseError
+	if errors.As(err, &pe) { // from UnmarshalText: already says what is wrong
+		return pe.Message
+	}
+	want := ""
+	switch {
+	case f.Type() == reflect.TypeOf(Duration(0)):
+		want = `a duration string such as "6h"`
+	case f.Kind() == reflect.String:
+		want = "a string in double quotes"
+	case f.Kind() == reflect.Bool:
+		want = "true or false"
+	case f.Kind() == reflect.Int:
+		want = "a whole number"
+	case f.Kind() == reflect.Float64:
+		want = "a number"
+	case f.Kind() == reflect.Slice:
+		want = `a list of strings such as ["a", "b"]`
+	default:
+		return err.Error()
+	}
+	if got == "" {
+		return "must be " + want
+	}
+	return fmt.Sprintf("must be %s, not %s", want, tomlTypeName(got))
+}
+
+func tomlTypeName(t string) string {
+	switch t {
+	case "Integer":
+		return "an integer"
+	case "Float":
+		return "a float"
+	case "String":
+		return "a string"
+	case "Bool":
+		return "a boolean"
+	case "Array":
+		return "an array"
+	case "Hash":
+		return "a table"
+	}
+	return strings.ToLower(t)
+}
+
+// keyLines maps "section" and "section.key" to the line they are written on. The TOML
+// library keeps key positions to itself, so this reads the simple layout amwi.toml uses
+// ([section] headers, key = value lines); keys it cannot place get line 0.
+func keyLines(data []byte) map[string]int {
+	m := make(map[string]int)
+	section := ""
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || line[0] == '#':
+		case line[0] == '[':
+			end := strings.IndexByte(line, ']')
+			if end < 0 {
+				continue
+			}
+			section = strings.Trim(strings.TrimSpace(line[1:end]), `"'`)
+			if _, ok := m[section]; !ok {
+				m[section] = i + 1
+			}
+		default:
+			eq := strings.IndexByte(line, '=')
+			if eq <= 0 {
+				continue
+			}
+			key := strings.Trim(strings.TrimSpace(line[:eq]), `"'`)
+			full := key
+			if section != "" {
+				full = section + "." + key
+			}
+			if _, ok := m[full]; !ok {
+				m[full] = i + 1
+			}
+		}
+	}
+	return m
+}
+
+// resolvePaths makes relative paths relative to the config file's folder, as nginx does
+// with its prefix, so `amwi -c var/amwi.toml` works from any working directory.
+func (c *Config) resolvePaths() {
+	if c.Path == "" {
+		return
+	}
+	base, err := filepath.Abs(filepath.Dir(c.Path))
+	if err != nil {
+		base = filepath.Dir(c.Path)
+	}
+	for _, p := range []*string{&c.Mirror.Root, &c.State.Dir, &c.Bench.MirrorlistsDir} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+}

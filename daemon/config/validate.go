@@ -1,0 +1,249 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// validate checks every value that decoded cleanly and returns all problems found.
+func (c *Config) validate(file string, lines map[string]int) Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		line := lines[key]
+		if line == 0 { // a key inside a list, e.g. "server.trusted_proxies[1]"
+			if i := strings.IndexByte(key, '['); i > 0 {
+				line = lines[key[:i]]
+			}
+		}
+		ps = append(ps, Problem{File: file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	if err := CheckListen(c.Server.Listen); err != nil {
+		add("server.listen", "%v", err)
+	}
+	for i, p := range c.Server.TrustedProxies {
+		if _, err := ParseCIDR(p); err != nil {
+			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
+		}
+	}
+	if g := c.Server.ShutdownGrace.D(); g < 0 || g > 10*time.Minute {
+		add("server.shutdown_grace", "must be between 0s and 10m, not %s", g)
+	}
+	if t := c.Server.SendTimeout.D(); t < 30*time.Second || t > time.Hour {
+		add("server.send_timeout", "must be between 30s and 1h, not %s", t)
+	}
+
+	if err := checkMirrorRoot(c.Mirror.Root); err != nil {
+		add("mirror.root", "%v", err)
+	}
+	if len(c.Mirror.Repos) == 0 {
+		add("mirror.repos", `must list at least one repository, e.g. ["core", "extra"]`)
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Mirror.Repos {
+		key := fmt.Sprintf("mirror.repos[%d]", i)
+		switch {
+		case !repoName.MatchString(r):
+			add(key, "%q is not a repository name (lower-case letters, digits, '-', '_', '.', '+')", r)
+		case seen[r]:
+			add(key, "%q is listed twice", r)
+		}
+		seen[r] = true
+	}
+
+	if c.Sync.Upstream != "" {
+		if err := CheckUpstream(c.Sync.Upstream); err != nil {
+			add("sync.upstream", "%v", err)
+		}
+	}
+	for i, u := range c.Sync.FallbackUpstreams {
+		if err := CheckUpstream(u); err != nil {
+			add(fmt.Sprintf("sync.fallback_upstreams[%d]", i), "%v", err)
+		}
+	}
+	if iv := c.Sync.Interval.D(); iv < time.Minute {
+		add("sync.interval", "must be at least 1m, not %s (the lastupdate check makes frequent syncs cheap, but not free for the upstream)", iv)
+	}
+	if c.Sync.MinFreeGiB < 0 {
+		add("sync.min_free_gib", "must not be negative")
+	}
+	if c.Sync.BWLimitKiB < 0 {
+		add("sync.bwlimit_kib", "must not be negative (0 means unlimited)")
+	}
+	if p := c.Sync.IOBusyPercent; p < 0 || p > 100 {
+		add("sync.io_busy_percent", "must be between 0 (never pause) and 100, not %d", p)
+	}
+
+	if p := c.Search.PerPage; p < 1 || p > 500 {
+		add("search.per_page", "must be between 1 and 500, not %d", p)
+	}
+
+	if err := checkHTTPURL(c.Bench.StatusURL, false); err != nil {
+		add("bench.status_url", "%v", err)
+	}
+	if c.Bench.MirrorlistsDir == "" {
+		add("bench.mirrorlists_dir", "must not be empty")
+	}
+
+	if c.Discord.Enabled && c.Discord.WebhookURL == "" {
+		add("discord.webhook_url", "must be set when discord.enabled is true")
+	}
+	if c.Discord.WebhookURL != "" {
+		// The webhook URL is a secret: the message never repeats it.
+		if err := checkHTTPURL(c.Discord.WebhookURL, true); err != nil {
+			add("discord.webhook_url", "%v", err)
+		}
+	}
+
+	if c.State.Dir == "" {
+		add("state.dir", "must not be empty")
+	} else if fi, err := os.Stat(c.State.Dir); err == nil && !fi.IsDir() {
+		add("state.dir", "%s is not a directory", c.State.Dir)
+	}
+	return ps
+}
+
+var repoName = regexp.MustCompile(`^[a-z0-9][a-z0-9._+-]*$`)
+
+// CheckListen accepts HOST:PORT or :PORT with a numeric port.
+func CheckListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not an address: write HOST:PORT or :PORT, e.g. \":8000\" or \"127.0.0.1:8000\"", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host != "" && net.ParseIP(host) == nil && !hostName.MatchString(host) {
+		return fmt.Errorf("%q: %q is neither an IP address nor a host name", addr, host)
+	}
+	return nil
+}
+
+// ParseCIDR accepts a CIDR ("10.0.0.0/8", "fd00::/8") or a single address.
+func ParseCIDR(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as \"192.168.1.0/24\"", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR such as \"192.168.1.0/24\"", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func checkMirrorRoot(root string) error {
+	if root == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	f, err := os.Open(root)
+	if err != nil {
+		return fmt.Errorf("cannot open %s: %v (create it, or point mirror.root at the mirror)", root, unwrapPathErr(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cannot stat %s: %v", root, unwrapPathErr(err))
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", root)
+	}
+	if _, err := f.Readdirnames(1); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("cannot read %s: %v", root, unwrapPathErr(err))
+	}
+	return nil
+}
+
+var (
+	hostName   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+	rsyncShort = regexp.MustCompile(`^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])::([A-Za-z0-9._+-]+)(/.*)?$`)
+)
+
+// CheckUpstream validates an rsync source: rsync://HOST[:PORT]/MODULE[/PATH] or
+// HOST::MODULE[/PATH]. The value ends up in rsync's argument list, so anything that could be
+// read as an option, or that carries whitespace or control characters, is refused.
+func CheckUpstream(s string) error {
+	const how = "must be rsync://HOST[:PORT]/MODULE/PATH/ or HOST::MODULE/PATH/"
+	if s == "" {
+		return fmt.Errorf("is empty; %s", how)
+	}
+	if strings.HasPrefix(s, "-") {
+		return fmt.Errorf("%q starts with '-' and would be read as an rsync option; %s", s, how)
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return fmt.Errorf("%q contains whitespace or a control character; %s", s, how)
+		}
+	}
+	if m := rsyncShort.FindStringSubmatch(s); m != nil {
+		if strings.Contains(m[3], "..") {
+			return fmt.Errorf("%q: the path must not contain \"..\"", s)
+		}
+		return nil
+	}
+	if strings.Contains(s, "::") {
+		return fmt.Errorf("%q: %s", s, how)
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "rsync" {
+		return fmt.Errorf("%q: %s", s, how)
+	}
+	if u.User != nil {
+		if _, hasPass := u.User.Password(); hasPass {
+			return fmt.Errorf("rsync URL must not carry a password (rsync reads it from RSYNC_PASSWORD)")
+		}
+	}
+	host := u.Hostname()
+	if host == "" || (net.ParseIP(host) == nil && !hostName.MatchString(host)) {
+		return fmt.Errorf("%q: missing or invalid host; %s", s, how)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, p)
+		}
+	}
+	module := strings.SplitN(strings.TrimPrefix(u.Path, "/"), "/", 2)[0]
+	if module == "" {
+		return fmt.Errorf("%q: missing module after the host; %s", s, how)
+	}
+	if strings.Contains(u.Path, "..") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q: the path must not contain \"..\", '?' or '#'", s)
+	}
+	return nil
+}
+
+// checkHTTPURL accepts https URLs, and http ones only for loopback hosts (test stand-ins
+// and a local proxy) unless plain http is allowed. secret hides the value from the message.
+func checkHTTPURL(s string, secret bool) error {
+	show := fmt.Sprintf("%q", s)
+	if secret {
+		show = "the URL"
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("%s is not an http(s) URL such as https://host/path", show)
+	}
+	if u.Scheme == "http" {
+		if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+			if secret {
+				return fmt.Errorf("%s must use https (plain http would send the secret in clear)", show)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,188 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/amwi/amwi/daemon/config"
+	"github.com/amwi/amwi/daemon/store"
+	"github.com/amwi/amwi/daemon/systemd"
+	"github.com/amwi/amwi/web"
+)
+
+// storeLockWait is how long Open waits for another process to release the database before
+// saying that another amwi is running.
+const storeLockWait = 2 * time.Second
+
+// Daemon is `amwi serve`: Open acquires everything (errors come back synchronously, before
+// READY=1), Run serves until its context ends, Close releases what Open acquired.
+type Daemon struct {
+	Config *config.Config
+	Log    *slog.Logger
+	Notify *systemd.Notifier
+	Now    func() time.Time
+	// Listeners, when set before Open, are used instead of systemd's or server.listen.
+	Listeners []net.Listener
+
+	store *store.Store
+	root  *os.Root
+	srv   *http.Server
+
+	requests atomic.Int64
+	served   atomic.Int64
+}
+
+// Open takes the store lock, opens the mirror root and the listeners.
+func (d *Daemon) Open() error {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	d.Notify.Status("opening store in %s", d.Config.State.Dir)
+	st, err := store.Open(d.Config.State.Dir, storeLockWait)
+	if err != nil {
+		return err
+	}
+	d.store = st
+	root, err := os.OpenRoot(d.Config.Mirror.Root)
+	if err != nil {
+		d.Close()
+		return fmt.Errorf("open mirror root: %w", err)
+	}
+	d.root = root
+	if d.Listeners == nil {
+		if d.Listeners, err = listeners(d.Config.Server.Listen); err != nil {
+			d.Close()
+			return err
+		}
+	}
+	d.srv = web.NewServer(web.NewHandler(web.Options{
+		MirrorRoot:  d.root,
+		SendTimeout: d.Config.Server.SendTimeout.D(),
+		Log:         d.Log,
+		Now:         d.Now,
+		Health:      d.health,
+		OnTransfer:  d.count,
+		Version:     Version().Version,
+	}), d.Log)
+	return nil
+}
+
+// listeners takes the sockets systemd passed, or listens on addr when there are none.
+func listeners(addr string) ([]net.Listener, error) {
+	ls, err := systemd.Listeners()
+	if err != nil {
+		return nil, err
+	}
+	if len(ls) > 0 {
+		return ls, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on server.listen %q: %w", addr, err)
+	}
+	return []net.Listener{l}, nil
+}
+
+// Addrs are the addresses being served.
+func (d *Daemon) Addrs() []string {
+	out := make([]string, len(d.Listeners))
+	for i, l := range d.Listeners {
+		out[i] = l.Addr().String()
+	}
+	return out
+}
+
+// Run serves until ctx ends, then shuts down gracefully: listeners close at once, in-flight
+// downloads get server.shutdown_grace to finish, then the rest are cut.
+func (d *Daemon) Run(ctx context.Context) error {
+	errc := make(chan error, len(d.Listeners))
+	var wg sync.WaitGroup
+	for _, l := range d.Listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve on %s: %w", l.Addr(), err)
+			}
+		}()
+	}
+	addrs := strings.Join(d.Addrs(), ", ")
+	d.Log.Info("serving", "mirror", d.Config.Mirror.Root, "listen", addrs, "state", d.Config.State.Dir)
+	d.Notify.Ready()
+	d.Notify.Status("serving %s on %s", d.Config.Mirror.Root, addrs)
+
+	var tick <-chan time.Time
+	if iv := d.Notify.WatchdogInterval(); iv > 0 {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		tick = t.C
+	}
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-errc:
+			runErr = err
+			break loop
+		case <-tick:
+			d.Notify.Watchdog()
+		}
+	}
+
+	grace := d.Config.Server.ShutdownGrace.D()
+	d.Notify.Stopping()
+	d.Notify.Status("stopping: letting downloads finish (up to %s)", grace)
+	d.Log.Info("stopping", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := d.srv.Shutdown(sctx); err != nil {
+		d.Log.Warn("grace period over; closing remaining connections", "err", err)
+		d.srv.Close()
+	}
+	wg.Wait()
+	d.Log.Info("stopped", "requests", d.requests.Load(), "bytes_sent", d.served.Load())
+	return runErr
+}
+
+// Close releases the store lock and the mirror root. Safe after a failed Open.
+func (d *Daemon) Close() error {
+	if d.srv == nil {
+		for _, l := range d.Listeners {
+			l.Close()
+		}
+	}
+	if d.root != nil {
+		d.root.Close()
+	}
+	if d.store != nil {
+		return d.store.Close()
+	}
+	return nil
+}
+
+func (d *Daemon) health() map[string]error {
+	checks := map[string]error{"store": d.store.Check()}
+	if _, err := d.root.Stat("."); err != nil {
+		checks["mirror"] = fmt.Errorf("mirror root %s: %w", d.Config.Mirror.Root, err)
+	} else {
+		checks["mirror"] = nil
+	}
+	return checks
+}
+
+// count is the traffic hook; for now it keeps totals (the traffic stats issue stores more).
+func (d *Daemon) count(t web.Transfer) {
+	d.requests.Add(1)
+	d.served.Add(t.Bytes)
+}

@@ -1,0 +1,250 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/amwi/amwi/daemon/config"
+	"github.com/amwi/amwi/daemon/systemd"
+	"github.com/amwi/amwi/etc"
+)
+
+// ErrUsage is returned for a command line that cannot be understood; main exits 2 for it.
+var ErrUsage = errors.New("usage")
+
+// Set with -ldflags "-X github.com/amwi/amwi/daemon.version=… -X …commit=…".
+var (
+	version = ""
+	commit  = ""
+)
+
+const usage = `amwi — an Arch Linux mirror for your LAN
+
+Usage: amwi [-c FILE] COMMAND [ARGS]
+
+Commands:
+  serve            run the daemon: mirror at /archlinux/, dashboard, health
+  config check     validate the config file, listing every problem with its line
+  config default   print the commented default config (--local: paths under its folder)
+  version          print version, commit, Go version and platform
+
+Global flags:
+  -c, --config FILE   config file (default $AMWI_CONFIG, else /etc/amwi/amwi.toml)
+  -h, --help          this help
+`
+
+// Env is what Main takes from the process: arguments, standard streams, environment.
+type Env struct {
+	Args   []string // without the program name
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+}
+
+// Main runs one amwi command.
+func Main(ctx context.Context, env Env) error {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	var cfgPath string
+	var help bool
+	fs := pflag.NewFlagSet("amwi", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SetInterspersed(false)
+	fs.StringVarP(&cfgPath, "config", "c", "", "config file")
+	fs.BoolVarP(&help, "help", "h", false, "help")
+	if err := fs.Parse(env.Args); err != nil {
+		return usageErr(env, err.Error())
+	}
+	args := fs.Args()
+	if help || len(args) == 0 || args[0] == "help" {
+		fmt.Fprint(env.Stdout, usage)
+		if len(args) == 0 && !help {
+			return ErrUsage
+		}
+		return nil
+	}
+	if cfgPath == "" {
+		cfgPath = env.Getenv("AMWI_CONFIG")
+	}
+	if cfgPath == "" {
+		cfgPath = config.DefaultPath
+	}
+	c := &cli{env: env, cfgPath: cfgPath}
+	switch args[0] {
+	case "serve":
+		return c.serve(ctx, args[1:])
+	case "config":
+		return c.config(args[1:])
+	case "version":
+		return c.version(args[1:])
+	}
+	return usageErr(env, fmt.Sprintf("unknown command %q", args[0]))
+}
+
+func usageErr(env Env, msg string) error {
+	fmt.Fprintf(env.Stderr, "amwi: %s\n\n%s", msg, usage)
+	return ErrUsage
+}
+
+type cli struct {
+	env     Env
+	cfgPath string
+}
+
+// flags makes a subcommand's flag set; -c is accepted after the command too.
+func (c *cli) flags(name string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("amwi "+name, pflag.ContinueOnError)
+	fs.SetOutput(c.env.Stderr)
+	fs.StringVarP(&c.cfgPath, "config", "c", c.cfgPath, "config file")
+	return fs
+}
+
+func (c *cli) parse(fs *pflag.FlagSet, args []string, nargs int) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return ErrUsage
+	}
+	if fs.NArg() != nargs {
+		fmt.Fprintf(c.env.Stderr, "amwi %s: unexpected arguments: %s\n", fs.Name(), strings.Join(fs.Args(), " "))
+		return ErrUsage
+	}
+	return nil
+}
+
+func (c *cli) logger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if c.env.Getenv("AMWI_DEBUG") != "" {
+		opts.Level = slog.LevelDebug
+	}
+	if c.env.Getenv("JOURNAL_STREAM") != "" {
+		// journald stamps every line itself.
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(c.env.Stderr, opts))
+}
+
+func (c *cli) serve(ctx context.Context, args []string) error {
+	fs := c.flags("serve")
+	if err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := config.Load(c.cfgPath)
+	if err != nil {
+		return err
+	}
+	d := &Daemon{Config: cfg, Log: c.logger(), Notify: systemd.NewNotifier()}
+	if err := d.Open(); err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Run(ctx)
+}
+
+func (c *cli) config(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintf(c.env.Stderr, "amwi config: say check or default\n")
+		return ErrUsage
+	}
+	switch args[0] {
+	case "check":
+		fs := c.flags("config check")
+		if err := c.parse(fs, args[1:], 0); err != nil {
+			return err
+		}
+		cfg, err := config.Load(c.cfgPath)
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			fmt.Fprintln(c.env.Stdout, ps.Error())
+			return fmt.Errorf("%s: %d problem(s)", c.cfgPath, len(ps))
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.env.Stdout, "%s: ok (mirror %s, state %s, listen %s)\n", cfg.Path, cfg.Mirror.Root, cfg.State.Dir, cfg.Server.Listen)
+		return nil
+	case "default":
+		fs := c.flags("config default")
+		local := fs.Bool("local", false, "relative paths (mirror/, state/, mirrorlists/) for a config kept in its own folder")
+		if err := c.parse(fs, args[1:], 0); err != nil {
+			return err
+		}
+		out := etc.DefaultConfig
+		if *local {
+			out = localPaths(out)
+		}
+		_, err := c.env.Stdout.Write(out)
+		return err
+	}
+	fmt.Fprintf(c.env.Stderr, "amwi config: unknown subcommand %q (check, default)\n", args[0])
+	return ErrUsage
+}
+
+var pathKeys = regexp.MustCompile(`(?m)^(root|dir|mirrorlists_dir) = "/[^"]*"`)
+
+// localPaths rewrites the absolute paths of the default config to folders beside it, for
+// `make run` and trying AMWI out without root.
+func localPaths(b []byte) []byte {
+	return pathKeys.ReplaceAllFunc(b, func(m []byte) []byte {
+		key := string(m[:strings.IndexByte(string(m), ' ')])
+		dir := map[string]string{"root": "mirror", "dir": "state", "mirrorlists_dir": "mirrorlists"}[key]
+		return []byte(key + ` = "` + dir + `"`)
+	})
+}
+
+// Info is what `amwi version` prints.
+type Info struct {
+	Version, Commit, GoVersion, Platform string
+}
+
+// Version reports the build's version, from -ldflags or else from Go's build info.
+func Version() Info {
+	in := Info{Version: version, Commit: commit, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if in.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			in.Version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && in.Commit == "" {
+				in.Commit = s.Value
+			}
+			if s.Key == "GOARM" {
+				in.Platform += "/v" + s.Value
+			}
+		}
+	}
+	if in.Version == "" {
+		in.Version = "dev"
+	}
+	if in.Commit == "" {
+		in.Commit = "unknown"
+	}
+	return in
+}
+
+func (c *cli) version(args []string) error {
+	if err := c.parse(c.flags("version"), args, 0); err != nil {
+		return err
+	}
+	v := Version()
+	fmt.Fprintf(c.env.Stdout, "amwi %s\ncommit %s\n%s %s\n", v.Version, v.Commit, v.GoVersion, v.Platform)
+	return nil
+}

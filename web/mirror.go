@@ -1,0 +1,284 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net/url"
+	"net/http"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Mirror serves the files of the local Arch mirror, as nginx with autoindex would.
+//
+// Every path is opened through an os.Root, so symlinks are followed only while they stay
+// inside the mirror (Arch's ../../../pool/packages/… links do; an absolute or escaping one
+// is refused by the kernel-backed openat walk, not by string checks). Names starting with a
+// dot — rsync's .~tmp~ staging dirs, dotfiles — are invisible.
+type Mirror struct {
+	root        *os.Root
+	prefix      string
+	sendTimeout time.Duration
+	log         *slog.Logger
+}
+
+// NewMirror serves root at URL prefix (e.g. "/archlinux/"). sendTimeout closes a download
+// whose client accepted nothing for that long; 0 disables it.
+func NewMirror(root *os.Root, prefix string, sendTimeout time.Duration, log *slog.Logger) *Mirror {
+	return &Mirror{root: root, prefix: prefix, sendTimeout: sendTimeout, log: log}
+}
+
+func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	rel, ok := strings.CutPrefix(r.URL.Path, m.prefix)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	name, ok := cleanName(rel)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	f, err := m.root.Open(name)
+	if err != nil {
+		m.fail(w, r, err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		m.fail(w, r, err)
+		return
+	}
+	switch {
+	case fi.IsDir():
+		if !strings.HasSuffix(r.URL.Path, "/") {
+			target := r.URL.EscapedPath() + "/"
+			if r.URL.RawQuery != "" {
+				target += "?" + r.URL.RawQuery
+			}
+			http.Redirect(w, r, target, http.StatusMovedPermanently)
+			return
+		}
+		m.index(w, r, f, name)
+	case !fi.Mode().IsRegular() || strings.HasSuffix(r.URL.Path, "/"):
+		http.NotFound(w, r)
+	default:
+		h := w.Header()
+		ctype := mime.TypeByExtension(path.Ext(name))
+		if ctype == "" {
+			// nginx's default_type; also spares ServeContent a sniffing read.
+			ctype = "application/octet-stream"
+		}
+		h.Set("Content-Type", ctype)
+		h.Set("ETag", fmt.Sprintf(`"%x-%x"`, fi.ModTime().Unix(), fi.Size()))
+		// ServeContent does Range (206, resume of pacman's .part files), HEAD,
+		// If-Modified-Since/If-None-Match (304) and Content-Length, and copies an *os.File
+		// with io.CopyN, which reaches the connection's ReadFrom: sendfile(2).
+		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: m.sendTimeout}
+		http.ServeContent(dw, r, fi.Name(), fi.ModTime(), f)
+		dw.done()
+	}
+}
+
+// cleanName turns the part of the URL path after the prefix into a name for os.Root, or
+// reports false for anything that is not a plain downward path to a visible file.
+func cleanName(rel string) (string, bool) {
+	rel = strings.TrimSuffix(rel, "/")
+	if rel == "" {
+		return ".", true
+	}
+	if strings.IndexByte(rel, 0) >= 0 || strings.Contains(rel, "\\") {
+		return "", false
+	}
+	for _, part := range strings.Split(rel, "/") {
+		// Empty (//), ".", ".." and hidden names (.~tmp~, .git, dotfiles) are not served.
+		if part == "" || part[0] == '.' {
+			return "", false
+		}
+	}
+	return rel, true
+}
+
+// fail maps an open/stat error to a status; the cause is logged, never shown.
+func (m *Mirror) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist), isEscape(err), errors.Is(err, syscall.ENOTDIR),
+		errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG):
+		http.NotFound(w, r)
+	case errors.Is(err, fs.ErrPermission):
+		http.Error(w, "403 forbidden", http.StatusForbidden)
+	default:
+		m.log.Error("mirror: open failed", "path", r.URL.Path, "err", err)
+		http.Error(w, "500 internal server error", http.StatusInternalServerError)
+	}
+}
+
+// isEscape reports os.Root's refusal of a path or symlink that leaves the root.
+func isEscape(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes from parent")
+}
+
+// deadlineWriter gives a download a write deadline that moves forward with progress: each
+// chunk must be accepted within the timeout, so a stalled client is cut while a slow one
+// (20 KB/s for an hour) is not. It keeps ReadFrom, so the copy stays sendfile(2).
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	armed   bool
+}
+
+// deadlineChunk is what must go out within one timeout: 256 KiB per send_timeout (at least
+// 30 s) tolerates clients down to ~8 KB/s, and costs one extra sendfile call per 256 KiB.
+const deadlineChunk = 256 << 10
+
+func (d *deadlineWriter) arm() {
+	if d.timeout > 0 && d.rc.SetWriteDeadline(time.Now().Add(d.timeout)) == nil {
+		d.armed = true
+	}
+}
+
+// done clears the deadline so it does not outlive this response on a kept-alive connection.
+func (d *deadlineWriter) done() {
+	if d.armed {
+		_ = d.rc.SetWriteDeadline(time.Time{})
+	}
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.arm()
+	return d.ResponseWriter.Write(p)
+}
+
+func (d *deadlineWriter) ReadFrom(src io.Reader) (int64, error) {
+	lr, ok := src.(*io.LimitedReader)
+	if d.timeout <= 0 || !ok {
+		d.arm()
+		return readFrom(d.ResponseWriter, src)
+	}
+	var total int64
+	for lr.N > 0 {
+		d.arm()
+		chunk := &io.LimitedReader{R: lr.R, N: min(lr.N, deadlineChunk)}
+		n, err := readFrom(d.ResponseWriter, chunk)
+		total += n
+		lr.N -= n
+		if err != nil {
+			return total, err
+		}
+		if n == 0 { // the file is shorter than announced
+			break
+		}
+	}
+	return total, nil
+}
+
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
+
+// readFrom uses w's ReadFrom when it has one (net/http's does sendfile), else a plain copy.
+func readFrom(w http.ResponseWriter, src io.Reader) (int64, error) {
+	if rf, ok := w.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{w}, src)
+}
+
+// writerOnly hides ReadFrom so io.Copy does not recurse into it.
+type writerOnly struct{ io.Writer }
+
+type indexEntry struct {
+	Name    string
+	IsDir   bool
+	Size    int64
+	ModTime time.Time
+}
+
+// index lists a directory like nginx's autoindex: hidden names left out, symlinks shown as
+// what they point to, entries that cannot be served (broken or escaping links) left out.
+func (m *Mirror) index(w http.ResponseWriter, r *http.Request, dir *os.File, name string) {
+	des, err := dir.ReadDir(-1)
+	if err != nil {
+		m.fail(w, r, err)
+		return
+	}
+	entries := make([]indexEntry, 0, len(des))
+	for _, de := range des {
+		if de.Name()[0] == '.' {
+			continue
+		}
+		var fi fs.FileInfo
+		if de.Type()&fs.ModeSymlink != 0 {
+			fi, err = m.root.Stat(path.Join(name, de.Name()))
+		} else {
+			fi, err = de.Info()
+		}
+		if err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
+			continue
+		}
+		entries = append(entries, indexEntry{Name: de.Name(), IsDir: fi.IsDir(), Size: fi.Size(), ModTime: fi.ModTime()})
+	}
+	sort.Slice(entries, func(i, j int) bool {
+		if entries[i].IsDir != entries[j].IsDir {
+			return entries[i].IsDir
+		}
+		return entries[i].Name < entries[j].Name
+	})
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if r.Method == http.MethodHead {
+		return
+	}
+	err = indexTmpl.Execute(w, struct {
+		Path    string
+		Root    bool
+		Entries []indexEntry
+	}{r.URL.Path, name == ".", entries})
+	if err != nil {
+		m.log.Debug("mirror: index write failed", "path", r.URL.Path, "err", err)
+	}
+}
+
+var indexTmpl = template.Must(template.New("index").Funcs(template.FuncMap{
+	"size":       humanSize,
+	"pathEscape": url.PathEscape,
+	"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+}).Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Index of {{.Path}}</title>
+<style>body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}table{border-collapse:collapse}td,th{padding:.15rem .8rem;text-align:left;white-space:nowrap}td.s{text-align:right}tr:hover{background:#f2f5fa}a{color:#1793d1;text-decoration:none}</style>
+</head><body>
+<h1>Index of {{.Path}}</h1>
+<table><thead><tr><th>Name</th><th>Last modified (UTC)</th><th>Size</th></tr></thead><tbody>
+{{if not .Root}}<tr><td><a href="../">../</a></td><td></td><td class="s">-</td></tr>
+{{end}}{{range .Entries}}<tr><td><a href="./{{pathEscape .Name}}{{if .IsDir}}/{{end}}">{{.Name}}{{if .IsDir}}/{{end}}</a></td><td>{{time .ModTime}}</td><td class="s">{{if .IsDir}}-{{else}}{{size .Size}}{{end}}</td></tr>
+{{end}}</tbody></table>
+</body></html>
+`))
+
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,102 @@
+package web
+
+import (
+	"encoding/json"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+)
+
+// MirrorPrefix is where the mirror tree is served; pacman clients use
+// Server = http://HOST/archlinux/$repo/os/$arch.
+const MirrorPrefix = "/archlinux/"
+
+// Options is what the daemon hands the web side.
+type Options struct {
+	MirrorRoot  *os.Root
+	SendTimeout time.Duration
+	Log         *slog.Logger
+	Now         func() time.Time
+	// Health returns named checks; any non-nil error makes /healthz answer 503.
+	Health func() map[string]error
+	// OnTransfer sees every finished request (traffic accounting); may be nil.
+	OnTransfer func(Transfer)
+	Version    string
+}
+
+// NewHandler returns the whole HTTP surface.
+func NewHandler(o Options) http.Handler {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	mux := http.NewServeMux()
+	mirror := NewMirror(o.MirrorRoot, MirrorPrefix, o.SendTimeout, o.Log)
+	mux.Handle(MirrorPrefix, mirror)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { healthz(w, o.Health) })
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { home(w, r, o.Version) })
+	var h http.Handler = mux
+	if o.OnTransfer != nil {
+		h = Count(h, o.Now, o.OnTransfer)
+	}
+	return h
+}
+
+// NewServer wraps h in an http.Server with the timeouts a mirror needs.
+//
+// There is deliberately no ReadTimeout and no WriteTimeout: a 300 MB package to a LAN
+// client at 20 KB/s is a legitimate four-hour response, and the old Gunicorn app cut such
+// clients off at 30 s. Slowloris is stopped where it happens instead: headers must arrive
+// within ReadHeaderTimeout and fit in MaxHeaderBytes, idle keep-alive connections are closed,
+// and a download whose client stops accepting data is cut by the mirror's send timeout.
+func NewServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+func healthz(w http.ResponseWriter, checks func() map[string]error) {
+	out := struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}{Status: "ok", Checks: map[string]string{}}
+	if checks != nil {
+		for name, err := range checks() {
+			if err != nil {
+				out.Status = "failing"
+				out.Checks[name] = err.Error()
+			} else {
+				out.Checks[name] = "ok"
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if out.Status != "ok" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func home(w http.ResponseWriter, r *http.Request, version string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = homeTmpl.Execute(w, struct{ Host, Version string }{r.Host, version})
+}
+
+var homeTmpl = template.Must(template.New("home").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>AMWI — Arch Linux mirror</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:46rem;padding:0 1rem;color:#222}code,pre{background:#f2f5fa;padding:.2rem .4rem;border-radius:4px}pre{padding:.8rem;overflow-x:auto}a{color:#1793d1}</style>
+</head><body>
+<h1>AMWI — Arch Linux mirror</h1>
+<p>This box mirrors Arch Linux for the local network. Browse the <a href="/archlinux/">mirror tree</a>.</p>
+<p>To use it, put this line first in <code>/etc/pacman.d/mirrorlist</code> on your Arch machines:</p>
+<pre>Server = http://{{.Host}}/archlinux/$repo/os/$arch</pre>
+<p><small>amwi {{.Version}} · <a href="/healthz">health</a></small></p>
+</body></html>
+`))
