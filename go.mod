@@ -4,11 +4,9 @@ go 1.25.0
 
 require (
 	github.com/BurntSushi/toml v1.6.0
+	github.com/coreos/go-systemd/v22 v22.7.0
+	github.com/spf13/pflag v1.1.0
 	go.etcd.io/bbolt v1.5.0
 )
 
-require (
-	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
-	github.com/spf13/pflag v1.1.0 // indirect
-	golang.org/x/sys v0.45.0 // indirect
-)
+require golang.org/x/sys v0.45.0 // indirect
