@@ -8,8 +8,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"mime"
-	"net/url"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"sort"
@@ -256,7 +256,7 @@ func (m *Mirror) index(w http.ResponseWriter, r *http.Request, dir *os.File, nam
 var indexTmpl = template.Must(template.New("index").Funcs(template.FuncMap{
 	"size":       humanSize,
 	"pathEscape": url.PathEscape,
-	"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+	"time":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Index of {{.Path}}</title>
