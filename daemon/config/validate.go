@@ -171,7 +171,7 @@ func checkMirrorRoot(root string) error {
 
 var (
 	hostName   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
-	rsyncShort = regexp.MustCompile(`^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])::([A-Za-z0-9._+-]+)(/.*)?$`)
+	rsyncShort = regexp.MustCompile(`^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])::([A-Za-z0-9][A-Za-z0-9._+-]*)(/.*)?$`)
 )
 
 // CheckUpstream validates an rsync source: rsync://HOST[:PORT]/MODULE[/PATH] or
@@ -190,13 +190,13 @@ func CheckUpstream(s string) error {
 			return fmt.Errorf("%q contains whitespace or a control character; %s", s, how)
 		}
 	}
-	if m := rsyncShort.FindStringSubmatch(s); m != nil {
+	if m := rsyncShort.FindStringSubmatch(s); m != nil && !strings.HasPrefix(s, "rsync://") {
 		if strings.Contains(m[3], "..") {
 			return fmt.Errorf("%q: the path must not contain \"..\"", s)
 		}
 		return nil
 	}
-	if strings.Contains(s, "::") {
+	if !strings.HasPrefix(s, "rsync://") {
 		return fmt.Errorf("%q: %s", s, how)
 	}
 	u, err := url.Parse(s)

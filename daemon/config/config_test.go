@@ -1,0 +1,202 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amwi/amwi/etc"
+)
+
+// parseIn parses text as if it were amwi.toml in a fresh folder that holds mirror/.
+func parseIn(t *testing.T, text string) (*Config, error) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "mirror"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return Parse([]byte(text), filepath.Join(dir, "amwi.toml"))
+}
+
+func TestBadConfigs(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want []string // each must appear in one problem line
+	}{
+		{"syntax", "[server]\nlisten = \":8000\n", []string{"amwi.toml:2: TOML syntax"}},
+		{"unknown key", "[mirror]\nroot = \"mirror\"\n\n[server]\nlisten = \":8000\"\nlistn = \":80\"\n",
+			[]string{"amwi.toml:6: server.listn: unknown key (known in [server]: listen, send_timeout, shutdown_grace, trusted_proxies)"}},
+		{"unknown section", "[mirror]\nroot = \"mirror\"\n[srever]\nlisten = 1\n", []string{"amwi.toml:3: srever: unknown section"}},
+		{"top-level key", "listen = \":80\"\n[mirror]\nroot = \"mirror\"\n", []string{"amwi.toml:1: listen: unknown section"}},
+		{"bad type", "[mirror]\nroot = \"mirror\"\n[search]\nper_page = \"fifty\"\n", []string{"amwi.toml:4: search.per_page: must be a whole number, not a string"}},
+		{"bad list type", "[mirror]\nroot = \"mirror\"\nrepos = \"core\"\n", []string{"amwi.toml:3: mirror.repos: must be a list of strings"}},
+		{"bad duration", "[mirror]\nroot = \"mirror\"\n[sync]\ninterval = \"6 hours\"\n", []string{`amwi.toml:4: sync.interval: "6 hours" is not a duration`}},
+		{"duration as number", "[mirror]\nroot = \"mirror\"\n[sync]\ninterval = 6\n", []string{`amwi.toml:4: sync.interval: "6" is not a duration (write it like "90s", "30m" or "6h")`}},
+		{"short interval", "[mirror]\nroot = \"mirror\"\n[sync]\ninterval = \"10s\"\n", []string{"amwi.toml:4: sync.interval: must be at least 1m"}},
+		{"bad cidr", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
+			[]string{`amwi.toml:4: server.trusted_proxies[1]: "10.0.0.0/33" is not a CIDR`}},
+		{"bad proxy addr", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"proxy.lan\"]\n", []string{`server.trusted_proxies[0]: "proxy.lan" is neither an address nor a CIDR`}},
+		{"bad listen", "[mirror]\nroot = \"mirror\"\n[server]\nlisten = \"8000\"\n", []string{`amwi.toml:4: server.listen: "8000" is not an address`}},
+		{"bad port", "[mirror]\nroot = \"mirror\"\n[server]\nlisten = \":http8\"\n", []string{`server.listen: ":http8": port "http8" is not a number`}},
+		{"port too big", "[mirror]\nroot = \"mirror\"\n[server]\nlisten = \"127.0.0.1:70000\"\n", []string{`port "70000" is not a number from 0 to 65535`}},
+		{"missing root", "[mirror]\nroot = \"/nonexistent/amwi/mirror\"\n", []string{"amwi.toml:2: mirror.root: cannot open /nonexistent/amwi/mirror: no such file or directory"}},
+		{"root is a file", "[mirror]\nroot = \"/dev/null\"\n", []string{"amwi.toml:2: mirror.root: /dev/null is not a directory"}},
+		{"bad repo", "[mirror]\nroot = \"mirror\"\nrepos = [\"core\", \"Extra Stuff\", \"core\"]\n",
+			[]string{`mirror.repos[1]: "Extra Stuff" is not a repository name`, `mirror.repos[2]: "core" is listed twice`}},
+		{"no repos", "[mirror]\nroot = \"mirror\"\nrepos = []\n", []string{"mirror.repos: must list at least one"}},
+		{"upstream option injection", "[mirror]\nroot = \"mirror\"\n[sync]\nupstream = \"--rsh=sh\"\n", []string{"amwi.toml:4: sync.upstream:", "would be read as an rsync option"}},
+		{"upstream scheme", "[mirror]\nroot = \"mirror\"\n[sync]\nupstream = \"ftp://mirror.example/arch/\"\n", []string{"sync.upstream: \"ftp://mirror.example/arch/\": must be rsync://HOST[:PORT]/MODULE/PATH/ or HOST::MODULE/PATH/"}},
+		{"upstream space", "[mirror]\nroot = \"mirror\"\n[sync]\nfallback_upstreams = [\"rsync://a.example/arch/\", \"rsync://b.example/ar ch/\"]\n", []string{"sync.fallback_upstreams[1]:", "whitespace"}},
+		{"negative numbers", "[mirror]\nroot = \"mirror\"\n[sync]\nmin_free_gib = -1\nbwlimit_kib = -5\nio_busy_percent = 101\n",
+			[]string{"sync.min_free_gib: must not be negative", "sync.bwlimit_kib: must not be negative", "sync.io_busy_percent: must be between 0"}},
+		{"per page", "[mirror]\nroot = \"mirror\"\n[search]\nper_page = 0\n", []string{"search.per_page: must be between 1 and 500"}},
+		{"webhook missing", "[mirror]\nroot = \"mirror\"\n[discord]\nenabled = true\n", []string{"discord.webhook_url: must be set"}},
+		{"webhook plain http", "[mirror]\nroot = \"mirror\"\n[discord]\nwebhook_url = \"http://discord.example/api/webhooks/1/SECRET\"\n", []string{"discord.webhook_url: the URL must use https"}},
+		{"status url", "[mirror]\nroot = \"mirror\"\n[bench]\nstatus_url = \"archlinux.org/mirrors\"\n", []string{`bench.status_url: "archlinux.org/mirrors" is not an http(s) URL`}},
+		{"section not a table", "mirror = 5\n", []string{"amwi.toml:1: mirror: must be a table"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseIn(t, tt.text)
+			if err == nil {
+				t.Fatalf("no error; config %+v", cfg)
+			}
+			var ps Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("error is %T, want Problems: %v", err, err)
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not contain %q:\n%s", w, msg)
+				}
+			}
+			if strings.Contains(msg, "SECRET") {
+				t.Errorf("error repeats the webhook secret:\n%s", msg)
+			}
+		})
+	}
+}
+
+// TestAllProblemsAtOnce: config check lists every problem, in line order, not only the first.
+func TestAllProblemsAtOnce(t *testing.T) {
+	text := `[server]
+listen = "nope"
+bogus = 1
+
+[mirror]
+root = "/nonexistent/x"
+
+[search]
+per_page = "x"
+`
+	_, err := parseIn(t, text)
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("want Problems, got %v", err)
+	}
+	// Decoding problems (unknown key, wrong type) come first: validation needs a decoded
+	// config. Then a second run after fixing them would show listen and root.
+	if len(ps) != 2 || ps[0].Line != 3 || ps[1].Line != 9 {
+		t.Fatalf("want problems at lines 3 and 9, got:\n%v", err)
+	}
+	text = strings.Replace(strings.Replace(text, "bogus = 1\n", "", 1), `per_page = "x"`, "per_page = 10", 1)
+	_, err = parseIn(t, text)
+	if !errors.As(err, &ps) || len(ps) != 2 || ps[0].Key != "server.listen" || ps[1].Key != "mirror.root" {
+		t.Fatalf("want server.listen and mirror.root problems, got:\n%v", err)
+	}
+}
+
+// TestDefaultFileMatchesDefaults: etc/amwi.toml documents exactly the built-in defaults.
+func TestDefaultFileMatchesDefaults(t *testing.T) {
+	dir := t.TempDir()
+	text := strings.Replace(string(etc.DefaultConfig), `root = "/srv/http/archlinux"`, `root = "`+dir+`"`, 1)
+	cfg, err := Parse([]byte(text), filepath.Join(dir, "amwi.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Mirror.Root = dir
+	want.Path = cfg.Path
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("etc/amwi.toml differs from Default():\nfile:    %+v\ndefault: %+v", *cfg, *want)
+	}
+}
+
+func TestValuesAndRelativePaths(t *testing.T) {
+	cfg, err := parseIn(t, `[server]
+listen = "127.0.0.1:9000"
+trusted_proxies = ["10.0.0.1", "fd00::/8"]
+[mirror]
+root = "mirror"
+repos = ["core", "extra"]
+[sync]
+interval = "90m"
+min_free_gib = 5
+upstream = "rsync://mirror.example.org:873/archlinux/"
+fallback_upstreams = ["mirror.example.net::arch/"]
+[state]
+dir = "state"
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sync.Interval.D() != 90*time.Minute || cfg.Sync.MinFreeGiB != 5 || cfg.Server.Listen != "127.0.0.1:9000" {
+		t.Errorf("values not decoded: %+v", cfg)
+	}
+	base := filepath.Dir(cfg.Path)
+	if cfg.Mirror.Root != filepath.Join(base, "mirror") || cfg.State.Dir != filepath.Join(base, "state") {
+		t.Errorf("relative paths not resolved against the config's folder: root %s, state %s", cfg.Mirror.Root, cfg.State.Dir)
+	}
+	if cfg.Bench.MirrorlistsDir != "/etc/amwi/mirrorlists" {
+		t.Errorf("absolute default path changed: %s", cfg.Bench.MirrorlistsDir)
+	}
+}
+
+func TestCheckUpstream(t *testing.T) {
+	good := []string{
+		"rsync://mirror.example.org/archlinux/",
+		"rsync://mirror.example.org:8730/pub/archlinux/",
+		"rsync://127.0.0.1:8730/arch/",
+		"rsync://[::1]:873/arch/",
+		"mirror.example.org::archlinux/",
+		"127.0.0.1::arch",
+	}
+	bad := []string{
+		"", "-e ssh", "--rsh=sh", "rsync://", "rsync:///arch/", "rsync://host", "rsync://host/",
+		"http://host/arch/", "ftp://host/arch/", "host:arch/", "host::", "host::-x",
+		"rsync://host/arch/../../etc/", "rsync://host/ar\nch/", "rsync://host/arch/\t",
+		"rsync://user:pw@host/arch/", "rsync://host:0/arch/", "rsync://host:99999/arch/",
+		"rsync://-host/arch/", "rsync://host/arch/?x=1",
+	}
+	for _, s := range good {
+		if err := CheckUpstream(s); err != nil {
+			t.Errorf("CheckUpstream(%q) = %v, want ok", s, err)
+		}
+	}
+	for _, s := range bad {
+		if err := CheckUpstream(s); err == nil {
+			t.Errorf("CheckUpstream(%q) = nil, want an error", s)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(etc.DefaultConfig))
+	f.Add([]byte("[server]\nlisten = 5\n[[x]]\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := Parse(b, "/nonexistent/amwi.toml")
+		if err == nil && cfg == nil {
+			t.Fatal("nil config without error")
+		}
+		var ps Problems
+		if err != nil && (!errors.As(err, &ps) || len(ps) == 0) {
+			t.Fatalf("error is not a non-empty Problems: %v", err)
+		}
+	})
+}
