@@ -9,7 +9,8 @@
 #   3. Idle RSS of a fresh amwi, and the size of a stripped linux/arm64 binary.
 #
 # Everything runs on 127.0.0.1, in a temporary directory that is removed at exit, and every
-# process started here is stopped at exit. The report goes to stdout and bench-out/report.txt;
+# process started here is stopped at exit. The report goes to stdout and bench-out/report.txt,
+# the raw data behind it (wrk outputs, per-second samples, configs) to bench-out/raw/;
 # progress goes to stderr.
 #
 # Needs: ./amwi (make bench builds it), go, curl, and the Debian packages wrk and nginx-light.
@@ -96,7 +97,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- report --------------------------------------------------------------------------------
-mkdir -p bench-out
+raw=$repo/bench-out/raw
+rm -rf "$raw"
+mkdir -p "$raw"
 report=$repo/bench-out/report.txt
 : >"$report"
 out() {
@@ -164,6 +167,8 @@ out "====================="
 out "date:      $(date -R)"
 out "host:      $(uname -srm), nproc=$(nproc)${cpu:+, $cpu}"
 out "memory:    $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+out "load avg:  $(loadavg) at start (other work on this machine skews every number below)"
 out "go:        $(go version)"
 out "amwi:      $(./amwi version 2>/dev/null | head -n1 || echo '?') ($repo/amwi)"
 out "nginx:     $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
@@ -315,11 +320,11 @@ run_wrk() {
 	local srv=$1 sc=$2 base=${1}_url conns threads=2 f res rps tps errs
 	conns=${sc_conns[$sc]}
 	((conns < 2)) && threads=1
-	f=$tmp/wrk-$sc-$srv-$round.txt
+	f=$raw/wrk-$sc-$srv-$round.txt
 	log "wrk $sc on $srv (-t$threads -c$conns -d${BENCH_SECONDS}s)"
 	# A 256 MiB response at 256 connections takes far longer than wrk's 2 s default timeout.
 	timeout -k 5 $((BENCH_SECONDS + 90)) "$WRK" -t"$threads" -c"$conns" -d"${BENCH_SECONDS}s" \
-		--timeout 60s "${!base}/archlinux/$rel/${sc_file[$sc]}" >"$f" 2>&1 ||
+		--timeout 60s --latency "${!base}/archlinux/$rel/${sc_file[$sc]}" >"$f" 2>&1 ||
 		log "wrk exited with status $? on $srv/$sc (output: $f)"
 	res=$(awk '
 		function bytes(s,   n, u) {
@@ -387,12 +392,13 @@ done
 # Per-run numbers, for judging noise.
 out ""
 out "per run (req/s, transfer/s as wrk printed them):"
-for f in "$tmp"/wrk-*.txt; do
+for f in "$raw"/wrk-*.txt; do
 	name=$(basename "$f" .txt)
 	outf '  %-28s %s\n' "${name#wrk-}" "$(awk '/^Requests\/sec:/ { r = $2 } /^Transfer\/sec:/ { t = $2 }
-		END { printf "%12s req/s %10s/s", r, t }' "$f")"
+		/^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
+		END { printf "%10s req/s %10s/s  latency p50 %9s p99 %9s", r, t, p50, p99 }' "$f")"
 done
-outf '  amwi peak RSS during wrk (VmHWM): %s MiB\n' "$(mib "$wrk_hwm_kb")"
+outf '  amwi peak RSS during wrk (VmHWM): %s MiB; load avg after wrk: %s\n' "$(mib "$wrk_hwm_kb")" "$(loadavg)"
 
 # --- slow clients --------------------------------------------------------------------------
 # A fresh amwi, so VmHWM is the peak of this run alone.
@@ -414,11 +420,11 @@ idle_lat_ms=$(printf '%s\n' "${idle_lat[@]}" | sort -g | awk '{ v[NR] = $1 } END
 
 log "slow clients: $SLOW_CLIENTS x $SLOW_RATE B/s for ${SLOW_SECONDS}s against amwi"
 "$tmp/slowclients" -n "$SLOW_CLIENTS" -rate "$SLOW_RATE" -duration "${SLOW_SECONDS}s" \
-	-url "$amwi_url/archlinux/$rel/big.bin" >"$tmp/slow.out" 2>"$tmp/slow.err" &
+	-url "$amwi_url/archlinux/$rel/big.bin" >"$raw/slowclients.out" 2>"$raw/slowclients.err" &
 sc_pid=$!
 pids+=("$sc_pid")
 
-: >"$tmp/samples.txt" # t rss_kb fds http_code latency_s
+: >"$raw/slow-samples.txt" # t rss_kb fds http_code latency_s
 t0=$SECONDS
 deadline=$((SECONDS + SLOW_SECONDS + 30))
 amwi_died=0
@@ -431,7 +437,7 @@ while kill -0 "$sc_pid" 2>/dev/null && ((SECONDS < deadline)); do
 	rss=$(proc_kb "$amwi_pid" VmRSS 2>/dev/null || echo 0)
 	fds=$(find "/proc/$amwi_pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 	read -r code t <<<"$(lat_sample)"
-	echo "$((SECONDS - t0)) ${rss:-0} $fds ${code:-000} ${t:-5}" >>"$tmp/samples.txt"
+	echo "$((SECONDS - t0)) ${rss:-0} $fds ${code:-000} ${t:-5}" >>"$raw/slow-samples.txt"
 	sleep 1
 done
 if kill -0 "$sc_pid" 2>/dev/null; then
@@ -442,9 +448,9 @@ wait "$sc_pid" 2>/dev/null || log "slowclients exited with status $?"
 slow_hwm_kb=0
 ((amwi_died)) || slow_hwm_kb=$(proc_kb "$amwi_pid" VmHWM)
 
-line=$(grep '^clients=' "$tmp/slow.out" | tail -n1 || true)
+line=$(grep '^clients=' "$raw/slowclients.out" | tail -n1 || true)
 [[ -n $line ]] || {
-	cat "$tmp/slow.err" >&2
+	cat "$raw/slowclients.err" >&2
 	die "slowclients printed no summary (stderr above)"
 }
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$line"; }
@@ -453,6 +459,7 @@ s_dropped=$(field dropped)
 s_behind=$(field behind)
 s_bytes=$(field bytes)
 s_elapsed=$(field elapsed)
+s_ideal=$(field ideal)
 s_errors=$(sed -n 's/.*errors="\(.*\)"$/\1/p' <<<"$line")
 
 read -r n_samples lat_max lat_p99 lat_p50 lat_fail rss_max fds_max < <(awk '
@@ -462,10 +469,9 @@ read -r n_samples lat_max lat_p99 lat_p50 lat_fail rss_max fds_max < <(awk '
 		for (i = 2; i <= n; i++) { v = lat[i]; j = i - 1; while (j > 0 && lat[j] > v) { lat[j + 1] = lat[j]; j-- } lat[j + 1] = v }
 		p99 = int(n * 0.99 + 0.999); if (p99 < 1) p99 = 1
 		printf "%d %.1f %.1f %.1f %d %d %d\n", n, lat[n], lat[p99], lat[int((n + 1) / 2)], fail + 0, rss, fds
-	}' "$tmp/samples.txt")
+	}' "$raw/slow-samples.txt")
 
-expect_bytes=$(awk -v c="$SLOW_CLIENTS" -v r="$SLOW_RATE" -v d="$SLOW_SECONDS" 'BEGIN { printf "%.0f", c * r * d }')
-got_pct=$(awk -v g="$s_bytes" -v e="$expect_bytes" 'BEGIN { printf "%.0f", 100 * g / e }')
+got_pct=$(awk -v g="$s_bytes" -v e="$s_ideal" 'BEGIN { if (e > 0) printf "%.0f", 100 * g / e; else print "?" }')
 peak_kb=$((slow_hwm_kb > rss_max ? slow_hwm_kb : rss_max))
 
 out ""
@@ -476,7 +482,7 @@ outf '%-34s %-22s %-12s %s\n' measure value target status
 verdict "$([[ $s_dropped == 0 && $amwi_died == 0 ]] && echo 1 || echo 0)" "slow clients dropped: $s_dropped of $SLOW_CLIENTS (target 0)"
 outf '%-34s %-22s %-12s %s\n' "dropped clients" "$s_dropped" "0" "$V"
 outf '%-34s %-22s %-12s %s\n' "clients under half their rate" "${s_behind:-?}" "0" info
-outf '%-34s %-22s %-12s %s\n' "bytes delivered" "$s_bytes (${got_pct}% of ideal)" "~100%" info
+outf '%-34s %-22s %-12s %s\n' "bytes delivered / rate allowed" "${got_pct}%" "~100%" info
 verdict "$((peak_kb <= 64 * 1024 ? 1 : 0))" "peak RSS under slow clients $(mib "$peak_kb") MiB (target <= 64 MiB)"
 outf '%-34s %-22s %-12s %s\n' "amwi peak RSS (VmHWM)" "$(mib "$peak_kb") MiB" "<= 64 MiB" "$V"
 outf '%-34s %-22s %-12s %s\n' "amwi max sampled RSS / open fds" "$(mib "$rss_max") MiB / $fds_max" "-" info
@@ -488,6 +494,7 @@ outf '%-34s %-22s %-12s %s\n' "GET / latency under load, p99/p50" "$lat_p99 / $l
 outf '%-34s %-22s %-12s %s\n' "GET / samples (failed)" "$n_samples ($lat_fail)" "-" info
 [[ $amwi_died == 1 ]] && out "amwi DIED during the run; last log lines:" && tail -n 20 "$tmp/amwi-slow.log" | while IFS= read -r l; do out "  $l"; done
 [[ -n $s_errors && $s_errors != none ]] && out "client errors: $s_errors"
+out "load avg after the slow clients: $(loadavg)"
 log "slow clients finished in ${s_elapsed:-?}"
 stop_amwi
 
@@ -515,4 +522,5 @@ else
 	out "${#misses[@]} target(s) missed:"
 	for m in "${misses[@]}"; do out "  - $m"; done
 fi
-log "report written to $report"
+cp "$tmp/amwi.toml" "$ng/nginx.conf" "$tmp"/amwi-*.log "$raw/" 2>/dev/null || true
+log "report written to $report (raw data in $raw/)"

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -79,12 +78,7 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 	default:
 		h := w.Header()
-		ctype := mime.TypeByExtension(path.Ext(name))
-		if ctype == "" {
-			// nginx's default_type; also spares ServeContent a sniffing read.
-			ctype = "application/octet-stream"
-		}
-		h.Set("Content-Type", ctype)
+		h.Set("Content-Type", contentType(name))
 		h.Set("ETag", fmt.Sprintf(`"%x-%x"`, fi.ModTime().Unix(), fi.Size()))
 		// ServeContent does Range (206, resume of pacman's .part files), HEAD,
 		// If-Modified-Since/If-None-Match (304) and Content-Length, and copies an *os.File
@@ -93,6 +87,23 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(dw, r, fi.Name(), fi.ModTime(), f)
 		dw.done()
 	}
+}
+
+// contentTypes is deliberately small and fixed: what a mirror holds is packages, databases,
+// signatures and images, all application/octet-stream (nginx's default_type), and a fixed
+// table keeps answers the same whatever /etc/mime.types the box has. It also spares
+// ServeContent a sniffing read.
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".txt":  "text/plain; charset=utf-8",
+	".json": "application/json",
+}
+
+func contentType(name string) string {
+	if t, ok := contentTypes[path.Ext(name)]; ok {
+		return t
+	}
+	return "application/octet-stream"
 }
 
 // cleanName turns the part of the URL path after the prefix into a name for os.Root, or

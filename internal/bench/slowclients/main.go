@@ -6,12 +6,13 @@
 // It is a load tool for scripts/bench.sh, not a test: it always runs for -duration and then
 // prints one parseable summary line on stdout,
 //
-//	clients=2000 ok=2000 dropped=0 behind=0 bytes=12345678 errors="none"
+//	clients=2000 ok=2000 dropped=0 behind=0 bytes=11870000000 ideal=11875000000 elapsed=120.0s errors="none"
 //
 // A client is "dropped" when its connection fails, or its body ends before both the
-// duration is up and Content-Length is reached. "behind" counts clients that got less than
-// half the bytes their rate allowed (the server starved them without cutting them). Only
-// usage errors make it exit non-zero.
+// duration is up and Content-Length is reached. "ideal" is what the clients' rates allowed
+// while they were connected, so bytes/ideal is how well the server kept up; "behind" counts
+// clients that got less than half of their share (starved, though not cut). Only usage
+// errors make it exit non-zero.
 package main
 
 import (
@@ -50,7 +51,8 @@ type config struct {
 
 type stats struct {
 	ok, dropped, behind atomic.Int64
-	bytes               atomic.Int64
+	bytes               atomic.Int64 // body bytes received by all clients
+	ideal               atomic.Int64 // what their rates allowed while they were connected
 	active              atomic.Int64
 
 	mu     sync.Mutex
@@ -141,9 +143,9 @@ func main() {
 	wg.Wait()
 	close(stopProgress)
 
-	fmt.Printf("clients=%d ok=%d dropped=%d behind=%d bytes=%d elapsed=%.1fs errors=\"%s\"\n",
+	fmt.Printf("clients=%d ok=%d dropped=%d behind=%d bytes=%d ideal=%d elapsed=%.1fs errors=\"%s\"\n",
 		cfg.clients, st.ok.Load(), st.dropped.Load(), st.behind.Load(), st.bytes.Load(),
-		time.Since(start).Seconds(), st.errorSummary(5))
+		st.ideal.Load(), time.Since(start).Seconds(), st.errorSummary(5))
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -221,7 +223,20 @@ func progress(cfg *config, st *stats, start time.Time, stop <-chan struct{}) {
 
 // client runs one slow download until end and records how it went.
 func client(ctx context.Context, cfg *config, st *stats, end time.Time) {
-	if _, err := download(ctx, cfg, end, st); err != nil {
+	got, t0, err := download(ctx, cfg, end, st)
+	if !t0.IsZero() {
+		// What the rate allowed from the first body byte to the end (or to the drop).
+		stop := time.Now()
+		if stop.After(end) {
+			stop = end
+		}
+		want := float64(cfg.rate) * stop.Sub(t0).Seconds()
+		st.ideal.Add(int64(want))
+		if err == nil && want > float64(4*cfg.chunk) && float64(got) < want/2 {
+			st.behind.Add(1)
+		}
+	}
+	if err != nil {
 		st.dropped.Add(1)
 		st.addErr(err)
 		return
@@ -231,19 +246,18 @@ func client(ctx context.Context, cfg *config, st *stats, end time.Time) {
 
 var errShort = errors.New("body ended before Content-Length and before the duration was up")
 
-// download does one paced GET. It returns nil when the client lasted until end or read the
-// whole body, and the reason otherwise.
-func download(ctx context.Context, cfg *config, end time.Time, st *stats) (int64, error) {
+// download does one paced GET and returns the body bytes it read and when the body started.
+// The error is nil when the client lasted until end or read the whole body.
+func download(ctx context.Context, cfg *config, end time.Time, st *stats) (got int64, t0 time.Time, err error) {
 	d := net.Dialer{
 		Timeout: 10 * time.Second,
 		// Before connect, so the window scale offered in the SYN matches the small buffer.
 		Control: func(network, address string, c syscall.RawConn) error {
 			var serr error
-			err := c.Control(func(fd uintptr) {
+			if cerr := c.Control(func(fd uintptr) {
 				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, recvBuf)
-			})
-			if err != nil {
-				return err
+			}); cerr != nil {
+				return cerr
 			}
 			return serr
 		},
@@ -251,9 +265,9 @@ func download(ctx context.Context, cfg *config, end time.Time, st *stats) (int64
 	conn, err := d.DialContext(ctx, "tcp", cfg.addr)
 	if err != nil {
 		if time.Now().After(end) {
-			return 0, nil // the run ended while dialling
+			return 0, t0, nil // the run ended while dialling
 		}
-		return 0, err
+		return 0, t0, err
 	}
 	defer conn.Close()
 	if tc, ok := conn.(*net.TCPConn); ok {
@@ -270,26 +284,25 @@ func download(ctx context.Context, cfg *config, end time.Time, st *stats) (int64
 		cfg.url.RequestURI(), cfg.url.Host)
 	if _, err := io.WriteString(conn, req); err != nil {
 		if atEnd(err) {
-			return 0, nil
+			return 0, t0, nil
 		}
-		return 0, err
+		return 0, t0, err
 	}
 	br := bufio.NewReaderSize(conn, cfg.chunk)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		if atEnd(err) {
-			return 0, nil
+			return 0, t0, nil
 		}
-		return 0, err
+		return 0, t0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("status %s", resp.Status)
+		return 0, t0, fmt.Errorf("status %s", resp.Status)
 	}
 
 	buf := make([]byte, cfg.chunk)
-	t0 := time.Now()
-	var got int64
+	t0 = time.Now()
 	for {
 		n, err := resp.Body.Read(buf)
 		got += int64(n)
@@ -297,13 +310,13 @@ func download(ctx context.Context, cfg *config, end time.Time, st *stats) (int64
 		if err != nil {
 			switch {
 			case atEnd(err):
-				return got, behind(cfg, st, got, t0)
+				return got, t0, nil
 			case errors.Is(err, io.EOF) && (resp.ContentLength < 0 || got >= resp.ContentLength):
-				return got, nil // the whole file arrived
+				return got, t0, nil // the whole file arrived
 			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-				return got, fmt.Errorf("%w (%d of %d bytes)", errShort, got, resp.ContentLength)
+				return got, t0, fmt.Errorf("%w (%d of %d bytes)", errShort, got, resp.ContentLength)
 			default:
-				return got, err
+				return got, t0, err
 			}
 		}
 		// Pace: byte number got is due at t0 + got/rate; sleep until then, but not past end.
@@ -317,16 +330,7 @@ func download(ctx context.Context, cfg *config, end time.Time, st *stats) (int64
 			}
 		}
 		if !time.Now().Before(end) {
-			return got, behind(cfg, st, got, t0)
+			return got, t0, nil
 		}
 	}
-}
-
-// behind counts a client that lasted but got under half of what its rate allowed.
-func behind(cfg *config, st *stats, got int64, t0 time.Time) error {
-	want := float64(cfg.rate) * time.Since(t0).Seconds()
-	if want > float64(4*cfg.chunk) && float64(got) < want/2 {
-		st.behind.Add(1)
-	}
-	return nil
 }
