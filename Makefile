@@ -52,8 +52,10 @@ test-go:
 bench: build
 	scripts/bench.sh
 
-install: build
-	install -Dm755 amwi $(DESTDIR)$(PREFIX)/bin/amwi
+# BIN picks a cross-built binary, e.g. make install BIN=dist/amwi-linux-arm64 DESTDIR=…
+BIN ?= amwi
+install: $(if $(filter amwi,$(BIN)),build)
+	install -Dm755 $(BIN) $(DESTDIR)$(PREFIX)/bin/amwi
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/amwi/amwi.toml ]; then \
 		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/amwi/amwi.toml"; \
 	else \

@@ -51,6 +51,18 @@ func TestPacmanAgainstAmwi(t *testing.T) {
 		t.Fatalf("pacman -Sw: cached package differs from the mirror's (err %v, %d vs %d bytes)", err, len(got), len(want))
 	}
 
+	// Resume: pacman keeps an interrupted download as NAME.part and continues it with a
+	// Range request; amwi answers 206 and the result is the whole package.
+	os.Remove(cached)
+	os.WriteFile(cached+".part", want[:len(want)/2], 0o644)
+	out = archtest.Pacman(t, conf, "-Sw", "bigdata", "--debug")
+	if !strings.Contains(out, "attempting continuation from") {
+		t.Errorf("pacman did not resume the .part download:\n%s", strings.Join(lines(out, "bigdata"), "\n"))
+	}
+	if got, err := os.ReadFile(cached); err != nil || string(got) != string(want) {
+		t.Fatalf("resumed package differs from the mirror's (err %v, %d vs %d bytes)", err, len(got), len(want))
+	}
+
 	// -S: resolve dependencies across repos, download, verify sizes/checksums, install.
 	out = archtest.Pacman(t, conf, "-S", "hello")
 	for _, f := range []string{"usr/share/hello/README", "usr/share/bash/README", "usr/share/glibc/README", "usr/share/readline/README"} {

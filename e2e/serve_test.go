@@ -230,3 +230,20 @@ func TestSecondInstanceRefused(t *testing.T) {
 		t.Fatalf("first instance unhealthy after the second was refused: %v %v", resp, err)
 	}
 }
+
+// TestRestartAfterKill9: after kill -9 the next start needs no clean-up: the kernel dropped
+// the store's lock and the database is intact.
+func TestRestartAfterKill9(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	root, _ := mirrorWithFile(t, dir, "x", 10)
+	cfg := writeConfig(t, dir, root, "")
+	p, _ := serve(t, cfg)
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait(t, 10*time.Second)
+	_, base := serve(t, cfg)
+	code, body := httpGet(t, base+"/healthz")
+	if code != 200 || !strings.Contains(body, `"store":"ok"`) {
+		t.Fatalf("after kill -9 and restart: %d %s", code, body)
+	}
+}
