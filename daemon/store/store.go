@@ -89,3 +89,84 @@ func (s *Store) Check() error {
 
 // Close releases the database and its lock.
 func (s *Store) Close() error { return s.db.Close() }
+
+var bucketRuns = []byte("sync_runs")
+
+// NextRunID reserves the id of a new sync run; ids grow with time.
+func (s *Store) NextRunID() (uint64, error) {
+	var id uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketRuns)
+		if err != nil {
+			return err
+		}
+		id, err = b.NextSequence()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store %s: next run id: %w", s.path, err)
+	}
+	return id, nil
+}
+
+// PutRun stores (or replaces) run id's record and keeps only the newest keep records.
+func (s *Store) PutRun(id uint64, record []byte, keep int) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketRuns)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(runKey(id), record); err != nil {
+			return err
+		}
+		// Prune from the oldest end while there are more than keep.
+		// Deleting under a moving cursor can skip keys, so collect first.
+		var old [][]byte
+		n := 0
+		c := b.Cursor()
+		for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
+			if n++; n > keep {
+				old = append(old, append([]byte(nil), k...))
+			}
+		}
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store %s: save sync run %d: %w", s.path, id, err)
+	}
+	return nil
+}
+
+// Runs returns up to n run records, newest first.
+func (s *Store) Runs(n int) ([][]byte, error) {
+	var out [][]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRuns)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+			out = append(out, append([]byte(nil), v...))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store %s: read sync runs: %w", s.path, err)
+	}
+	return out, nil
+}
+
+func runKey(id uint64) []byte {
+	k := make([]byte, 8)
+	for i := 7; i >= 0; i-- {
+		k[i] = byte(id)
+		id >>= 8
+	}
+	return k
+}

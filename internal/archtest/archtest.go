@@ -130,6 +130,51 @@ func BuildTree(t testing.TB, root string, repos ...Repo) *Tree {
 	return tr
 }
 
+// AddPackages builds pkgs into the tree's pool, links them into repo and adds them to its
+// database with repo-add (replacing older versions), then bumps lastupdate.
+func (tr *Tree) AddPackages(t testing.TB, repo string, pkgs ...Pkg) {
+	t.Helper()
+	pool := filepath.Join(tr.Root, "pool", "packages")
+	dir := filepath.Join(tr.Root, repo, "os", "x86_64")
+	must(t, os.MkdirAll(dir, 0o755))
+	var links []string
+	for _, p := range pkgs {
+		BuildPkg(t, t.TempDir(), pool, p)
+		link := filepath.Join(dir, p.FileName())
+		must(t, os.Symlink(filepath.Join("..", "..", "..", "pool", "packages", p.FileName()), link))
+		links = append(links, link)
+	}
+	run(t, "", "repo-add", append([]string{"--quiet", "--nocolor", filepath.Join(dir, repo+".db.tar.gz")}, links...)...)
+	tr.Touch(t)
+}
+
+// RemovePackages drops packages from repo's database (repo-remove), deletes their links
+// and pool files, as Arch's dbscripts do, then bumps lastupdate.
+func (tr *Tree) RemovePackages(t testing.TB, repo string, pkgs ...Pkg) {
+	t.Helper()
+	dir := filepath.Join(tr.Root, repo, "os", "x86_64")
+	var names []string
+	for _, p := range pkgs {
+		names = append(names, p.Name)
+		os.Remove(filepath.Join(dir, p.FileName()))
+		os.Remove(filepath.Join(tr.Root, "pool", "packages", p.FileName()))
+	}
+	run(t, "", "repo-remove", append([]string{"--quiet", "--nocolor", filepath.Join(dir, repo+".db.tar.gz")}, names...)...)
+	tr.Touch(t)
+}
+
+// Touch bumps lastupdate (and lastsync), as the upstream does when a database changed.
+func (tr *Tree) Touch(t testing.TB) {
+	t.Helper()
+	tr.LastUpdate++
+	if now := time.Now().Unix(); now > tr.LastUpdate {
+		tr.LastUpdate = now
+	}
+	stamp := []byte(strconv.FormatInt(tr.LastUpdate, 10) + "\n")
+	must(t, os.WriteFile(filepath.Join(tr.Root, "lastupdate"), stamp, 0o644))
+	must(t, os.WriteFile(filepath.Join(tr.Root, "lastsync"), stamp, 0o644))
+}
+
 // BuildPkg packs p into outDir/p.FileName() with bsdtar --zstd, as makepkg would: .PKGINFO
 // first, then the payload.
 func BuildPkg(t testing.TB, work, outDir string, p Pkg) string {

@@ -1,0 +1,692 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	stdsync "sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Results a run ends with.
+const (
+	ResultRunning   = "running"
+	ResultUpToDate  = "up to date"
+	ResultSuccess   = "success"
+	ResultFailed    = "failed"
+	ResultCancelled = "cancelled"
+)
+
+// Triggers: who asked for a run.
+const (
+	TriggerSchedule = "schedule"
+	TriggerCLI      = "cli"
+	TriggerWeb      = "web"
+)
+
+// Phases of a run, in order.
+const (
+	PhaseChecking  = "checking upstream"
+	PhaseListing   = "listing repositories"
+	PhasePool      = "fetching packages"
+	PhaseRepos     = "updating repositories"
+	PhaseMirror    = "syncing full mirror"
+	PhaseFinishing = "finishing"
+)
+
+// historyKeep bounds the run history in the store.
+const historyKeep = 500
+
+var (
+	// ErrBusy: a sync is already running (the error text says who and since when).
+	ErrBusy = errors.New("a sync is already running")
+	// ErrNotRunning: nothing to cancel.
+	ErrNotRunning = errors.New("no sync is running")
+	// ErrNoUpstream: sync.upstream is not set.
+	ErrNoUpstream = errors.New("no upstream configured: set sync.upstream (amwi bench suggests one)")
+	// ErrDiskSpace: the mirror's filesystem is below sync.min_free_gib.
+	ErrDiskSpace = errors.New("not enough free disk space")
+	errCancelled = errors.New("cancelled")
+)
+
+// Config is what the engine needs from amwi.toml.
+type Config struct {
+	Root          string
+	Repos         []string // or [FullMirror]
+	Upstreams     []string // primary first, then fallbacks
+	BWLimitKiB    int
+	MinFreeBytes  uint64
+	IOBusyPercent int
+	StateDir      string
+	RsyncBin      string        // default "rsync"
+	KillGrace     time.Duration // SIGTERM → SIGKILL, default 10s
+}
+
+// Attempt is one upstream tried during a run.
+type Attempt struct {
+	Upstream string `json:"upstream"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Run is the record of one sync.
+type Run struct {
+	ID          uint64    `json:"id"`
+	Trigger     string    `json:"trigger"`
+	Force       bool      `json:"force"`
+	Upstream    string    `json:"upstream,omitempty"` // the one that served
+	Attempts    []Attempt `json:"attempts,omitempty"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end,omitzero"`
+	Result      string    `json:"result"`
+	Error       string    `json:"error,omitempty"`
+	ExitCode    int       `json:"exit_code"`
+	ExitMeaning string    `json:"exit_meaning,omitempty"`
+	Stats       Stats     `json:"stats"`
+	// LastUpdate is the upstream's lastupdate the run saw.
+	LastUpdate    int64    `json:"lastupdate,omitempty"`
+	PausedSeconds float64  `json:"paused_seconds"`
+	Pruned        int      `json:"pruned,omitempty"`
+	StderrTail    []string `json:"stderr_tail,omitempty"`
+	// Changes is filled by whoever watches the databases (package search).
+	Changes json.RawMessage `json:"changes,omitempty"`
+}
+
+// Duration is how long the run took (so far).
+func (r Run) Duration(now time.Time) time.Duration {
+	if r.End.IsZero() {
+		return now.Sub(r.Start)
+	}
+	return r.End.Sub(r.Start)
+}
+
+// OK reports a run that left the mirror current.
+func (r Run) OK() bool { return r.Result == ResultSuccess || r.Result == ResultUpToDate }
+
+// State is the live view of the engine.
+type State struct {
+	Running       bool      `json:"running"`
+	RunID         uint64    `json:"run_id,omitempty"`
+	Trigger       string    `json:"trigger,omitempty"`
+	Phase         string    `json:"phase,omitempty"`
+	Upstream      string    `json:"upstream,omitempty"`
+	Started       time.Time `json:"started,omitzero"`
+	Elapsed       float64   `json:"elapsed_seconds,omitempty"`
+	Bytes         int64     `json:"bytes"`
+	Files         int       `json:"files"`
+	Percent       int       `json:"percent"`
+	RateBps       float64   `json:"rate_bps"`
+	File          string    `json:"file,omitempty"`
+	Paused        bool      `json:"paused"`
+	PausedSeconds float64   `json:"paused_seconds"`
+	NextScheduled time.Time `json:"next_scheduled,omitzero"`
+}
+
+// RunStore keeps run records (daemon/store implements it over bbolt).
+type RunStore interface {
+	NextRunID() (uint64, error)
+	PutRun(id uint64, record []byte, keep int) error
+	Runs(n int) ([][]byte, error)
+}
+
+// Event is what notifications see: "started" (something new upstream, transfer begins),
+// "succeeded", "failed". Up-to-date checks are silent.
+type Event struct {
+	Kind string
+	Run  Run
+}
+
+// Manager runs syncs, one at a time, and keeps their history.
+type Manager struct {
+	Config Config
+	Store  RunStore
+	Log    *slog.Logger
+	Now    func() time.Time
+	// Busy samples the mirror disk's busy %; nil disables the I/O throttle.
+	Busy func() (float64, error)
+	// OnEvent receives notifications; it must not block.
+	OnEvent func(Event)
+	// OnSuccess is called after every run that changed the mirror (reload caches).
+	OnSuccess []func(Run)
+	// FreeBytes reports free space under a path; default statfs.
+	FreeBytes func(path string) (uint64, error)
+
+	mu     stdsync.Mutex
+	state  State
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the running sync ends
+	subs   map[chan State]struct{}
+	kick   chan struct{} // a run ended: re-plan the schedule
+}
+
+func (m *Manager) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+// BusyError is ErrBusy with the holder.
+type BusyError struct{ Holder string }
+
+func (e *BusyError) Error() string { return "a sync is already running (" + e.Holder + ")" }
+func (e *BusyError) Unwrap() error { return ErrBusy }
+
+// Options of one sync.
+type Options struct {
+	Trigger string
+	Force   bool // skip the lastupdate gate
+	Wait    bool // queue behind a running sync instead of failing with ErrBusy
+}
+
+// Sync runs one sync and returns its record. The error is nil when the run happened
+// (look at Run.Result), and ErrBusy, ErrNoUpstream or a store error when it did not.
+func (m *Manager) Sync(ctx context.Context, o Options) (Run, error) {
+	if len(m.Config.Upstreams) == 0 {
+		return Run{}, ErrNoUpstream
+	}
+	lock, err := m.acquire(ctx, o) // returns with m.mu held
+	if err != nil {
+		return Run{}, err
+	}
+	defer lock.release()
+	id, err := m.Store.NextRunID()
+	if err != nil {
+		m.mu.Unlock()
+		return Run{}, err
+	}
+	run := Run{ID: id, Trigger: o.Trigger, Force: o.Force, Start: m.now(), Result: ResultRunning}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	m.cancel = func() { cancel(errCancelled) }
+	m.done = make(chan struct{})
+	m.state = State{Running: true, RunID: id, Trigger: o.Trigger, Started: run.Start, NextScheduled: m.state.NextScheduled}
+	m.mu.Unlock()
+	lock.describe(run)
+	m.save(run)
+	m.publish()
+
+	tail := newLineRing(20)
+	err = m.do(ctx, &run, tail)
+	run.End = m.now()
+	run.StderrTail = tail.all()
+	switch {
+	case err == nil:
+	case context.Cause(ctx) == errCancelled || errors.Is(err, errCancelled):
+		run.Result, run.Error = ResultCancelled, "cancelled"
+		if ctx.Err() != nil && context.Cause(ctx) == errCancelled {
+			run.Error = "cancelled by request"
+		}
+	case ctx.Err() != nil && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), ErrDiskSpace):
+		run.Result, run.Error = ResultCancelled, "cancelled: "+context.Cause(ctx).Error()
+	default:
+		run.Result, run.Error = ResultFailed, err.Error()
+	}
+	var re *RsyncError
+	if errors.As(err, &re) {
+		run.ExitCode, run.ExitMeaning = re.Code, re.Meaning
+	}
+	m.save(run)
+	m.finish(run)
+	return run, nil
+}
+
+func (m *Manager) holderLocked() string {
+	return fmt.Sprintf("run %d, %s, since %s", m.state.RunID, m.state.Trigger, m.state.Started.Format(time.RFC3339))
+}
+
+// finish publishes the end of a run and tells whoever listens.
+func (m *Manager) finish(run Run) {
+	m.mu.Lock()
+	close(m.done)
+	m.done, m.cancel = nil, nil
+	m.state = State{NextScheduled: m.state.NextScheduled}
+	if m.kick != nil {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+	m.mu.Unlock()
+	m.publish()
+	level := slog.LevelInfo
+	if !run.OK() {
+		level = slog.LevelWarn
+	}
+	m.Log.Log(context.Background(), level, "sync finished", "run", run.ID, "result", run.Result, "upstream", run.Upstream,
+		"bytes", run.Stats.BytesReceived, "files", run.Stats.FilesTransferred, "duration", run.Duration(run.End).Round(time.Millisecond), "err", run.Error)
+	switch {
+	case run.Result == ResultSuccess:
+		m.event("succeeded", run)
+	case run.Result == ResultFailed:
+		m.event("failed", run)
+	}
+	if run.Result == ResultSuccess {
+		for _, f := range m.OnSuccess {
+			f(run)
+		}
+	}
+}
+
+func (m *Manager) event(kind string, run Run) {
+	if m.OnEvent != nil {
+		m.OnEvent(Event{Kind: kind, Run: run})
+	}
+}
+
+func (m *Manager) save(run Run) {
+	b, err := json.Marshal(run)
+	if err == nil {
+		err = m.Store.PutRun(run.ID, b, historyKeep)
+	}
+	if err != nil {
+		m.Log.Error("sync: cannot record run", "run", run.ID, "err", err)
+	}
+}
+
+// Start begins a sync in the background (the web side's "sync now"); it fails at once
+// with ErrBusy when one is running. ctx bounds the run, so pass the daemon's, not a request's.
+func (m *Manager) Start(ctx context.Context, o Options) error {
+	if s := m.State(); s.Running {
+		m.mu.Lock()
+		holder := m.holderLocked()
+		m.mu.Unlock()
+		return &BusyError{Holder: holder}
+	}
+	go func() {
+		if _, err := m.Sync(ctx, o); err != nil && !errors.Is(err, ErrBusy) {
+			m.Log.Error("sync: could not start", "trigger", o.Trigger, "err", err)
+		}
+	}()
+	return nil
+}
+
+// Cancel stops the running sync: rsync gets SIGTERM, then SIGKILL after the grace period.
+func (m *Manager) Cancel() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cancel == nil {
+		return ErrNotRunning
+	}
+	m.cancel()
+	return nil
+}
+
+// State is the live state.
+func (m *Manager) State() State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.state
+	if s.Running {
+		s.Elapsed = m.now().Sub(s.Started).Seconds()
+	}
+	return s
+}
+
+// History returns up to n runs, newest first.
+func (m *Manager) History(n int) ([]Run, error) {
+	recs, err := m.Store.Runs(n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Run, 0, len(recs))
+	for _, b := range recs {
+		var r Run
+		if err := json.Unmarshal(b, &r); err != nil {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Subscribe returns a channel that gets the state whenever it changes (the latest only,
+// when the reader is slow) and a function to stop.
+func (m *Manager) Subscribe() (<-chan State, func()) {
+	ch := make(chan State, 1)
+	m.mu.Lock()
+	if m.subs == nil {
+		m.subs = map[chan State]struct{}{}
+	}
+	m.subs[ch] = struct{}{}
+	m.mu.Unlock()
+	return ch, func() {
+		m.mu.Lock()
+		delete(m.subs, ch)
+		m.mu.Unlock()
+	}
+}
+
+func (m *Manager) publish() {
+	s := m.State()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for ch := range m.subs {
+		select {
+		case <-ch: // drop the stale one
+		default:
+		}
+		select {
+		case ch <- s:
+		default:
+		}
+	}
+}
+
+func (m *Manager) update(f func(*State)) {
+	m.mu.Lock()
+	f(&m.state)
+	m.mu.Unlock()
+	m.publish()
+}
+
+// MarkInterrupted closes the records of runs a killed process left "running".
+func (m *Manager) MarkInterrupted() error {
+	runs, err := m.History(20)
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		if r.Result == ResultRunning {
+			r.Result = ResultFailed
+			r.Error = "interrupted: amwi stopped during this sync (killed or crashed); the next sync resumes it"
+			if r.End.IsZero() {
+				r.End = r.Start
+			}
+			m.save(r)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) freeBytes(path string) (uint64, error) {
+	if m.FreeBytes != nil {
+		return m.FreeBytes(path)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+func gib(b uint64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
+
+func (m *Manager) checkSpace() error {
+	if m.Config.MinFreeBytes == 0 {
+		return nil
+	}
+	free, err := m.freeBytes(m.Config.Root)
+	if err != nil {
+		return err
+	}
+	if free < m.Config.MinFreeBytes {
+		return fmt.Errorf("%w on %s: %s free, sync needs at least %s (sync.min_free_gib)", ErrDiskSpace, m.Config.Root, gib(free), gib(m.Config.MinFreeBytes))
+	}
+	return nil
+}
+
+// do is the run itself: space check, stale staging clean-up, then each upstream in turn.
+func (m *Manager) do(ctx context.Context, run *Run, tail *lineRing) error {
+	if err := m.checkSpace(); err != nil {
+		return err
+	}
+	if removed, err := removeStaleTmp(m.Config.Root); err != nil {
+		return fmt.Errorf("remove stale .~tmp~ dirs: %w", err)
+	} else if len(removed) > 0 {
+		m.Log.Info("sync: removed staging dirs of an interrupted run", "dirs", removed)
+	}
+	// Watch the free space while rsync writes; stop cleanly below the floor.
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	spaceCtx, spaceCancel := context.WithCancelCause(ctx)
+	defer spaceCancel(nil)
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				if err := m.checkSpace(); errors.Is(err, ErrDiskSpace) {
+					spaceCancel(err)
+					return
+				}
+			}
+		}
+	}()
+	var err error
+	for _, up := range m.Config.Upstreams {
+		up = normalizeUpstream(up)
+		m.update(func(s *State) { s.Upstream = up })
+		err = m.syncFrom(spaceCtx, up, run, tail)
+		if cause := context.Cause(spaceCtx); cause != nil && errors.Is(cause, ErrDiskSpace) {
+			err = fmt.Errorf("stopped: %w", cause)
+		}
+		att := Attempt{Upstream: up}
+		if err != nil {
+			att.Error = err.Error()
+		}
+		run.Attempts = append(run.Attempts, att)
+		if err == nil {
+			run.Upstream = up
+			return nil
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrDiskSpace) {
+			return err
+		}
+		m.Log.Warn("sync: upstream failed", "upstream", up, "err", err)
+	}
+	if len(m.Config.Upstreams) > 1 {
+		return fmt.Errorf("all %d upstreams failed; last: %w", len(m.Config.Upstreams), err)
+	}
+	return err
+}
+
+// normalizeUpstream makes sure the source names a directory's contents.
+func normalizeUpstream(u string) string {
+	if !strings.HasSuffix(u, "/") {
+		u += "/"
+	}
+	return u
+}
+
+func (m *Manager) rsync(ctx context.Context, run *Run, tail *lineRing, phase string, stdin []byte, args ...string) (*rsyncRun, error) {
+	m.update(func(s *State) { s.Phase, s.Percent, s.File = phase, 0, "" })
+	bin := m.Config.RsyncBin
+	if bin == "" {
+		bin = "rsync"
+	}
+	grace := m.Config.KillGrace
+	if grace == 0 {
+		grace = 10 * time.Second
+	}
+	base := run.Stats
+	r := &rsyncRun{Bin: bin, Args: args, KillGrace: grace, tail: tail}
+	if stdin != nil {
+		r.Stdin = bytes.NewReader(stdin)
+	}
+	r.OnProgress = func(p Progress) {
+		m.update(func(s *State) {
+			s.Bytes, s.Files = base.TransferredSize+p.Bytes, base.FilesTransferred+p.Files
+			s.Percent, s.RateBps, s.File = p.Percent, p.RateBps, p.File
+		})
+	}
+	var throttleDone chan time.Duration
+	var stopThrottle context.CancelFunc
+	if m.Busy != nil && m.Config.IOBusyPercent > 0 {
+		r.OnStart = func(pgid int) {
+			var tctx context.Context
+			tctx, stopThrottle = context.WithCancel(ctx)
+			throttleDone = make(chan time.Duration, 1)
+			pausedBefore := run.PausedSeconds
+			t := &Throttle{Busy: m.Busy, PauseAbove: float64(m.Config.IOBusyPercent), Log: m.Log, Now: m.Now,
+				OnChange: func(paused bool, total time.Duration) {
+					m.update(func(s *State) { s.Paused, s.PausedSeconds = paused, pausedBefore+total.Seconds() })
+				}}
+			go func() { throttleDone <- t.Run(tctx, ProcessGroup(pgid)) }()
+		}
+	}
+	err := r.run(ctx)
+	if throttleDone != nil {
+		stopThrottle()
+		run.PausedSeconds += (<-throttleDone).Seconds()
+		m.update(func(s *State) { s.Paused = false })
+	}
+	run.Stats.add(r.stats)
+	if err != nil {
+		if ctx.Err() != nil {
+			return r, fmt.Errorf("%s: %w", phase, context.Cause(ctx))
+		}
+		var re *RsyncError
+		if errors.As(err, &re) && re.Code == 24 {
+			// Files vanished upstream mid-run: normal on a live mirror (the next run
+			// picks up the new state), as Arch's own scripts treat it.
+			m.Log.Info("sync: some files vanished upstream during the transfer", "phase", phase)
+			return r, nil
+		}
+		return r, fmt.Errorf("%s: %w", phase, err)
+	}
+	return r, nil
+}
+
+// flags is Arch's flag set plus --bwlimit when set.
+func (m *Manager) flags(extra ...string) []string {
+	out := append([]string(nil), archFlags...)
+	if m.Config.BWLimitKiB > 0 {
+		out = append(out, "--bwlimit="+strconv.Itoa(m.Config.BWLimitKiB))
+	}
+	return append(out, extra...)
+}
+
+// syncFrom does the gate and, when needed, the transfer from one upstream.
+func (m *Manager) syncFrom(ctx context.Context, up string, run *Run, tail *lineRing) error {
+	root := m.Config.Root + "/"
+	// The gate: fetch upstream's lastupdate only (a few hundred bytes).
+	gateDir := filepath.Join(m.Config.StateDir, "gate")
+	if err := os.MkdirAll(gateDir, 0o750); err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(gateDir, "lastupdate"))
+	if _, err := m.rsync(ctx, run, tail, PhaseChecking, nil, append([]string{"-rt", "--timeout=600", "--contimeout=60", "--no-motd", "--stats"},
+		append(onlyTopFiles("lastupdate"), up, gateDir+"/")...)...); err != nil {
+		return err
+	}
+	upstreamLU, err := readStamp(filepath.Join(gateDir, "lastupdate"))
+	if err != nil {
+		return fmt.Errorf("upstream %s: %w (is it an Arch mirror root?)", up, err)
+	}
+	run.LastUpdate = upstreamLU
+	localLU, _ := readStamp(filepath.Join(m.Config.Root, "lastupdate"))
+	if !run.Force && localLU == upstreamLU {
+		if _, err := m.rsync(ctx, run, tail, PhaseFinishing, nil, append([]string{"-rt", "--timeout=600", "--contimeout=60", "--no-motd", "--stats"},
+			append(onlyTopFiles("lastsync"), up, root)...)...); err != nil {
+			return err
+		}
+		run.Result = ResultUpToDate
+		return nil
+	}
+	started := *run
+	started.Upstream = up
+	m.event("started", started)
+
+	full := len(m.Config.Repos) == 1 && m.Config.Repos[0] == FullMirror
+	if full {
+		args := m.flags("--info=progress2,name1", "--stats")
+		args = append(append(append(args, filesExcluded...), fullMirrorExcludes...), up, root)
+		if _, err := m.rsync(ctx, run, tail, PhaseMirror, nil, args...); err != nil {
+			return err
+		}
+	} else {
+		if err := m.syncRepos(ctx, up, run, tail); err != nil {
+			return err
+		}
+	}
+	// lastupdate and lastsync last: they say "everything before me is in place".
+	if _, err := m.rsync(ctx, run, tail, PhaseFinishing, nil, append([]string{"-rt", "--delay-updates", "--timeout=600", "--contimeout=60", "--no-motd", "--stats"},
+		append(onlyTopFiles("lastupdate", "lastsync"), up, root)...)...); err != nil {
+		return err
+	}
+	if !full {
+		removed, err := pruneSelection(m.Config.Root, m.Config.Repos)
+		run.Pruned = len(removed)
+		if err != nil {
+			return err
+		}
+	}
+	run.Result = ResultSuccess
+	return nil
+}
+
+// syncRepos fetches the selected repos: first the pool files their symlinks point to (no
+// deletion, so every package a database may name is there before the database), then the
+// os/x86_64 dirs with their databases, links and deletions.
+func (m *Manager) syncRepos(ctx context.Context, up string, run *Run, tail *lineRing) error {
+	root := m.Config.Root + "/"
+	listArgs := append([]string{"--list-only", "-rl", "--timeout=600", "--contimeout=60", "--no-motd"}, repoFilters(m.Config.Repos)...)
+	var listing bytes.Buffer
+	if err := m.rsyncList(ctx, run, tail, &listing, append(listArgs, up)...); err != nil {
+		return err
+	}
+	entries, err := parseList(&listing)
+	if err != nil {
+		return fmt.Errorf("read upstream listing: %w", err)
+	}
+	have := map[string]bool{}
+	for _, e := range entries {
+		have[e.Path] = true
+	}
+	for _, r := range m.Config.Repos {
+		if !have[r+"/os/"+arch] {
+			return fmt.Errorf("upstream %s has no %s/os/%s: check mirror.repos and the upstream path", up, r, arch)
+		}
+	}
+	if refs := poolRefs(entries); len(refs) > 0 {
+		args := append([]string{"-lptH", "--safe-links", "--delay-updates", "--timeout=600", "--contimeout=60", "--no-motd",
+			"--files-from=-", "--info=progress2,name1", "--stats"}, m.flags()[len(archFlags):]...)
+		if _, err := m.rsync(ctx, run, tail, PhasePool, []byte(strings.Join(refs, "\n")+"\n"), append(args, up, root)...); err != nil {
+			return err
+		}
+	}
+	args := append(m.flags("--info=progress2,name1", "--stats"), repoFilters(m.Config.Repos)...)
+	_, err = m.rsync(ctx, run, tail, PhaseRepos, nil, append(args, up, root)...)
+	return err
+}
+
+// rsyncList runs rsync --list-only, whose listing goes to w.
+func (m *Manager) rsyncList(ctx context.Context, run *Run, tail *lineRing, w *bytes.Buffer, args ...string) error {
+	m.update(func(s *State) { s.Phase, s.Percent, s.File = PhaseListing, 0, "" })
+	r := &rsyncRun{Bin: m.Config.RsyncBin, Args: args, KillGrace: 10 * time.Second, tail: tail, Stdout: w}
+	if r.Bin == "" {
+		r.Bin = "rsync"
+	}
+	if err := r.run(ctx); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", PhaseListing, context.Cause(ctx))
+		}
+		return fmt.Errorf("%s: %w", PhaseListing, err)
+	}
+	return nil
+}
+
+// readStamp reads a lastupdate/lastsync file: Unix seconds and a newline.
+func readStamp(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", filepath.Base(path), err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s holds %q, not a Unix time", filepath.Base(path), strings.TrimSpace(string(b)))
+	}
+	return n, nil
+}

@@ -1,0 +1,119 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// LockFile is the sync lock in the state dir. It is an flock(2), which the kernel drops
+// when its holder dies however it dies, so a crash or kill -9 never leaves a "ghost lock"
+// to clear by hand (the old app's failure). Its content says who holds it, for the message
+// a second `amwi sync` prints.
+const LockFile = "sync.lock"
+
+type fileLock struct{ f *os.File }
+
+type lockHolder struct {
+	PID     int       `json:"pid"`
+	RunID   uint64    `json:"run_id,omitempty"`
+	Trigger string    `json:"trigger"`
+	Since   time.Time `json:"since"`
+}
+
+// tryFileLock takes the lock without waiting; on contention it returns nil and who holds it.
+func (m *Manager) tryFileLock(o Options) (*fileLock, string, error) {
+	path := filepath.Join(m.Config.StateDir, LockFile)
+	if err := os.MkdirAll(m.Config.StateDir, 0o750); err != nil {
+		return nil, "", err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, "", fmt.Errorf("open sync lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		defer f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, describeHolder(f), nil
+		}
+		return nil, "", fmt.Errorf("lock %s: %w", path, err)
+	}
+	l := &fileLock{f: f}
+	l.write(lockHolder{PID: os.Getpid(), Trigger: o.Trigger, Since: m.now()})
+	return l, "", nil
+}
+
+func describeHolder(f *os.File) string {
+	var h lockHolder
+	b := make([]byte, 512)
+	n, _ := f.ReadAt(b, 0)
+	if json.Unmarshal(b[:n], &h) != nil || h.PID == 0 {
+		return "held by another process"
+	}
+	s := fmt.Sprintf("pid %d, %s", h.PID, h.Trigger)
+	if h.RunID != 0 {
+		s += fmt.Sprintf(", run %d", h.RunID)
+	}
+	return s + ", since " + h.Since.Format(time.RFC3339)
+}
+
+func (l *fileLock) write(h lockHolder) {
+	b, _ := json.Marshal(h)
+	l.f.Truncate(0)
+	l.f.WriteAt(b, 0)
+}
+
+func (l *fileLock) describe(run Run) {
+	l.write(lockHolder{PID: os.Getpid(), RunID: run.ID, Trigger: run.Trigger, Since: run.Start})
+}
+
+func (l *fileLock) release() {
+	l.f.Truncate(0)
+	unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	l.f.Close()
+}
+
+// acquire waits for both the in-process run and the file lock as o asks; on success m.mu
+// is held, so the caller can register its run before anyone else looks.
+func (m *Manager) acquire(ctx context.Context, o Options) (*fileLock, error) {
+	for {
+		m.mu.Lock()
+		var wait <-chan struct{}
+		holder := ""
+		if m.done != nil {
+			wait, holder = m.done, m.holderLocked()
+		} else {
+			l, h, err := m.tryFileLock(o)
+			if err != nil || l != nil {
+				if err != nil {
+					m.mu.Unlock()
+				}
+				return l, err
+			}
+			holder = h
+		}
+		m.mu.Unlock()
+		if !o.Wait {
+			return nil, &BusyError{Holder: holder}
+		}
+		if wait == nil { // another process: poll
+			t := time.NewTimer(time.Second)
+			wait = func() <-chan struct{} {
+				c := make(chan struct{})
+				go func() { <-t.C; close(c) }()
+				return c
+			}()
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

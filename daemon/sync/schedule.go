@@ -1,0 +1,97 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// startDelay is how soon after start the first scheduled sync runs when one is due: long
+// enough for the box to settle after boot, short enough to catch up quickly.
+const startDelay = 45 * time.Second
+
+// nextRun says when the next scheduled sync is due after last (nil: none yet). A failed
+// run is retried sooner than the interval, but not in a tight loop.
+func nextRun(last *Run, interval time.Duration, now time.Time, jitter func(time.Duration) time.Duration) time.Time {
+	soon := now.Add(startDelay + jitter(time.Minute))
+	if last == nil {
+		return soon
+	}
+	wait := interval
+	if !last.OK() {
+		wait = min(max(interval/4, 5*time.Minute), time.Hour, interval)
+	}
+	next := last.Start.Add(wait + jitter(min(interval/20, 10*time.Minute)))
+	if next.Before(soon) {
+		return soon
+	}
+	return next
+}
+
+func randJitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(max)))
+}
+
+// Schedule runs a sync every interval (plus a little jitter, so a LAN of AMWIs does not hit
+// the upstream at the same second) until ctx ends. Runs started by hand count: the next
+// scheduled one is due an interval after the latest run of any kind.
+func (m *Manager) Schedule(ctx context.Context, interval time.Duration) {
+	for {
+		var last *Run
+		if runs, err := m.History(1); err == nil && len(runs) > 0 {
+			last = &runs[0]
+		}
+		next := nextRun(last, interval, m.now(), randJitter)
+		m.update(func(s *State) { s.NextScheduled = next })
+		m.Log.Debug("sync: next scheduled run", "at", next)
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-m.kicked():
+			t.Stop()
+			continue
+		case <-t.C:
+		}
+		_, err := m.Sync(ctx, Options{Trigger: TriggerSchedule})
+		if errors.Is(err, ErrBusy) {
+			// A run by hand is going on: wait for it, then plan from it.
+			m.WaitIdle(ctx)
+		} else if err != nil && ctx.Err() == nil {
+			m.Log.Error("sync: scheduled run could not start", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Minute):
+			}
+		}
+	}
+}
+
+// kicked fires when a run ends, so the schedule is planned from it.
+func (m *Manager) kicked() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.kick == nil {
+		m.kick = make(chan struct{}, 1)
+	}
+	return m.kick
+}
+
+// WaitIdle returns when no sync is running (or ctx ends).
+func (m *Manager) WaitIdle(ctx context.Context) {
+	m.mu.Lock()
+	done := m.done
+	m.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+}
