@@ -83,9 +83,9 @@ func newEnv(t *testing.T, repos []string, upstreams ...string) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	e.m = &sync.Manager{
-		Config: sync.Config{Root: e.mirror, Repos: repos, Upstreams: upstreams, StateDir: e.state, KillGrace: 2 * time.Second},
-		Store:  st,
-		Log:    slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, nil)),
+		Config:  sync.Config{Root: e.mirror, Repos: repos, Upstreams: upstreams, StateDir: e.state, KillGrace: 2 * time.Second},
+		Store:   st,
+		Log:     slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, nil)),
 		OnEvent: e.events.add,
 	}
 	return e
@@ -96,7 +96,11 @@ type lockedWriter struct {
 	w  io.Writer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.w.Write(p) }
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
 
 func (e *env) sync(t *testing.T, o sync.Options) sync.Run {
 	t.Helper()
