@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
+	stdsync "sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/amwi/amwi/daemon/config"
+	"github.com/amwi/amwi/daemon/notify"
 	"github.com/amwi/amwi/daemon/store"
+	"github.com/amwi/amwi/daemon/sync"
 	"github.com/amwi/amwi/daemon/systemd"
 	"github.com/amwi/amwi/web"
 )
@@ -33,9 +35,12 @@ type Daemon struct {
 	// Listeners, when set before Open, are used instead of systemd's or server.listen.
 	Listeners []net.Listener
 
-	store *store.Store
-	root  *os.Root
-	srv   *http.Server
+	store   *store.Store
+	root    *os.Root
+	srv     *http.Server
+	syncer  *sync.Manager
+	discord *notify.Discord
+	control net.Listener
 
 	requests atomic.Int64
 	served   atomic.Int64
@@ -58,6 +63,17 @@ func (d *Daemon) Open() error {
 		return fmt.Errorf("open mirror root: %w", err)
 	}
 	d.root = root
+	d.syncer = newSyncManager(d.Config, d.store, d.Log)
+	var onEvent func(sync.Event)
+	d.discord, onEvent = notifier(d.Config, d.Log)
+	d.syncer.OnEvent = onEvent
+	if err := d.syncer.Recover(); err != nil {
+		d.Log.Warn("sync: cannot check the history for interrupted runs", "err", err)
+	}
+	if d.control, err = listenControl(d.Config.State.Dir); err != nil {
+		d.Close()
+		return err
+	}
 	if d.Listeners == nil {
 		if d.Listeners, err = listeners(d.Config.Server.Listen); err != nil {
 			d.Close()
@@ -72,6 +88,7 @@ func (d *Daemon) Open() error {
 		Health:      d.health,
 		OnTransfer:  d.count,
 		Version:     Version().Version,
+		Sync:        d.syncer,
 	}), d.Log)
 	return nil
 }
@@ -105,7 +122,7 @@ func (d *Daemon) Addrs() []string {
 // downloads get server.shutdown_grace to finish, then the rest are cut.
 func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, len(d.Listeners))
-	var wg sync.WaitGroup
+	var wg stdsync.WaitGroup
 	for _, l := range d.Listeners {
 		wg.Add(1)
 		go func() {
@@ -114,6 +131,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 				errc <- fmt.Errorf("serve on %s: %w", l.Addr(), err)
 			}
 		}()
+	}
+	ctl := &http.Server{Handler: controlHandler(ctx, d.syncer, d.Log), ReadHeaderTimeout: 10 * time.Second}
+	go ctl.Serve(d.control)
+	defer ctl.Close()
+	if d.discord != nil {
+		go d.discord.Run(ctx)
+	}
+	switch {
+	case !d.Config.Sync.Enabled:
+		d.Log.Info("sync: scheduled syncs are off (sync.enabled = false); `amwi sync` still works")
+	case len(d.syncer.Config.Upstreams) == 0:
+		d.Log.Warn("sync: no upstream set; set sync.upstream (amwi bench can pick one) to keep the mirror current")
+	default:
+		wg.Add(1)
+		go func() { defer wg.Done(); d.syncer.Schedule(ctx, d.Config.Sync.Interval.D()) }()
 	}
 	addrs := strings.Join(d.Addrs(), ", ")
 	d.Log.Info("serving", "mirror", d.Config.Mirror.Root, "listen", addrs, "state", d.Config.State.Dir)
@@ -142,6 +174,9 @@ loop:
 
 	grace := d.Config.Server.ShutdownGrace.D()
 	d.Notify.Stopping()
+	if d.syncer.Cancel() == nil {
+		d.Log.Info("stopping: cancelling the running sync")
+	}
 	d.Notify.Status("stopping: letting downloads finish (up to %s)", grace)
 	d.Log.Info("stopping", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -151,6 +186,10 @@ loop:
 		d.srv.Close()
 	}
 	wg.Wait()
+	// A sync started by hand also ends with ctx; let it record its run before the store closes.
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	d.syncer.WaitIdle(wctx)
+	wcancel()
 	d.Log.Info("stopped", "requests", d.requests.Load(), "bytes_sent", d.served.Load())
 	return runErr
 }
@@ -161,6 +200,9 @@ func (d *Daemon) Close() error {
 		for _, l := range d.Listeners {
 			l.Close()
 		}
+	}
+	if d.control != nil {
+		d.control.Close()
 	}
 	if d.root != nil {
 		d.root.Close()

@@ -33,7 +33,10 @@ const usage = `amwi — an Arch Linux mirror for your LAN
 Usage: amwi [-c FILE] COMMAND [ARGS]
 
 Commands:
-  serve            run the daemon: mirror at /archlinux/, dashboard, health
+  serve            run the daemon: mirror at /archlinux/, scheduled syncs, health
+  sync             sync the mirror now (through the daemon when it runs):
+                     --force skip the lastupdate check, --wait queue behind a
+                     running sync, --cancel stop the running sync
   config check     validate the config file, listing every problem with its line
   config default   print the commented default config (--local: paths under its folder)
   version          print version, commit, Go version and platform
@@ -87,6 +90,8 @@ func Main(ctx context.Context, env Env) error {
 		return c.serve(ctx, args[1:])
 	case "config":
 		return c.config(args[1:])
+	case "sync":
+		return c.syncCmd(ctx, args[1:])
 	case "version":
 		return c.version(args[1:])
 	}

@@ -1,6 +1,9 @@
-// Package hw will read the machine for the dashboard — CPU, memory, load, disks, network,
-// temperature, board model — through prometheus/procfs with injectable proc and sys roots.
+// Package hw reads the machine through injectable proc and sys roots, so that tests can
+// point it at fixture trees under testdata/.
 //
-// It is empty on purpose: the required layout reserves it, and the dashboard issue fills
-// it. Nothing in amwi uses it yet.
+// Today it holds what the sync throttle needs: FindBlockDevice maps a path to the whole
+// disk holding it, and DiskBusy samples how busy that disk is from diskstats. The
+// dashboard's CPU, memory, load, network, temperature and board model readers belong here
+// too. It does not decide anything (pausing rsync is daemon/sync's job) and keeps no state
+// beyond a sampler's previous reading.
 package hw

@@ -313,19 +313,41 @@ idle_kb=$(proc_kb "$amwi_pid" VmRSS)
 scenarios=(big-c1 big-c16 big-c256 small-c64)
 declare -A sc_file=([big-c1]=big.bin [big-c16]=big.bin [big-c256]=big.bin [small-c64]=core.db)
 declare -A sc_conns=([big-c1]=1 [big-c16]=16 [big-c256]=256 [small-c64]=64)
-declare -A rps_sum=() tps_sum=() err_sum=()
+declare -A rps_sum=() tps_sum=() err_sum=() cpu_sum=() req_sum=() read_sum=()
 
-# run_wrk SERVER SCENARIO: one wrk run; adds req/s, bytes/s and errors to the sums.
+# Server CPU time is less sensitive to other load on the machine than throughput is.
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() { # utime+stime of the given processes, in clock ticks
+	local p sum=0 t
+	for p in "$@"; do
+		t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null) || continue
+		sum=$((sum + ${t:-0}))
+	done
+	echo "$sum"
+}
+server_pids() {
+	case $1 in
+	amwi) echo "$amwi_pid" ;;
+	nginx) echo "$nginx_pid" $(pgrep -P "$nginx_pid" || true) ;;
+	esac
+}
+
+# run_wrk SERVER SCENARIO: one wrk run; adds req/s, bytes/s, errors, completed requests,
+# bytes read and server CPU ticks to the sums.
 run_wrk() {
-	local srv=$1 sc=$2 base=${1}_url conns threads=2 f res rps tps errs
+	local srv=$1 sc=$2 base=${1}_url conns threads=2 f res rps tps errs reqs rd c0 c1
 	conns=${sc_conns[$sc]}
 	((conns < 2)) && threads=1
 	f=$raw/wrk-$sc-$srv-$round.txt
 	log "wrk $sc on $srv (-t$threads -c$conns -d${BENCH_SECONDS}s)"
+	# shellcheck disable=SC2046
+	c0=$(cpu_ticks $(server_pids "$srv"))
 	# A 256 MiB response at 256 connections takes far longer than wrk's 2 s default timeout.
 	timeout -k 5 $((BENCH_SECONDS + 90)) "$WRK" -t"$threads" -c"$conns" -d"${BENCH_SECONDS}s" \
 		--timeout 60s --latency "${!base}/archlinux/$rel/${sc_file[$sc]}" >"$f" 2>&1 ||
 		log "wrk exited with status $? on $srv/$sc (output: $f)"
+	# shellcheck disable=SC2046
+	c1=$(cpu_ticks $(server_pids "$srv"))
 	res=$(awk '
 		function bytes(s,   n, u) {
 			n = s + 0; u = s; sub(/^[0-9.]+/, "", u)
@@ -337,9 +359,12 @@ run_wrk() {
 		/^Transfer\/sec:/ { tps = bytes($2) }
 		/Socket errors:/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) errs += $i + 0 }
 		/Non-2xx or 3xx responses:/ { errs += $NF }
-		END { printf "%s %s %d\n", (rps == "" ? "nan" : rps), (tps == "" ? "nan" : tps), errs }
+		/ requests in .* read$/ { reqs = $1; rd = bytes($(NF - 1)) }
+		END {
+			printf "%s %s %d %d %.0f\n", (rps == "" ? "nan" : rps), (tps == "" ? "nan" : tps), errs, reqs, rd
+		}
 	' "$f")
-	read -r rps tps errs <<<"$res"
+	read -r rps tps errs reqs rd <<<"$res"
 	if [[ $rps == nan || $tps == nan ]]; then
 		cat "$f" >&2
 		die "could not read wrk's results for $srv/$sc (output above)"
@@ -347,6 +372,10 @@ run_wrk() {
 	rps_sum[$sc,$srv]=$(awk -v a="${rps_sum[$sc,$srv]:-0}" -v b="$rps" 'BEGIN { printf "%.6f", a + b }')
 	tps_sum[$sc,$srv]=$(awk -v a="${tps_sum[$sc,$srv]:-0}" -v b="$tps" 'BEGIN { printf "%.0f", a + b }')
 	err_sum[$sc,$srv]=$((${err_sum[$sc,$srv]:-0} + errs))
+	req_sum[$sc,$srv]=$((${req_sum[$sc,$srv]:-0} + reqs))
+	read_sum[$sc,$srv]=$(awk -v a="${read_sum[$sc,$srv]:-0}" -v b="$rd" 'BEGIN { printf "%.0f", a + b }')
+	cpu_sum[$sc,$srv]=$((${cpu_sum[$sc,$srv]:-0} + c1 - c0))
+	echo "server-cpu-ticks $((c1 - c0)) clk_tck $clk_tck" >>"$f"
 }
 
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do
@@ -397,6 +426,24 @@ for f in "$raw"/wrk-*.txt; do
 	outf '  %-28s %s\n' "${name#wrk-}" "$(awk '/^Requests\/sec:/ { r = $2 } /^Transfer\/sec:/ { t = $2 }
 		/^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
 		END { printf "%10s req/s %10s/s  latency p50 %9s p99 %9s", r, t, p50, p99 }' "$f")"
+done
+out ""
+out "server CPU per unit of work (lower is better; less sensitive to machine noise than throughput):"
+outf '%-10s %-14s %10s %10s %7s\n' scenario unit amwi nginx ratio
+for sc in "${scenarios[@]}"; do
+	if [[ $sc == big-* ]]; then
+		unit="cpu-ms/GiB"
+		per() { awk -v t="${cpu_sum[$sc,$1]}" -v b="${read_sum[$sc,$1]}" -v hz="$clk_tck" \
+			'BEGIN { if (b > 0) printf "%.1f", t / hz * 1000 / (b / 1073741824); else print "n/a" }'; }
+	else
+		unit="cpu-us/req"
+		per() { awk -v t="${cpu_sum[$sc,$1]}" -v r="${req_sum[$sc,$1]}" -v hz="$clk_tck" \
+			'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / r; else print "n/a" }'; }
+	fi
+	a=$(per amwi)
+	n=$(per nginx)
+	ratio=$(awk -v a="$a" -v n="$n" 'BEGIN { if (n + 0 > 0 && a != "n/a") printf "%.2f", a / n; else print "n/a" }')
+	outf '%-10s %-14s %10s %10s %7s\n' "$sc" "$unit" "$a" "$n" "$ratio"
 done
 outf '  amwi peak RSS during wrk (VmHWM): %s MiB; load avg after wrk: %s\n' "$(mib "$wrk_hwm_kb")" "$(loadavg)"
 
@@ -454,7 +501,6 @@ line=$(grep '^clients=' "$raw/slowclients.out" | tail -n1 || true)
 	die "slowclients printed no summary (stderr above)"
 }
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$line"; }
-s_ok=$(field ok)
 s_dropped=$(field dropped)
 s_behind=$(field behind)
 s_bytes=$(field bytes)

@@ -24,6 +24,8 @@ type Options struct {
 	// OnTransfer sees every finished request (traffic accounting); may be nil.
 	OnTransfer func(Transfer)
 	Version    string
+	// Sync is the sync engine; nil leaves /api/sync out.
+	Sync SyncService
 }
 
 // NewHandler returns the whole HTTP surface.
@@ -35,6 +37,9 @@ func NewHandler(o Options) http.Handler {
 	mirror := NewMirror(o.MirrorRoot, MirrorPrefix, o.SendTimeout, o.Log)
 	mux.Handle(MirrorPrefix, mirror)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { healthz(w, o.Health) })
+	if o.Sync != nil {
+		mux.HandleFunc("GET /api/sync", syncAPI(o.Sync, o.Log))
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { home(w, r, o.Version) })
 	var h http.Handler = mux
 	if o.OnTransfer != nil {

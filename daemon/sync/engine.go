@@ -165,6 +165,7 @@ type Manager struct {
 	done   chan struct{} // closed when the running sync ends
 	subs   map[chan State]struct{}
 	kick   chan struct{} // a run ended: re-plan the schedule
+	lock   *fileLock     // held by the running sync
 }
 
 func (m *Manager) now() time.Time {
@@ -198,6 +199,7 @@ func (m *Manager) Sync(ctx context.Context, o Options) (Run, error) {
 		return Run{}, err
 	}
 	defer lock.release()
+	m.lock = lock
 	id, err := m.Store.NextRunID()
 	if err != nil {
 		m.mu.Unlock()
@@ -388,8 +390,21 @@ func (m *Manager) update(f func(*State)) {
 	m.publish()
 }
 
-// MarkInterrupted closes the records of runs a killed process left "running".
-func (m *Manager) MarkInterrupted() error {
+// Recover cleans up after a process that was killed mid-sync: what is left of its rsync is
+// stopped (taking the free lock does that), and the runs it left "running" are closed.
+// The daemon calls it at start; nothing needs clearing by hand.
+func (m *Manager) Recover() error {
+	m.mu.Lock()
+	if m.done == nil {
+		if l, _, err := m.tryFileLock(Options{Trigger: "recovery"}); err == nil && l != nil {
+			l.release()
+		}
+	}
+	m.mu.Unlock()
+	return m.markInterrupted()
+}
+
+func (m *Manager) markInterrupted() error {
 	runs, err := m.History(20)
 	if err != nil {
 		return err
@@ -511,7 +526,7 @@ func (m *Manager) rsync(ctx context.Context, run *Run, tail *lineRing, phase str
 		grace = 10 * time.Second
 	}
 	base := run.Stats
-	r := &rsyncRun{Bin: bin, Args: args, KillGrace: grace, tail: tail}
+	r := &rsyncRun{Bin: bin, Args: args, KillGrace: grace, tail: tail, OnStart: m.lock.rsyncStarted}
 	if stdin != nil {
 		r.Stdin = bytes.NewReader(stdin)
 	}
@@ -525,6 +540,7 @@ func (m *Manager) rsync(ctx context.Context, run *Run, tail *lineRing, phase str
 	var stopThrottle context.CancelFunc
 	if m.Busy != nil && m.Config.IOBusyPercent > 0 {
 		r.OnStart = func(pgid int) {
+			m.lock.rsyncStarted(pgid)
 			var tctx context.Context
 			tctx, stopThrottle = context.WithCancel(ctx)
 			throttleDone = make(chan time.Duration, 1)
@@ -665,7 +681,7 @@ func (m *Manager) syncRepos(ctx context.Context, up string, run *Run, tail *line
 // rsyncList runs rsync --list-only, whose listing goes to w.
 func (m *Manager) rsyncList(ctx context.Context, run *Run, tail *lineRing, w *bytes.Buffer, args ...string) error {
 	m.update(func(s *State) { s.Phase, s.Percent, s.File = PhaseListing, 0, "" })
-	r := &rsyncRun{Bin: m.Config.RsyncBin, Args: args, KillGrace: 10 * time.Second, tail: tail, Stdout: w}
+	r := &rsyncRun{Bin: m.Config.RsyncBin, Args: args, KillGrace: 10 * time.Second, tail: tail, Stdout: w, OnStart: m.lock.rsyncStarted}
 	if r.Bin == "" {
 		r.Bin = "rsync"
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,13 +20,20 @@ import (
 // a second `amwi sync` prints.
 const LockFile = "sync.lock"
 
-type fileLock struct{ f *os.File }
+type fileLock struct {
+	f      *os.File
+	holder lockHolder
+}
 
 type lockHolder struct {
-	PID     int       `json:"pid"`
-	RunID   uint64    `json:"run_id,omitempty"`
-	Trigger string    `json:"trigger"`
-	Since   time.Time `json:"since"`
+	PID int `json:"pid"`
+	// RsyncPGID is the process group of the rsync running for the holder. rsync forks a
+	// helper that Pdeathsig does not reach, so when the holder was killed, the next one to
+	// take the lock ends what is left of that group.
+	RsyncPGID int       `json:"rsync_pgid,omitempty"`
+	RunID     uint64    `json:"run_id,omitempty"`
+	Trigger   string    `json:"trigger"`
+	Since     time.Time `json:"since"`
 }
 
 // tryFileLock takes the lock without waiting; on contention it returns nil and who holds it.
@@ -45,8 +54,49 @@ func (m *Manager) tryFileLock(o Options) (*fileLock, string, error) {
 		return nil, "", fmt.Errorf("lock %s: %w", path, err)
 	}
 	l := &fileLock{f: f}
-	l.write(lockHolder{PID: os.Getpid(), Trigger: o.Trigger, Since: m.now()})
+	var prev lockHolder
+	b := make([]byte, 512)
+	n, _ := f.ReadAt(b, 0)
+	if json.Unmarshal(b[:n], &prev) == nil && prev.RsyncPGID > 1 {
+		if killed := killStaleRsync(prev.RsyncPGID); killed > 0 {
+			m.Log.Warn("sync: stopped rsync processes left by an interrupted run", "pgid", prev.RsyncPGID, "processes", killed)
+		}
+	}
+	l.holder = lockHolder{PID: os.Getpid(), Trigger: o.Trigger, Since: m.now()}
+	l.write(l.holder)
 	return l, "", nil
+}
+
+// killStaleRsync kills the members of process group pgid that are rsync, and returns how
+// many there were. The name check guards against a recycled group id.
+func killStaleRsync(pgid int) int {
+	des, _ := os.ReadDir("/proc")
+	n := 0
+	for _, de := range des {
+		pid, err := strconv.Atoi(de.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", de.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...
+		s := string(b)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		f := strings.Fields(s[close+1:])
+		if s[open+1:close] != "rsync" || len(f) < 3 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		unix.Kill(pid, unix.SIGCONT)
+		if unix.Kill(pid, unix.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
 }
 
 func describeHolder(f *os.File) string {
@@ -70,7 +120,14 @@ func (l *fileLock) write(h lockHolder) {
 }
 
 func (l *fileLock) describe(run Run) {
-	l.write(lockHolder{PID: os.Getpid(), RunID: run.ID, Trigger: run.Trigger, Since: run.Start})
+	l.holder.RunID, l.holder.Since = run.ID, run.Start
+	l.write(l.holder)
+}
+
+// rsyncStarted records the process group of the rsync now running.
+func (l *fileLock) rsyncStarted(pgid int) {
+	l.holder.RsyncPGID = pgid
+	l.write(l.holder)
 }
 
 func (l *fileLock) release() {

@@ -187,7 +187,9 @@ func (e *RsyncError) Error() string {
 // SIGCONT (it may be paused by the throttle) and SIGTERM, then SIGKILL after KillGrace.
 func (r *rsyncRun) run(ctx context.Context) error {
 	cmd := exec.Command(r.Bin, r.Args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group: the throttle stops and continues rsync and the helpers it forks
+	// together. Pdeathsig: rsync must not go on writing the mirror when amwi is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/local/bin:/usr/bin:/bin"}
 	cmd.Stdin = r.Stdin
 	stdout, err := cmd.StdoutPipe()

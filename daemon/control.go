@@ -1,0 +1,161 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/amwi/amwi/daemon/sync"
+)
+
+// ControlSocket is the daemon's local control socket in the state dir: `amwi sync` talks
+// to the running daemon through it. Only root and the daemon's own user may connect: the
+// state dir is 0750, the socket 0660, and every connection's peer credentials are checked.
+const ControlSocket = "amwi.sock"
+
+// controlMsg is one line of the NDJSON stream POST /sync answers with.
+type controlMsg struct {
+	State *sync.State `json:"state,omitempty"`
+	Run   *sync.Run   `json:"run,omitempty"`
+	Error string      `json:"error,omitempty"`
+	Busy  bool        `json:"busy,omitempty"`
+}
+
+// listenControl opens the control socket. A leftover socket file is removed: we hold the
+// store's lock, so no other daemon can be using it.
+func listenControl(stateDir string) (net.Listener, error) {
+	path := filepath.Join(stateDir, ControlSocket)
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return peerCheckListener{l.(*net.UnixListener)}, nil
+}
+
+// peerCheckListener accepts only root and the daemon's own uid (SO_PEERCRED).
+type peerCheckListener struct{ *net.UnixListener }
+
+func (l peerCheckListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			return nil, err
+		}
+		if peerAllowed(c) {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+func peerAllowed(c *net.UnixConn) bool {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) { cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	return err == nil && cred != nil && (cred.Uid == 0 || int(cred.Uid) == os.Getuid())
+}
+
+// controlHandler serves the control API: POST /sync (streams progress), POST /sync/cancel,
+// GET /sync.
+func controlHandler(ctx context.Context, m *sync.Manager, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sync", func(w http.ResponseWriter, r *http.Request) {
+		hist, err := m.History(20)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"state": m.State(), "history": hist})
+	})
+	mux.HandleFunc("POST /sync/cancel", func(w http.ResponseWriter, r *http.Request) {
+		if err := m.Cancel(); err != nil {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"cancelled": true})
+	})
+	mux.HandleFunc("POST /sync", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		o := sync.Options{Trigger: sync.TriggerCLI, Force: q.Get("force") == "1", Wait: q.Get("wait") == "1"}
+		if t := q.Get("trigger"); t == sync.TriggerWeb || t == sync.TriggerSchedule {
+			o.Trigger = t
+		}
+		states, stop := m.Subscribe()
+		defer stop()
+		type result struct {
+			run sync.Run
+			err error
+		}
+		done := make(chan result, 1)
+		// The run belongs to the daemon, not to this connection: a client that goes away
+		// does not stop it (`amwi sync` cancels explicitly on Ctrl-C).
+		go func() {
+			run, err := m.Sync(ctx, o)
+			done <- result{run, err}
+		}()
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		rc := http.NewResponseController(w)
+		for {
+			select {
+			case s := <-states:
+				enc.Encode(controlMsg{State: &s})
+				rc.Flush()
+			case res := <-done:
+				msg := controlMsg{Run: &res.run}
+				if res.err != nil {
+					msg = controlMsg{Error: res.err.Error(), Busy: errors.Is(res.err, sync.ErrBusy)}
+				}
+				enc.Encode(msg)
+				return
+			}
+		}
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// controlClient talks to a running daemon's control socket.
+func controlClient(stateDir string) *http.Client {
+	path := filepath.Join(stateDir, ControlSocket)
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+}
+
+// daemonAbsent reports a dial error that means no daemon listens (as opposed to one that
+// refuses us).
+func daemonAbsent(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED)
+}
+
+func syncURL(force, wait bool) string {
+	return "http://amwi/sync?force=" + boolParam(force) + "&wait=" + boolParam(wait) + "&trigger=cli"
+}
+
+func boolParam(b bool) string { return strconv.Itoa(map[bool]int{false: 0, true: 1}[b]) }

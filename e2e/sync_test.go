@@ -1,0 +1,247 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/amwi/amwi/internal/archtest"
+)
+
+// syncUpstream is an Arch tree served by a real rsync daemon.
+func syncUpstream(t *testing.T, extra ...archtest.Pkg) (*archtest.Tree, *archtest.Rsyncd) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "upstream")
+	tr := archtest.BuildTree(t, root,
+		archtest.Repo{Name: "core", Pkgs: testRepos[0].Pkgs},
+		archtest.Repo{Name: "extra", Pkgs: append(append([]archtest.Pkg(nil), testRepos[1].Pkgs...), extra...)},
+	)
+	return tr, archtest.StartRsyncd(t, root)
+}
+
+func syncConfig(t *testing.T, dir, upstream, repos, extra string) string {
+	t.Helper()
+	mirror := filepath.Join(dir, "mirror")
+	os.MkdirAll(mirror, 0o755)
+	cfg := fmt.Sprintf(`[server]
+listen = "127.0.0.1:0"
+[mirror]
+root = %q
+repos = %s
+[sync]
+upstream = %q
+min_free_gib = 0
+%s
+[state]
+dir = %q
+`, mirror, repos, upstream, extra, filepath.Join(dir, "state"))
+	path := filepath.Join(dir, "amwi.toml")
+	os.WriteFile(path, []byte(cfg), 0o644)
+	return path
+}
+
+// TestSyncAloneThenPacman: `amwi sync` with no daemon syncs by itself; with repos = core
+// only nothing of extra lands on disk, and pacman installs from the result.
+func TestSyncAloneThenPacman(t *testing.T) {
+	t.Parallel()
+	_, rd := syncUpstream(t)
+	dir := t.TempDir()
+	cfg := syncConfig(t, dir, rd.URL, `["core"]`, "")
+	out, code := run(t, nil, nil, "-c", cfg, "sync")
+	if code != 0 || !strings.Contains(out, "sync 1: done from "+rd.URL) {
+		t.Fatalf("amwi sync: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mirror", "extra")); !os.IsNotExist(err) {
+		t.Errorf("extra/ fetched although repos = [\"core\"]")
+	}
+	if pool, _ := os.ReadDir(filepath.Join(dir, "mirror", "pool", "packages")); len(pool) != 3 {
+		t.Errorf("pool holds %d files, want core's 3", len(pool))
+	}
+	out, code = run(t, nil, nil, "-c", cfg, "sync")
+	if code != 0 || !strings.Contains(out, "sync 2: up to date") {
+		t.Fatalf("second amwi sync: exit %d\n%s", code, out)
+	}
+
+	_, base := serve(t, cfg)
+	conf := archtest.PacmanConf(t, filepath.Join(dir, "client"), base+"/archlinux", "core")
+	archtest.Pacman(t, conf, "-Sy")
+	archtest.Pacman(t, conf, "-S", "bash")
+	if q := archtest.Pacman(t, conf, "-Q"); !strings.Contains(q, "bash 5.2.037-1") || !strings.Contains(q, "glibc") {
+		t.Fatalf("pacman -Q after installing from the synced core:\n%s", q)
+	}
+}
+
+func apiSync(t *testing.T, base string) (state map[string]any, history []map[string]any) {
+	t.Helper()
+	_, body := httpGet(t, base+"/api/sync")
+	var v struct {
+		State   map[string]any   `json:"state"`
+		History []map[string]any `json:"history"`
+	}
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("/api/sync: %v\n%s", err, body)
+	}
+	return v.State, v.History
+}
+
+// TestSyncThroughDaemon: with the daemon running, `amwi sync` goes through its control
+// socket; a second one is refused with who holds the sync, --wait queues, --cancel stops;
+// /api/sync shows state and history; Discord hears about it.
+func TestSyncThroughDaemon(t *testing.T) {
+	t.Parallel()
+	_, rd := syncUpstream(t, archtest.Pkg{Name: "huge", Version: "1-1", Desc: "slow to fetch", PayloadSize: 4 << 20})
+	var mu sync.Mutex
+	var posts []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var v map[string]any
+		json.NewDecoder(r.Body).Decode(&v)
+		b, _ := json.Marshal(v)
+		mu.Lock()
+		posts = append(posts, string(b))
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer hook.Close()
+	dir := t.TempDir()
+	cfg := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "bwlimit_kib = 1024\n[discord]\nenabled = true\nwebhook_url = \""+hook.URL+"/api/webhooks/1/TOKEN\"")
+	p, base := serve(t, cfg)
+
+	first := make(chan string)
+	go func() {
+		out, code := run(t, nil, nil, "-c", cfg, "sync")
+		first <- fmt.Sprintf("exit %d: %s", code, out)
+	}()
+	// Wait for the transfer to be under way.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, _ := apiSync(t, base)
+		if st["running"] == true && st["trigger"] == "cli" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sync never showed as running in /api/sync; daemon log:\n%s", p.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, code := run(t, nil, nil, "-c", cfg, "sync")
+	if code != 1 || !strings.Contains(out, "a sync is already running (run 1, cli, since ") {
+		t.Errorf("second amwi sync: exit %d\n%s", code, out)
+	}
+	queued := make(chan string)
+	go func() {
+		out, code := run(t, nil, nil, "-c", cfg, "sync", "--wait")
+		queued <- fmt.Sprintf("exit %d: %s", code, out)
+	}()
+	if r := <-first; !strings.HasPrefix(r, "exit 0: ") || !strings.Contains(r, "sync 1: done") {
+		t.Fatalf("first amwi sync through the daemon: %s", r)
+	}
+	if r := <-queued; !strings.HasPrefix(r, "exit 0: ") || !strings.Contains(r, "sync 2: up to date") {
+		t.Fatalf("amwi sync --wait: %s", r)
+	}
+	if !strings.Contains(p.Output(), "msg=\"sync finished\" run=1") {
+		t.Errorf("the daemon did not run the sync itself:\n%s", p.Output())
+	}
+
+	// Cancel: a forced run, cancelled from another amwi.
+	forced := make(chan string)
+	go func() {
+		out, code := run(t, nil, nil, "-c", cfg, "sync", "--force")
+		forced <- fmt.Sprintf("exit %d: %s", code, out)
+	}()
+	for i := 0; ; i++ {
+		if st, _ := apiSync(t, base); st["running"] == true {
+			break
+		}
+		if i > 400 {
+			t.Fatal("forced sync never started")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if out, code := run(t, nil, nil, "-c", cfg, "sync", "--cancel"); code != 0 {
+		t.Fatalf("amwi sync --cancel: exit %d\n%s", code, out)
+	}
+	if r := <-forced; !strings.HasPrefix(r, "exit 1: ") || !strings.Contains(r, "cancelled") {
+		t.Errorf("cancelled sync: %s", r)
+	}
+
+	_, hist := apiSync(t, base)
+	if len(hist) != 3 || hist[0]["result"] != "cancelled" || hist[1]["result"] != "up to date" || hist[2]["result"] != "success" ||
+		hist[2]["upstream"] != rd.URL || hist[2]["trigger"] != "cli" {
+		t.Errorf("/api/sync history: %v", hist)
+	}
+	// Discord: started + succeeded for run 1 (up-to-date checks and cancels are quiet).
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(posts)
+		all := strings.Join(posts, "\n")
+		mu.Unlock()
+		if n >= 2 {
+			if !strings.Contains(all, "Sync started") || !strings.Contains(all, "Sync succeeded") {
+				t.Errorf("webhook payloads:\n%s", all)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webhook got %d posts:\n%s", n, all)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(p.Output(), "TOKEN") {
+		t.Errorf("the webhook URL appears in the daemon's log")
+	}
+}
+
+// TestKill9MidSync: the daemon killed with SIGKILL mid-sync leaves no lock to clear: the
+// next start records the interrupted run and the next sync completes the mirror.
+func TestKill9MidSync(t *testing.T) {
+	t.Parallel()
+	tr, rd := syncUpstream(t, archtest.Pkg{Name: "huge", Version: "1-1", Desc: "slow", PayloadSize: 4 << 20})
+	dir := t.TempDir()
+	cfg := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "bwlimit_kib = 512")
+	p, base := serve(t, cfg)
+	go exec.Command(amwiBin, "-c", cfg, "sync").Run()
+	for i := 0; ; i++ {
+		if st, _ := apiSync(t, base); st["phase"] == "fetching packages" {
+			break
+		}
+		if i > 800 {
+			t.Fatalf("sync never reached the transfer:\n%s", p.Output())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait(t, 10*time.Second)
+	// rsync's main process dies with the daemon (Pdeathsig); the helper it forked may
+	// not, and the next start stops it, as systemd's KillMode=control-group would.
+	p2, base2 := serve(t, cfg)
+	if out, _ := exec.Command("pgrep", "-f", "rsync.*"+rd.Addr+".*"+dir).CombinedOutput(); len(out) > 0 {
+		ps, _ := exec.Command("ps", "-o", "pid,ppid,pgid,stat,args", "-p", strings.Join(strings.Fields(string(out)), ",")).CombinedOutput()
+		t.Errorf("rsync of the killed daemon still runs after the restart:\n%s\n%s", ps, p2.Output())
+	}
+	_, hist := apiSync(t, base2)
+	if len(hist) != 1 || hist[0]["result"] != "failed" || !strings.Contains(fmt.Sprint(hist[0]["error"]), "interrupted") {
+		t.Fatalf("after kill -9, history: %v", hist)
+	}
+	out, code := run(t, nil, nil, "-c", cfg, "sync")
+	if code != 0 || !strings.Contains(out, "sync 2: done") {
+		t.Fatalf("sync after restart: exit %d\n%s\n%s", code, out, p2.Output())
+	}
+	for _, f := range []string{"core/os/x86_64/core.db", "extra/os/x86_64/extra.db", "lastupdate"} {
+		a, _ := os.ReadFile(filepath.Join(tr.Root, f))
+		b, _ := os.ReadFile(filepath.Join(dir, "mirror", f))
+		if string(a) != string(b) {
+			t.Errorf("%s differs from upstream after the recovery sync", f)
+		}
+	}
+}
