@@ -45,7 +45,7 @@ func NewHandler(o Options) http.Handler {
 	if o.OnTransfer != nil {
 		h = Count(h, o.Now, o.OnTransfer)
 	}
-	return h
+	return directSend(h)
 }
 
 // NewServer wraps h in an http.Server with the timeouts a mirror needs.
@@ -61,6 +61,7 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
+		ConnContext:       withConn,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }
