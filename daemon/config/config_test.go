@@ -48,6 +48,7 @@ func TestBadConfigs(t *testing.T) {
 		{"root is a file", "[mirror]\nroot = \"/dev/null\"\n", []string{"amwi.toml:2: mirror.root: /dev/null is not a directory"}},
 		{"bad repo", "[mirror]\nroot = \"mirror\"\nrepos = [\"core\", \"Extra Stuff\", \"core\"]\n",
 			[]string{`mirror.repos[1]: "Extra Stuff" is not a repository name`, `mirror.repos[2]: "core" is listed twice`}},
+		{"star with others", "[mirror]\nroot = \"mirror\"\nrepos = [\"core\", \"*\"]\n", []string{`mirror.repos[1]: "*" (a full mirror) must be the only entry`}},
 		{"no repos", "[mirror]\nroot = \"mirror\"\nrepos = []\n", []string{"mirror.repos: must list at least one"}},
 		{"upstream option injection", "[mirror]\nroot = \"mirror\"\n[sync]\nupstream = \"--rsh=sh\"\n", []string{"amwi.toml:4: sync.upstream:", "would be read as an rsync option"}},
 		{"upstream scheme", "[mirror]\nroot = \"mirror\"\n[sync]\nupstream = \"ftp://mirror.example/arch/\"\n", []string{"sync.upstream: \"ftp://mirror.example/arch/\": must be rsync://HOST[:PORT]/MODULE/PATH/ or HOST::MODULE/PATH/"}},
@@ -155,6 +156,12 @@ dir = "state"
 	}
 	if cfg.Bench.MirrorlistsDir != "/etc/amwi/mirrorlists" {
 		t.Errorf("absolute default path changed: %s", cfg.Bench.MirrorlistsDir)
+	}
+}
+
+func TestFullMirrorRepos(t *testing.T) {
+	if _, err := parseIn(t, "[mirror]\nroot = \"mirror\"\nrepos = [\"*\"]\n"); err != nil {
+		t.Fatalf("repos = [\"*\"]: %v", err)
 	}
 }
 

@@ -53,6 +53,9 @@ func (c *Config) validate(file string, lines map[string]int) Problems {
 	for i, r := range c.Mirror.Repos {
 		key := fmt.Sprintf("mirror.repos[%d]", i)
 		switch {
+		case r == "*" && len(c.Mirror.Repos) == 1: // a full mirror, as Arch's own sync script keeps
+		case r == "*":
+			add(key, `"*" (a full mirror) must be the only entry`)
 		case !repoName.MatchString(r):
 			add(key, "%q is not a repository name (lower-case letters, digits, '-', '_', '.', '+')", r)
 		case seen[r]:

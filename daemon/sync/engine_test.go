@@ -465,3 +465,94 @@ func TestNoUpstream(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// procStat returns the state letter and nice value of pid from /proc/PID/stat.
+func procStat(pid string) (state string, nice string, ok bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "", "", false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	// f[0] is field 3 (state); nice is field 19.
+	return f[0], f[16], true
+}
+
+// TestThrottleAndPriority: rsync runs at nice 19 and idle I/O priority, is stopped (state
+// T) while the disk reads busy and continued when it calms down, and is never left stopped.
+func TestThrottleAndPriority(t *testing.T) {
+	_, rd := upstream(t)
+	e := newEnv(t, []string{"core", "extra"}, rd.URL)
+	e.m.Config.BWLimitKiB = 1536 // ~4 s for the big package
+	e.m.Config.IOBusyPercent = 80
+	var mu stdsync.Mutex
+	busy := 95.0
+	e.m.Busy = func() (float64, error) { mu.Lock(); defer mu.Unlock(); return busy, nil }
+	done := make(chan sync.Run)
+	go func() { done <- e.sync(t, sync.Options{}) }()
+	waitRunning(t, e.m)
+
+	pgid := func() string {
+		b, _ := os.ReadFile(filepath.Join(e.state, sync.LockFile))
+		i := bytes.Index(b, []byte(`"rsync_pgid":`))
+		if i < 0 {
+			return ""
+		}
+		rest := b[i+len(`"rsync_pgid":`):]
+		j := bytes.IndexAny(rest, ",}")
+		return string(rest[:j])
+	}
+	var sawStopped, sawNice bool
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && !(sawStopped && sawNice) {
+		if st, nice, ok := procStat(pgid()); ok {
+			sawStopped = sawStopped || st == "T"
+			sawNice = sawNice || nice == "19"
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !sawNice {
+		t.Errorf("rsync never ran at nice 19")
+	}
+	if !sawStopped {
+		t.Errorf("rsync was never stopped while the disk read 95%% busy")
+	}
+	if s := e.m.State(); !s.Paused {
+		t.Errorf("live state does not say paused: %+v", s)
+	}
+	mu.Lock()
+	busy = 5
+	mu.Unlock()
+	run := <-done
+	if run.Result != sync.ResultSuccess || run.PausedSeconds < 1 {
+		t.Fatalf("throttled run: %s, paused %.1fs (%s)", run.Result, run.PausedSeconds, run.Error)
+	}
+}
+
+// TestCancelWhilePaused: a stopped rsync is continued so SIGTERM can end it.
+func TestCancelWhilePaused(t *testing.T) {
+	_, rd := upstream(t)
+	e := newEnv(t, []string{"core", "extra"}, rd.URL)
+	e.m.Config.BWLimitKiB = 512
+	e.m.Config.IOBusyPercent = 50
+	e.m.Busy = func() (float64, error) { return 100, nil }
+	done := make(chan sync.Run)
+	go func() { done <- e.sync(t, sync.Options{}) }()
+	waitRunning(t, e.m)
+	for i := 0; i < 200 && !e.m.State().Paused; i++ {
+		time.Sleep(25 * time.Millisecond)
+	}
+	start := time.Now()
+	e.m.Cancel()
+	select {
+	case run := <-done:
+		if run.Result != sync.ResultCancelled {
+			t.Fatalf("%+v", run)
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Errorf("cancelling a paused rsync took %s", time.Since(start))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("cancel of a paused sync never finished: rsync left stopped?")
+	}
+}
