@@ -107,9 +107,26 @@ func (c *cli) cancelSync(ctx context.Context, client *http.Client) error {
 
 // syncAlone runs the sync in this process, as the daemon would, when no daemon runs.
 func (c *cli) syncAlone(ctx context.Context, cfg *config.Config, o sync.Options) error {
-	st, err := store.Open(cfg.State.Dir, 500*time.Millisecond)
-	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("the state dir %s is in use (by `amwi serve`?), but its control socket does not answer; is the daemon starting or stopping?", cfg.State.Dir)
+	var st *store.Store
+	var err error
+	for {
+		st, err = store.Open(cfg.State.Dir, 500*time.Millisecond)
+		if !errors.Is(err, store.ErrLocked) {
+			break
+		}
+		// Another `amwi sync` running on its own holds the store.
+		holder := sync.Holder(cfg.State.Dir)
+		if holder == "" {
+			return fmt.Errorf("the state dir %s is in use (by `amwi serve`?), but its control socket does not answer; is the daemon starting or stopping?", cfg.State.Dir)
+		}
+		if !o.Wait {
+			return fmt.Errorf("%w (%s); use --wait to queue behind it", sync.ErrBusy, holder)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 	if err != nil {
 		return err

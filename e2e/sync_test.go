@@ -245,3 +245,98 @@ func TestKill9MidSync(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoSyncsAlone: with no daemon, a second `amwi sync` says which one holds the sync
+// and exits 1; with --wait it queues and then finds the mirror up to date.
+func TestTwoSyncsAlone(t *testing.T) {
+	t.Parallel()
+	_, rd := syncUpstream(t, archtest.Pkg{Name: "huge", Version: "1-1", Desc: "slow", PayloadSize: 3 << 20})
+	dir := t.TempDir()
+	cfg := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "bwlimit_kib = 1024")
+	first := exec.Command(amwiBin, "-c", cfg, "sync")
+	var firstOut strings.Builder
+	first.Stdout, first.Stderr = &firstOut, &firstOut
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if b, _ := os.ReadFile(filepath.Join(dir, "state", "sync.lock")); strings.Contains(string(b), "rsync_pgid") {
+			break
+		}
+		if i > 400 {
+			t.Fatal("first sync never started rsync")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	out, code := run(t, nil, nil, "-c", cfg, "sync")
+	want := fmt.Sprintf("a sync is already running (pid %d, cli, run 1, since ", first.Process.Pid)
+	if code != 1 || !strings.Contains(out, want) {
+		t.Errorf("second amwi sync: exit %d\n%s\nwant %q", code, out, want)
+	}
+	out, code = run(t, nil, nil, "-c", cfg, "sync", "--wait")
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first sync: %v\n%s", err, firstOut.String())
+	}
+	if code != 0 || !strings.Contains(out, "sync 2: up to date") {
+		t.Errorf("amwi sync --wait: exit %d\n%s", code, out)
+	}
+}
+
+// TestPacmanDuringSync: clients downloading while the mirror is updated never see a
+// partial or missing file: every pacman -Sy/-Sw during the sync succeeds and every
+// downloaded package matches the size and checksum its database gives (pacman checks).
+func TestPacmanDuringSync(t *testing.T) {
+	t.Parallel()
+	tr, rd := syncUpstream(t)
+	dir := t.TempDir()
+	cfg := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "bwlimit_kib = 2048")
+	if out, code := run(t, nil, nil, "-c", cfg, "sync"); code != 0 {
+		t.Fatalf("initial sync: %s", out)
+	}
+	_, base := serve(t, cfg)
+	conf := archtest.PacmanConf(t, filepath.Join(dir, "client"), base+"/archlinux", "core", "extra")
+
+	// Upstream publishes new versions of everything (the old files disappear), a big one
+	// to keep the sync busy for a few seconds.
+	var next []archtest.Pkg
+	for _, p := range testRepos[1].Pkgs {
+		old := p
+		p.Version = "9" + p.Version
+		if p.Name == "bigdata" {
+			p.PayloadSize = 6 << 20
+		}
+		next = append(next, p)
+		tr.RemovePackages(t, "extra", old)
+	}
+	tr.AddPackages(t, "extra", next...)
+
+	syncDone := make(chan string)
+	go func() {
+		out, err := exec.Command(amwiBin, "-c", cfg, "sync").CombinedOutput()
+		syncDone <- fmt.Sprintf("%v: %s", err, out)
+	}()
+	names := []string{"hello", "nodesc", "bigdata", "bash", "glibc"}
+	rounds := 0
+	for done := false; !done; {
+		select {
+		case r := <-syncDone:
+			if !strings.HasPrefix(r, "<nil>") {
+				t.Fatalf("sync during downloads: %s", r)
+			}
+			done = true
+		default:
+		}
+		rounds++
+		cache := t.TempDir()
+		archtest.Pacman(t, conf, "-Sy")
+		archtest.Pacman(t, conf, append([]string{"-Sw", "--cachedir", cache}, names...)...)
+	}
+	if rounds < 2 {
+		t.Errorf("only %d download rounds overlapped the sync", rounds)
+	}
+	t.Logf("%d pacman download rounds ran during the sync", rounds)
+	archtest.Pacman(t, conf, "-Sy")
+	if si := archtest.Pacman(t, conf, "-Si", "bigdata"); !strings.Contains(si, "91.0-1") {
+		t.Errorf("after the sync pacman does not see the new version:\n%s", si)
+	}
+}

@@ -10,10 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	stdsync "sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/amwi/amwi/daemon/store"
 	"github.com/amwi/amwi/daemon/sync"
@@ -502,17 +505,23 @@ func TestThrottleAndPriority(t *testing.T) {
 		j := bytes.IndexAny(rest, ",}")
 		return string(rest[:j])
 	}
-	var sawStopped, sawNice bool
+	var sawStopped, sawNice, sawIdle bool
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && !(sawStopped && sawNice) {
+	for time.Now().Before(deadline) && !(sawStopped && sawNice && sawIdle) {
 		if st, nice, ok := procStat(pgid()); ok {
 			sawStopped = sawStopped || st == "T"
 			sawNice = sawNice || nice == "19"
+			pid, _ := strconv.Atoi(pgid())
+			prio, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, 1, uintptr(pid), 0)
+			sawIdle = sawIdle || (errno == 0 && prio>>13 == 3)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !sawNice {
 		t.Errorf("rsync never ran at nice 19")
+	}
+	if !sawIdle {
+		t.Errorf("rsync never ran in the idle I/O class")
 	}
 	if !sawStopped {
 		t.Errorf("rsync was never stopped while the disk read 95%% busy")

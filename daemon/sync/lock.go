@@ -174,3 +174,18 @@ func (m *Manager) acquire(ctx context.Context, o Options) (*fileLock, error) {
 		}
 	}
 }
+
+// Holder says who holds the sync lock in stateDir ("pid 123, cli, run 4, since …"), or ""
+// when no sync is running.
+func Holder(stateDir string) string {
+	f, err := os.Open(filepath.Join(stateDir, LockFile))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		return ""
+	}
+	return describeHolder(f)
+}
