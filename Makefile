@@ -49,8 +49,11 @@ test-go:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
+# make bench: amwi vs nginx (wrk), 2,000 slow clients, footprint (scripts/bench.sh), then
+# what a sync costs when nothing changed upstream: the lastupdate gate vs a full walk.
 bench: build
 	scripts/bench.sh
+	$(GO) test -run '^$$' -bench NoChangeSync -benchtime 3x ./daemon/sync
 
 # BIN picks a cross-built binary, e.g. make install BIN=dist/amwi-linux-arm64 DESTDIR=…
 BIN ?= amwi

@@ -75,6 +75,22 @@ func (e *events) kinds() []string {
 	return out
 }
 
+func newBenchEnv(b *testing.B, upstream string) *sync.Manager {
+	b.Helper()
+	dir := b.TempDir()
+	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
+	st, err := store.Open(filepath.Join(dir, "state"), time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return &sync.Manager{
+		Config: sync.Config{Root: filepath.Join(dir, "mirror"), Repos: []string{"core", "extra"}, Upstreams: []string{upstream}, StateDir: filepath.Join(dir, "state")},
+		Store:  st,
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
 func newEnv(t *testing.T, repos []string, upstreams ...string) *env {
 	t.Helper()
 	dir := t.TempDir()
