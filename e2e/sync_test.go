@@ -340,3 +340,25 @@ func TestPacmanDuringSync(t *testing.T) {
 		t.Errorf("after the sync pacman does not see the new version:\n%s", si)
 	}
 }
+
+// TestSyncProgressOnTTY: on a terminal `amwi sync` redraws one progress line (phase,
+// percent, bytes, rate, current file) and clears it before the summary.
+func TestSyncProgressOnTTY(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "script", "bsdutils")
+	_, rd := syncUpstream(t, archtest.Pkg{Name: "huge", Version: "1-1", Desc: "slow", PayloadSize: 2 << 20})
+	dir := t.TempDir()
+	cfg := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "bwlimit_kib = 1024")
+	// script(1) gives amwi a pseudo-terminal as stdout.
+	out, err := exec.Command("script", "-qec", amwiBin+" -c "+cfg+" sync", "/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("amwi sync under script: %v\n%q", err, out)
+	}
+	s := string(out)
+	if !strings.Contains(s, "\r\x1b[Kfetching packages") || !strings.Contains(s, "%") || !strings.Contains(s, "/s") {
+		t.Errorf("no progress line redrawn on the terminal:\n%q", s)
+	}
+	if !strings.Contains(s, "\r\x1b[Ksync 1: done") {
+		t.Errorf("progress line not cleared before the summary:\n%q", s)
+	}
+}

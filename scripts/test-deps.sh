@@ -13,6 +13,7 @@ declare -A need=(
 	[systemd-analyze]=systemd
 	[qemu-arm-static]=qemu-user-static
 	[qemu-aarch64-static]=qemu-user-static
+	[script]=bsdutils
 )
 
 missing=()

@@ -3,6 +3,7 @@ package sync_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -512,14 +513,14 @@ func TestThrottleAndPriority(t *testing.T) {
 	waitRunning(t, e.m)
 
 	pgid := func() string {
+		var holder struct {
+			PGID int `json:"rsync_pgid"`
+		}
 		b, _ := os.ReadFile(filepath.Join(e.state, sync.LockFile))
-		i := bytes.Index(b, []byte(`"rsync_pgid":`))
-		if i < 0 {
+		if json.Unmarshal(b, &holder) != nil || holder.PGID <= 1 {
 			return ""
 		}
-		rest := b[i+len(`"rsync_pgid":`):]
-		j := bytes.IndexAny(rest, ",}")
-		return string(rest[:j])
+		return strconv.Itoa(holder.PGID)
 	}
 	var sawStopped, sawNice, sawIdle bool
 	deadline := time.Now().Add(10 * time.Second)
@@ -580,4 +581,34 @@ func TestCancelWhilePaused(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("cancel of a paused sync never finished: rsync left stopped?")
 	}
+}
+
+// TestRsyncKilled: rsync dying mid-run (OOM killer, an admin's kill -9) fails the run with
+// a record that says so, and the next run completes the mirror.
+func TestRsyncKilled(t *testing.T) {
+	tr, rd := upstream(t)
+	e := newEnv(t, []string{"core", "extra"}, rd.URL)
+	e.m.Config.BWLimitKiB = 512
+	done := make(chan sync.Run)
+	go func() { done <- e.sync(t, sync.Options{}) }()
+	waitRunning(t, e.m)
+	var holder struct {
+		PGID int `json:"rsync_pgid"`
+	}
+	b, _ := os.ReadFile(filepath.Join(e.state, sync.LockFile))
+	if err := json.Unmarshal(b, &holder); err != nil || holder.PGID <= 1 {
+		t.Fatalf("no rsync pgid in the lock (%v): %s", err, b)
+	}
+	if err := unix.Kill(holder.PGID, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	run := <-done
+	if run.Result != sync.ResultFailed || run.ExitMeaning != "killed by a signal" {
+		t.Fatalf("run with rsync killed: %+v", run)
+	}
+	e.m.Config.BWLimitKiB = 0
+	if run := e.sync(t, sync.Options{}); run.Result != sync.ResultSuccess {
+		t.Fatalf("next run: %+v", run)
+	}
+	sameRepos(t, tr.Root, e.mirror, "core", "extra")
 }
