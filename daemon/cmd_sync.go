@@ -17,6 +17,7 @@ import (
 	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/store"
 	"github.com/amwi/amwi/daemon/sync"
+	"github.com/amwi/amwi/internal/units"
 )
 
 // syncCmd is `amwi sync [--force] [--wait] [--cancel]`: through the running daemon when
@@ -157,11 +158,11 @@ func (c *cli) report(r sync.Run) error {
 	d := r.Duration(r.End).Round(100 * time.Millisecond)
 	switch r.Result {
 	case sync.ResultUpToDate:
-		fmt.Fprintf(c.env.Stdout, "sync %d: up to date with %s (checked in %s, %s fetched)\n", r.ID, r.Upstream, d, humanBytes(r.Stats.BytesReceived))
+		fmt.Fprintf(c.env.Stdout, "sync %d: up to date with %s (checked in %s, %s fetched)\n", r.ID, r.Upstream, d, units.Bytes(r.Stats.BytesReceived))
 		return nil
 	case sync.ResultSuccess:
 		fmt.Fprintf(c.env.Stdout, "sync %d: done from %s in %s: %d files, %s fetched, %d deleted, %d pruned",
-			r.ID, r.Upstream, d, r.Stats.FilesTransferred, humanBytes(r.Stats.BytesReceived), r.Stats.FilesDeleted, r.Pruned)
+			r.ID, r.Upstream, d, r.Stats.FilesTransferred, units.Bytes(r.Stats.BytesReceived), r.Stats.FilesDeleted, r.Pruned)
 		if r.PausedSeconds > 0 {
 			fmt.Fprintf(c.env.Stdout, ", paused %.0fs for disk I/O", r.PausedSeconds)
 		}
@@ -206,7 +207,7 @@ func (p *progressPrinter) state(s sync.State) {
 		p.phase = s.Phase
 		return
 	}
-	line := fmt.Sprintf("%s  %3d%%  %s  %s/s  %d files", s.Phase, s.Percent, humanBytes(s.Bytes), humanBytes(int64(s.RateBps)), s.Files)
+	line := fmt.Sprintf("%s  %3d%%  %s  %s/s  %d files", s.Phase, s.Percent, units.Bytes(s.Bytes), units.Bytes(int64(s.RateBps)), s.Files)
 	if s.Paused {
 		line += "  [paused: disk busy]"
 	}
@@ -225,17 +226,4 @@ func (p *progressPrinter) end() {
 		fmt.Fprint(p.w, "\r\033[K")
 		p.drawn = false
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/amwi/amwi/internal/units"
 )
 
 // Mirror serves the files of the local Arch mirror, as nginx with autoindex would.
@@ -274,7 +276,7 @@ func (m *Mirror) index(w http.ResponseWriter, r *http.Request, dir *os.File, nam
 }
 
 var indexTmpl = template.Must(template.New("index").Funcs(template.FuncMap{
-	"size":       humanSize,
+	"size":       units.Bytes,
 	"pathEscape": url.PathEscape,
 	"time":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
 }).Parse(`<!DOCTYPE html>
@@ -289,16 +291,3 @@ var indexTmpl = template.Must(template.New("index").Funcs(template.FuncMap{
 {{end}}</tbody></table>
 </body></html>
 `))
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}

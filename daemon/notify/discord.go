@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/amwi/amwi/internal/units"
 )
 
 // Event kinds.
@@ -405,7 +407,7 @@ func message(e SyncEvent, now time.Time) webhookMessage {
 	}
 	if e.Kind != KindStarted {
 		add("Duration", e.Duration.Round(time.Second).String(), true)
-		add("Data", formatBytes(e.Bytes)+" in "+plural(e.Files, "file"), true)
+		add("Data", units.Bytes(e.Bytes)+" in "+plural(e.Files, "file"), true)
 	}
 	if p := packagesChanged(e.Added, e.Updated, e.Removed); p != "" {
 		add("Packages", p, true)
@@ -495,20 +497,6 @@ func defuseFences(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// formatBytes is n in binary units: "0 B", "512 B", "1.5 KiB", "2.3 GiB".
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func plural(n int, noun string) string {

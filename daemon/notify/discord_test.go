@@ -623,27 +623,6 @@ func TestNotifyCopiesLogTail(t *testing.T) {
 	}
 }
 
-func TestFormatBytes(t *testing.T) {
-	tests := []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"},
-		{1023, "1023 B"},
-		{1024, "1.0 KiB"},
-		{1536, "1.5 KiB"},
-		{5 << 20, "5.0 MiB"},
-		{1536 << 20, "1.5 GiB"},
-		{3 << 40, "3.0 TiB"},
-		{1 << 62, "4.0 EiB"},
-	}
-	for _, tt := range tests {
-		if got := formatBytes(tt.n); got != tt.want {
-			t.Errorf("formatBytes(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-}
-
 func TestTruncate(t *testing.T) {
 	tests := []struct {
 		s         string
