@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/notify"
+	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/daemon/store"
 	"github.com/amwi/amwi/daemon/sync"
 	"github.com/amwi/amwi/daemon/systemd"
@@ -39,6 +41,7 @@ type Daemon struct {
 	root    *os.Root
 	srv     *http.Server
 	syncer  *sync.Manager
+	search  *search.Service
 	discord *notify.Discord
 	control net.Listener
 
@@ -63,7 +66,13 @@ func (d *Daemon) Open() error {
 		return fmt.Errorf("open mirror root: %w", err)
 	}
 	d.root = root
+	d.search = &search.Service{Root: d.Config.Mirror.Root, Repos: searchRepos(d.Config), Log: d.Log}
+	d.Notify.Status("indexing packages")
+	if _, err := d.search.Load(); err != nil {
+		d.Log.Warn("search: some databases could not be read; search covers the rest", "err", err)
+	}
 	d.syncer = newSyncManager(d.Config, d.store, d.Log)
+	d.syncer.Changes = d.reindex
 	var onEvent func(sync.Event)
 	d.discord, onEvent = notifier(d.Config, d.Log)
 	d.syncer.OnEvent = onEvent
@@ -89,6 +98,8 @@ func (d *Daemon) Open() error {
 		OnTransfer:  d.count,
 		Version:     Version().Version,
 		Sync:        d.syncer,
+		Search:      d.search,
+		PerPage:     d.Config.Search.PerPage,
 	}), d.Log)
 	return nil
 }
@@ -138,6 +149,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.discord != nil {
 		go d.discord.Run(ctx)
 	}
+	go d.search.Watch(ctx, 30*time.Second)
 	switch {
 	case !d.Config.Sync.Enabled:
 		d.Log.Info("sync: scheduled syncs are off (sync.enabled = false); `amwi sync` still works")
@@ -211,6 +223,17 @@ func (d *Daemon) Close() error {
 		return d.store.Close()
 	}
 	return nil
+}
+
+// reindex rebuilds the search index after a sync and returns what changed, for the run's
+// record.
+func (d *Daemon) reindex(sync.Run) json.RawMessage {
+	ch, err := d.search.Load()
+	if err != nil {
+		d.Log.Warn("search: reindex after sync", "err", err)
+	}
+	b, _ := json.Marshal(ch)
+	return b
 }
 
 func (d *Daemon) health() map[string]error {

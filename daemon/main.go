@@ -37,6 +37,8 @@ Commands:
   sync             sync the mirror now (through the daemon when it runs):
                      --force skip the lastupdate check, --wait queue behind a
                      running sync, --cancel stop the running sync
+  search [--repo R] [--json] TERM...
+                   search the mirror's packages as pacman -Ss does
   config check     validate the config file, listing every problem with its line
   config default   print the commented default config (--local: paths under its folder)
   version          print version, commit, Go version and platform
@@ -92,6 +94,8 @@ func Main(ctx context.Context, env Env) error {
 		return c.config(args[1:])
 	case "sync":
 		return c.syncCmd(ctx, args[1:])
+	case "search":
+		return c.searchCmd(args[1:])
 	case "version":
 		return c.version(args[1:])
 	}
@@ -145,6 +149,11 @@ func (c *cli) logger() *slog.Logger {
 		}
 	}
 	return slog.New(slog.NewTextHandler(c.env.Stderr, opts))
+}
+
+// quietLogger logs only warnings and errors, for commands whose output is the point.
+func (c *cli) quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(c.env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func (c *cli) serve(ctx context.Context, args []string) error {

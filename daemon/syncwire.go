@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/notify"
+	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/daemon/store"
 	"github.com/amwi/amwi/daemon/sync"
 	"github.com/amwi/amwi/hw"
@@ -57,6 +59,10 @@ func notifier(cfg *config.Config, log *slog.Logger) (*notify.Discord, func(sync.
 		r := e.Run
 		var d2 = notify.SyncEvent{Kind: e.Kind, Trigger: r.Trigger, Upstream: r.Upstream, Duration: r.Duration(r.End),
 			Bytes: r.Stats.BytesReceived, Files: r.Stats.FilesTransferred, Reason: r.Error, LogTail: r.StderrTail}
+		var ch search.Changes
+		if json.Unmarshal(r.Changes, &ch) == nil {
+			d2.Added, d2.Updated, d2.Removed = len(ch.Added), len(ch.Updated), len(ch.Removed)
+		}
 		if d2.Upstream == "" && len(r.Attempts) > 0 {
 			d2.Upstream = r.Attempts[len(r.Attempts)-1].Upstream
 		}

@@ -24,8 +24,11 @@ type Options struct {
 	// OnTransfer sees every finished request (traffic accounting); may be nil.
 	OnTransfer func(Transfer)
 	Version    string
-	// Sync is the sync engine; nil leaves /api/sync out.
+	// Sync is the sync engine; nil leaves /api/sync and /api/changes out.
 	Sync SyncService
+	// Search is the package index; nil leaves /api/search and /api/packages out.
+	Search  SearchService
+	PerPage int
 }
 
 // NewHandler returns the whole HTTP surface.
@@ -39,6 +42,11 @@ func NewHandler(o Options) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { healthz(w, o.Health) })
 	if o.Sync != nil {
 		mux.HandleFunc("GET /api/sync", syncAPI(o.Sync, o.Log))
+		mux.HandleFunc("GET /api/changes", changesAPI(o.Sync))
+	}
+	if o.Search != nil {
+		mux.HandleFunc("GET /api/search", searchAPI(o.Search, o.PerPage))
+		mux.HandleFunc("GET /api/packages/{repo}/{name}", packageAPI(o.Search))
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { home(w, r, o.Version) })
 	var h http.Handler = mux

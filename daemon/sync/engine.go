@@ -154,6 +154,9 @@ type Manager struct {
 	Busy func() (float64, error)
 	// OnEvent receives notifications; it must not block.
 	OnEvent func(Event)
+	// Changes, when set, is asked after every successful run what it changed (the search
+	// index reloads and compares the databases); the answer is kept in the run's record.
+	Changes func(Run) json.RawMessage
 	// OnSuccess is called after every run that changed the mirror (reload caches).
 	OnSuccess []func(Run)
 	// FreeBytes reports free space under a path; default statfs.
@@ -235,6 +238,9 @@ func (m *Manager) Sync(ctx context.Context, o Options) (Run, error) {
 	var re *RsyncError
 	if errors.As(err, &re) {
 		run.ExitCode, run.ExitMeaning = re.Code, re.Meaning
+	}
+	if run.Result == ResultSuccess && m.Changes != nil {
+		run.Changes = m.Changes(run)
 	}
 	m.save(run)
 	m.finish(run)
