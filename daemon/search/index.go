@@ -16,11 +16,7 @@ type Package struct {
 	repodb.Package
 	Epoch, Pkgver, Pkgrel string
 
-	// Lower-cased copies for matching, built once.
-	lname, ldesc string
-	lprov        []string // provides, names only (no version constraint)
-	lgroups      []string
-	order        int // position of Repo in the configured repo order
+	order int // position of Repo in the configured repo order
 }
 
 // Index is an immutable snapshot of every configured repo's packages. A new one is built
@@ -30,9 +26,23 @@ type Index struct {
 	Built time.Time
 	pkgs  []*Package // sorted: repo order, then name
 	byKey map[string]*Package
+	// corpus holds every package's searchable text, lower-cased, in pkgs order and, within
+	// a package, in rank order: name, provides, groups, description. A term is then one
+	// strings.Index scan over the corpus, and the leftmost hit in a package is its best
+	// match. spans[i] says where package i's fields end.
+	corpus string
+	spans  []span
 	// requiredBy maps a name (package or provision) to the packages depending on it.
 	requiredBy map[string][]*Package
 }
+
+type span struct {
+	start, name, prov, group, end uint32
+}
+
+// sep separates fields in the corpus; Terms refuses control characters, so no term can
+// match across two fields.
+const sep = "\x00"
 
 // depName strips a version constraint or an optdepend reason: "glibc>=2.38" → "glibc",
 // "python: for scripts" → "python".
@@ -51,18 +61,19 @@ func Build(repos []string, dbs map[string][]repodb.Package, now time.Time) *Inde
 		n += len(dbs[r])
 	}
 	ix.pkgs = make([]*Package, 0, n)
+	in := interner{}
 	for order, r := range repos {
 		for _, rp := range dbs[r] {
-			// Signatures are the bulk of a v1 database and nobody searches them.
+			// Signatures are the bulk of a v1 database and nobody searches them; names in
+			// lists (depends, licenses, packagers) repeat thousands of times: keep one copy.
 			rp.PGPSig, rp.MD5Sum = "", ""
-			p := &Package{Repo: r, Package: rp, order: order, lname: strings.ToLower(rp.Name), ldesc: strings.ToLower(rp.Desc)}
+			rp.Arch, rp.Packager = in.one(rp.Arch), in.one(rp.Packager)
+			for _, l := range []*[]string{&rp.Groups, &rp.Licenses, &rp.Replaces, &rp.Conflicts, &rp.Provides,
+				&rp.Depends, &rp.OptDepends, &rp.MakeDepends, &rp.CheckDepends} {
+				in.all(*l)
+			}
+			p := &Package{Repo: r, Package: rp, order: order}
 			p.Epoch, p.Pkgver, p.Pkgrel = repodb.SplitVersion(rp.Version)
-			for _, pr := range rp.Provides {
-				p.lprov = append(p.lprov, strings.ToLower(depName(pr)))
-			}
-			for _, g := range rp.Groups {
-				p.lgroups = append(p.lgroups, strings.ToLower(g))
-			}
 			ix.pkgs = append(ix.pkgs, p)
 			ix.byKey[r+"/"+rp.Name] = p
 		}
@@ -74,7 +85,25 @@ func Build(repos []string, dbs map[string][]repodb.Package, now time.Time) *Inde
 		}
 		return a.Name < b.Name
 	})
-	for _, p := range ix.pkgs {
+	var c strings.Builder
+	ix.spans = make([]span, len(ix.pkgs))
+	for i, p := range ix.pkgs {
+		sp := &ix.spans[i]
+		sp.start = uint32(c.Len())
+		c.WriteString(strings.ToLower(p.Name))
+		sp.name = uint32(c.Len())
+		for _, pr := range p.Provides {
+			c.WriteString(sep + strings.ToLower(depName(pr)))
+		}
+		sp.prov = uint32(c.Len())
+		for _, g := range p.Groups {
+			c.WriteString(sep + strings.ToLower(g))
+		}
+		sp.group = uint32(c.Len())
+		c.WriteString(sep + strings.ToLower(p.Desc))
+		sp.end = uint32(c.Len())
+		c.WriteString(sep)
+
 		seen := map[string]bool{}
 		for _, d := range p.Depends {
 			name := depName(d)
@@ -84,7 +113,37 @@ func Build(repos []string, dbs map[string][]repodb.Package, now time.Time) *Inde
 			}
 		}
 	}
+	ix.corpus = c.String()
 	return ix
+}
+
+// interner keeps one copy of each distinct string.
+type interner map[string]string
+
+func (in interner) one(s string) string {
+	if v, ok := in[s]; ok {
+		return v
+	}
+	in[s] = s
+	return s
+}
+
+func (in interner) all(l []string) {
+	for i, s := range l {
+		l[i] = in.one(s)
+	}
+}
+
+// repoPackages returns repo's packages as database entries, to carry them into a new
+// index when the repo's database cannot be read.
+func (ix *Index) repoPackages(repo string) []repodb.Package {
+	var out []repodb.Package
+	for _, p := range ix.pkgs {
+		if p.Repo == repo {
+			out = append(out, p.Package)
+		}
+	}
+	return out
 }
 
 // Len is the number of packages.
@@ -151,6 +210,9 @@ func Terms(text string) ([]string, error) {
 	if len(text) > MaxQueryLen {
 		return nil, fmt.Errorf("%w: longer than %d characters", ErrBadQuery, MaxQueryLen)
 	}
+	if strings.ContainsFunc(text, func(r rune) bool { return r < ' ' && r != '\t' && r != '\n' }) {
+		return nil, fmt.Errorf("%w: control characters", ErrBadQuery)
+	}
 	terms := strings.Fields(strings.ToLower(text))
 	if len(terms) == 0 {
 		return nil, fmt.Errorf("%w: empty; give one or more words", ErrBadQuery)
@@ -163,7 +225,7 @@ func Terms(text string) ([]string, error) {
 
 // Match tiers, best first.
 const (
-	tierExact = iota
+	tierExact uint8 = iota
 	tierPrefix
 	tierName
 	tierProvides
@@ -172,35 +234,69 @@ const (
 	noMatch
 )
 
-// tier says how term matches p: the way pacman -Ss matches (name, description, provides,
-// groups; case-insensitive), ranked for people.
-func (p *Package) tier(term string) int {
+// tiers sets, for each package, how term matches it the way pacman -Ss matches (name,
+// description, provides, groups; case-insensitive), ranked for people. It is one scan of
+// the corpus: the leftmost hit inside a package is its best tier, so the scan then jumps
+// to the next package.
+func (ix *Index) tiers(term string, out []uint8) {
+	for i := range out {
+		out[i] = noMatch
+	}
+	from, i := 0, 0
+	for i < len(ix.spans) {
+		j := strings.Index(ix.corpus[from:], term)
+		if j < 0 {
+			return
+		}
+		at := uint32(from + j)
+		// Move to the package holding the hit (hits come in order, so walk forward).
+		for i < len(ix.spans) && ix.spans[i].end < at+uint32(len(term)) {
+			i++
+		}
+		if i == len(ix.spans) {
+			return
+		}
+		sp := ix.spans[i]
+		if at >= sp.start {
+			out[i] = sp.tierAt(at, len(term))
+		}
+		// Next package (a hit before sp.start spanned the previous separator: impossible,
+		// terms carry no control characters, but skipping it is harmless).
+		from = int(sp.end) + 1
+		i++
+	}
+}
+
+// tierAt is the tier of a hit of n bytes at corpus offset at inside this package.
+func (sp span) tierAt(at uint32, n int) uint8 {
 	switch {
-	case p.lname == term:
+	case at == sp.start && sp.start+uint32(n) == sp.name:
 		return tierExact
-	case strings.HasPrefix(p.lname, term):
+	case at == sp.start:
 		return tierPrefix
-	case strings.Contains(p.lname, term):
+	case at < sp.name:
 		return tierName
+	case at < sp.prov:
+		return tierProvides
+	case at < sp.group:
+		return tierGroup
 	}
-	for _, pr := range p.lprov {
-		if strings.Contains(pr, term) {
-			return tierProvides
-		}
+	return tierDesc
+}
+
+// tierOf is term's tier in package i alone.
+func (ix *Index) tierOf(i int, term string) uint8 {
+	sp := ix.spans[i]
+	j := strings.Index(ix.corpus[sp.start:sp.end], term)
+	if j < 0 {
+		return noMatch
 	}
-	for _, g := range p.lgroups {
-		if strings.Contains(g, term) {
-			return tierGroup
-		}
-	}
-	if strings.Contains(p.ldesc, term) {
-		return tierDesc
-	}
-	return noMatch
+	return sp.tierAt(sp.start+uint32(j), len(term))
 }
 
 // Search finds the packages every term matches, best first: exact name, name prefix, name
-// contains, provides, groups, description; then repo order, then name.
+// contains, provides, groups, description (a package ranks by its best-matching term); then
+// repo order, then name.
 func (ix *Index) Search(q Query) (Result, error) {
 	terms, err := Terms(q.Text)
 	if err != nil {
@@ -209,41 +305,53 @@ func (ix *Index) Search(q Query) (Result, error) {
 	if q.PerPage <= 0 {
 		q.PerPage = 50
 	}
-	type hit struct {
-		p    *Package
-		best int
-		sum  int
+	// Scan the corpus for the longest term (likely the rarest), then check the others only
+	// in the packages it matched, as pacman narrows its list term by term.
+	sort.SliceStable(terms, func(i, j int) bool { return len(terms[i]) > len(terms[j]) })
+	best := make([]uint8, len(ix.pkgs))
+	ix.tiers(terms[0], best)
+	for i, v := range best {
+		for _, term := range terms[1:] {
+			if v == noMatch {
+				break
+			}
+			if t := ix.tierOf(i, term); t == noMatch {
+				v = noMatch
+			} else {
+				v = min(v, t)
+			}
+		}
+		best[i] = v
 	}
-	var hits []hit
-	for _, p := range ix.pkgs {
+	// Bucket by tier; pkgs is in repo/name order already, so each bucket is too.
+	var buckets [noMatch][]int32
+	for i, v := range best {
+		if v == noMatch {
+			continue
+		}
+		p := ix.pkgs[i]
 		if q.Repo != "" && p.Repo != q.Repo || q.Arch != "" && p.Arch != q.Arch {
 			continue
 		}
-		h := hit{p: p, best: noMatch}
-		for _, t := range terms {
-			tr := p.tier(t)
-			if tr == noMatch {
-				h.best = -1
-				break
-			}
-			h.best = min(h.best, tr)
-			h.sum += tr
-		}
-		if h.best >= 0 {
-			hits = append(hits, h)
-		}
+		buckets[v] = append(buckets[v], int32(i))
 	}
-	// pkgs is already in repo/name order, so a stable sort on the tiers keeps it.
-	sort.SliceStable(hits, func(i, j int) bool {
-		if hits[i].best != hits[j].best {
-			return hits[i].best < hits[j].best
+	count := 0
+	for _, b := range buckets {
+		count += len(b)
+	}
+	res := Result{Count: count, Limit: q.PerPage, NumPages: max(1, (count+q.PerPage-1)/q.PerPage), Page: max(q.Page, 1)}
+	skip := (res.Page - 1) * q.PerPage
+	for _, b := range buckets {
+		for _, i := range b {
+			if skip > 0 {
+				skip--
+				continue
+			}
+			if len(res.Results) == q.PerPage {
+				return res, nil
+			}
+			res.Results = append(res.Results, ix.pkgs[i])
 		}
-		return hits[i].sum < hits[j].sum
-	})
-	res := Result{Count: len(hits), Limit: q.PerPage, NumPages: max(1, (len(hits)+q.PerPage-1)/q.PerPage), Page: max(q.Page, 1)}
-	from := (res.Page - 1) * q.PerPage
-	for i := from; i < len(hits) && i < from+q.PerPage; i++ {
-		res.Results = append(res.Results, hits[i].p)
 	}
 	return res, nil
 }

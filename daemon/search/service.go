@@ -34,7 +34,6 @@ type Service struct {
 	mu       sync.Mutex // one Load at a time
 	stamps   map[string]dbStamp
 	problems atomic.Pointer[map[string]string]
-	last     map[string][]repodb.Package // last good packages per repo
 }
 
 type dbStamp struct {
@@ -63,8 +62,7 @@ func (s *Service) Problems() map[string]string {
 func (s *Service) Load() (Changes, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.last == nil {
-		s.last = map[string][]repodb.Package{}
+	if s.stamps == nil {
 		s.stamps = map[string]dbStamp{}
 	}
 	now := time.Now
@@ -73,6 +71,7 @@ func (s *Service) Load() (Changes, error) {
 	}
 	problems := map[string]string{}
 	dbs := map[string][]repodb.Package{}
+	old := s.Index()
 	var errs []error
 	for _, r := range s.Repos {
 		path := DBPath(s.Root, r)
@@ -81,15 +80,13 @@ func (s *Service) Load() (Changes, error) {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			dbs[r] = nil
-			delete(s.last, r)
 		case err != nil:
 			problems[r] = err.Error()
 			errs = append(errs, err)
-			dbs[r] = s.last[r] // keep the last good one
+			dbs[r] = old.repoPackages(r) // keep the last good one
 			s.Log.Error("search: cannot read database; keeping the previous index of this repo", "repo", r, "err", err)
 		default:
 			dbs[r] = pkgs
-			s.last[r] = pkgs
 		}
 		if statErr == nil {
 			s.stamps[r] = dbStamp{st.ModTime(), st.Size()}
@@ -97,7 +94,6 @@ func (s *Service) Load() (Changes, error) {
 			delete(s.stamps, r)
 		}
 	}
-	old := s.Index()
 	ix := Build(s.Repos, dbs, now())
 	s.cur.Store(ix)
 	s.problems.Store(&problems)
