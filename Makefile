@@ -45,9 +45,19 @@ test: test-deps test-go
 test-deps:
 	scripts/test-deps.sh
 
+# Parsers of outside input, fuzzed briefly on every run (go test -fuzz takes one target
+# of one package at a time). FUZZTIME=1m for a longer look.
+FUZZTIME ?= 5s
+FUZZ := ./daemon/config:FuzzParse ./daemon/repodb:FuzzParseDesc ./daemon/repodb:FuzzParse \
+	./hw:FuzzParseMountinfo ./daemon/notify:FuzzMessage
+
 test-go:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	@set -e; for f in $(FUZZ); do \
+		echo "fuzz $$f ($(FUZZTIME))"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) "$${f%%:*}" 2>&1) || { echo "$$out"; exit 1; }; \
+	done
 
 # make bench: amwi vs nginx (wrk), 2,000 slow clients, footprint (scripts/bench.sh), then
 # what a sync costs when nothing changed upstream: the lastupdate gate vs a full walk.

@@ -1,6 +1,7 @@
 package search_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -284,5 +285,25 @@ func TestChangesAndDamagedDatabase(t *testing.T) {
 	}
 	if !strings.Contains(svc.Problems()["extra"], "extra.db") {
 		t.Errorf("problems: %v", svc.Problems())
+	}
+}
+
+// TestWatchReloadsOnChange: an admin's own rsync (or anything) rewriting a database is
+// noticed and the index follows.
+func TestWatchReloadsOnChange(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mirror")
+	tr := archtest.BuildTree(t, root, repos...)
+	svc := &search.Service{Root: root, Repos: []string{"core", "extra", "multilib"}, Log: quiet()}
+	svc.Load()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go svc.Watch(ctx, 20*time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	tr.AddPackages(t, "core", archtest.Pkg{Name: "nano", Version: "8.2-1", Desc: "editor"})
+	for i := 0; svc.Index().Get("core", "nano") == nil; i++ {
+		if i > 250 {
+			t.Fatal("index did not pick up the changed core.db")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
