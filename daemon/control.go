@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/amwi/amwi/daemon/auth"
 	"github.com/amwi/amwi/daemon/sync"
 )
 
@@ -74,8 +75,26 @@ func peerAllowed(c *net.UnixConn) bool {
 
 // controlHandler serves the control API: POST /sync (streams progress), POST /sync/cancel,
 // GET /sync.
-func controlHandler(ctx context.Context, m *sync.Manager, log *slog.Logger) http.Handler {
+func controlHandler(ctx context.Context, m *sync.Manager, a *auth.Service, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	// POST /users: `amwi user add` while the daemon holds the store.
+	mux.HandleFunc("POST /users", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Name, Password string
+			Admin          bool
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8192)).Decode(&in); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad request: " + err.Error()})
+			return
+		}
+		u, err := addUser(a, in.Name, in.Password, in.Admin)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		log.Info("user added through the control socket", "user", u.Name, "admin", u.Admin)
+		writeJSON(w, http.StatusOK, map[string]any{"name": u.Name, "admin": u.Admin})
+	})
 	mux.HandleFunc("GET /sync", func(w http.ResponseWriter, r *http.Request) {
 		hist, err := m.History(20)
 		if err != nil {

@@ -8,18 +8,22 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/amwi/amwi/daemon/auth"
 	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/notify"
 	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/daemon/store"
 	"github.com/amwi/amwi/daemon/sync"
 	"github.com/amwi/amwi/daemon/systemd"
+	"github.com/amwi/amwi/daemon/traffic"
+	"github.com/amwi/amwi/hw"
 	"github.com/amwi/amwi/web"
 )
 
@@ -42,8 +46,19 @@ type Daemon struct {
 	srv     *http.Server
 	syncer  *sync.Manager
 	search  *search.Service
-	discord *notify.Discord
 	control net.Listener
+	machine *hw.Sampler
+	traffic *traffic.Recorder
+	auth    *auth.Service
+	// current is the config in force: settings saved from the dashboard replace it.
+	current atomic.Pointer[config.Config]
+	// runCtx ends when Run begins to stop: live streams close, notifiers stop.
+	runCtx  context.Context
+	stopRun context.CancelFunc
+
+	discordMu   stdsync.Mutex
+	discord     *notify.Discord
+	discordStop context.CancelFunc
 
 	requests atomic.Int64
 	served   atomic.Int64
@@ -71,11 +86,15 @@ func (d *Daemon) Open() error {
 	if _, err := d.search.Load(); err != nil {
 		d.Log.Warn("search: some databases could not be read; search covers the rest", "err", err)
 	}
+	d.current.Store(d.Config)
+	d.runCtx, d.stopRun = context.WithCancel(context.Background())
 	d.syncer = newSyncManager(d.Config, d.store, d.Log)
 	d.syncer.Changes = d.reindex
-	var onEvent func(sync.Event)
-	d.discord, onEvent = notifier(d.Config, d.Log)
-	d.syncer.OnEvent = onEvent
+	d.syncer.OnEvent = func(e sync.Event) { d.notifier().Notify(syncEvent(e)) }
+	d.setDiscord(d.Config)
+	d.machine = &hw.Sampler{Reader: &hw.Reader{ProcRoot: procRoot(), SysRoot: sysRoot(), MirrorRoot: d.Config.Mirror.Root}}
+	d.traffic = &traffic.Recorder{Store: d.store, Log: d.Log}
+	d.auth = &auth.Service{Store: d.store, Log: d.Log}
 	if err := d.syncer.Recover(); err != nil {
 		d.Log.Warn("sync: cannot check the history for interrupted runs", "err", err)
 	}
@@ -90,16 +109,22 @@ func (d *Daemon) Open() error {
 		}
 	}
 	d.srv = web.NewServer(web.NewHandler(web.Options{
-		MirrorRoot:  d.root,
-		SendTimeout: d.Config.Server.SendTimeout.D(),
-		Log:         d.Log,
-		Now:         d.Now,
-		Health:      d.health,
-		OnTransfer:  d.count,
-		Version:     Version().Version,
-		Sync:        d.syncer,
-		Search:      d.search,
-		PerPage:     d.Config.Search.PerPage,
+		MirrorRoot:     d.root,
+		SendTimeout:    d.Config.Server.SendTimeout.D(),
+		Log:            d.Log,
+		Now:            d.Now,
+		Health:         d.health,
+		OnTransfer:     d.count,
+		Version:        Version().Version,
+		Sync:           d.syncer,
+		Search:         d.search,
+		PerPage:        func() int { return d.current.Load().Search.PerPage },
+		Auth:           d.auth,
+		Machine:        d.machine,
+		Traffic:        d.traffic,
+		Settings:       &settings{d: d},
+		TrustedProxies: d.trustedProxies,
+		Ctx:            d.runCtx,
 	}), d.Log)
 	return nil
 }
@@ -143,13 +168,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	ctl := &http.Server{Handler: controlHandler(ctx, d.syncer, d.Log), ReadHeaderTimeout: 10 * time.Second}
+	ctl := &http.Server{Handler: controlHandler(ctx, d.syncer, d.auth, d.Log), ReadHeaderTimeout: 10 * time.Second}
 	go ctl.Serve(d.control)
 	defer ctl.Close()
-	if d.discord != nil {
-		go d.discord.Run(ctx)
-	}
 	go d.search.Watch(ctx, 30*time.Second)
+	go d.machine.Run(ctx)
+	wg.Add(1)
+	go func() { defer wg.Done(); d.traffic.Run(ctx) }() // flushes its last batch on the way out
 	switch {
 	case !d.Config.Sync.Enabled:
 		d.Log.Info("sync: scheduled syncs are off (sync.enabled = false); `amwi sync` still works")
@@ -157,7 +182,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.Log.Warn("sync: no upstream set; set sync.upstream (amwi bench can pick one) to keep the mirror current")
 	default:
 		wg.Add(1)
-		go func() { defer wg.Done(); d.syncer.Schedule(ctx, d.Config.Sync.Interval.D()) }()
+		go func() {
+			defer wg.Done()
+			d.syncer.Schedule(ctx, func() (time.Duration, bool) {
+				c := d.current.Load()
+				return c.Sync.Interval.D(), c.Sync.Enabled
+			})
+		}()
 	}
 	addrs := strings.Join(d.Addrs(), ", ")
 	d.Log.Info("serving", "mirror", d.Config.Mirror.Root, "listen", addrs, "state", d.Config.State.Dir)
@@ -186,6 +217,7 @@ loop:
 
 	grace := d.Config.Server.ShutdownGrace.D()
 	d.Notify.Stopping()
+	d.stopRun() // live streams end now; downloads get the grace period
 	if d.syncer.Cancel() == nil {
 		d.Log.Info("stopping: cancelling the running sync")
 	}
@@ -212,6 +244,9 @@ func (d *Daemon) Close() error {
 		for _, l := range d.Listeners {
 			l.Close()
 		}
+	}
+	if d.stopRun != nil {
+		d.stopRun()
 	}
 	if d.control != nil {
 		d.control.Close()
@@ -250,4 +285,15 @@ func (d *Daemon) health() map[string]error {
 func (d *Daemon) count(t web.Transfer) {
 	d.requests.Add(1)
 	d.served.Add(t.Bytes)
+	d.traffic.Record(traffic.Hit{Time: t.End, Client: web.ClientIP(t.Request, d.trustedProxies()), Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes})
+}
+
+func (d *Daemon) trustedProxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range d.current.Load().Server.TrustedProxies {
+		if pr, err := config.ParseCIDR(p); err == nil {
+			out = append(out, pr)
+		}
+	}
+	return out
 }

@@ -39,6 +39,8 @@ Commands:
                      running sync, --cancel stop the running sync
   search [--repo R] [--json] TERM...
                    search the mirror's packages as pacman -Ss does
+  user add [--admin] NAME
+                   create a dashboard user, the password read from stdin
   config check     validate the config file, listing every problem with its line
   config default   print the commented default config (--local: paths under its folder)
   version          print version, commit, Go version and platform
@@ -96,6 +98,8 @@ func Main(ctx context.Context, env Env) error {
 		return c.syncCmd(ctx, args[1:])
 	case "search":
 		return c.searchCmd(args[1:])
+	case "user":
+		return c.userCmd(args[1:])
 	case "version":
 		return c.version(args[1:])
 	}

@@ -15,24 +15,25 @@ import (
 	"github.com/amwi/amwi/hw"
 )
 
-// newSyncManager wires the sync engine to the store, the mirror disk's busy sampler and
-// (when enabled) Discord. The caller runs the notifier's queue: see startNotifier.
-func newSyncManager(cfg *config.Config, st *store.Store, log *slog.Logger) *sync.Manager {
-	m := &sync.Manager{
-		Config: sync.Config{
-			Root:          cfg.Mirror.Root,
-			Repos:         cfg.Mirror.Repos,
-			BWLimitKiB:    cfg.Sync.BWLimitKiB,
-			MinFreeBytes:  uint64(cfg.Sync.MinFreeGiB * (1 << 30)),
-			IOBusyPercent: cfg.Sync.IOBusyPercent,
-			StateDir:      cfg.State.Dir,
-		},
-		Store: st,
-		Log:   log,
+// syncConfig is what the sync engine takes from amwi.toml.
+func syncConfig(cfg *config.Config) sync.Config {
+	c := sync.Config{
+		Root:          cfg.Mirror.Root,
+		Repos:         cfg.Mirror.Repos,
+		BWLimitKiB:    cfg.Sync.BWLimitKiB,
+		MinFreeBytes:  uint64(cfg.Sync.MinFreeGiB * (1 << 30)),
+		IOBusyPercent: cfg.Sync.IOBusyPercent,
+		StateDir:      cfg.State.Dir,
 	}
 	if cfg.Sync.Upstream != "" {
-		m.Config.Upstreams = append([]string{cfg.Sync.Upstream}, cfg.Sync.FallbackUpstreams...)
+		c.Upstreams = append([]string{cfg.Sync.Upstream}, cfg.Sync.FallbackUpstreams...)
 	}
+	return c
+}
+
+// newSyncManager wires the sync engine to the store and the mirror disk's busy sampler.
+func newSyncManager(cfg *config.Config, st *store.Store, log *slog.Logger) *sync.Manager {
+	m := &sync.Manager{Config: syncConfig(cfg), Store: st, Log: log}
 	if cfg.Sync.IOBusyPercent > 0 {
 		dev, err := hw.FindBlockDevice(procRoot(), sysRoot(), cfg.Mirror.Root)
 		switch {
@@ -48,26 +49,19 @@ func newSyncManager(cfg *config.Config, st *store.Store, log *slog.Logger) *sync
 	return m
 }
 
-// notifier returns the Discord notifier and the OnEvent hook for the sync engine, or nils
-// when Discord is off.
-func notifier(cfg *config.Config, log *slog.Logger) (*notify.Discord, func(sync.Event)) {
-	if !cfg.Discord.Enabled || cfg.Discord.WebhookURL == "" {
-		return nil, nil
+// syncEvent turns a sync engine event into a Discord notification.
+func syncEvent(e sync.Event) notify.SyncEvent {
+	r := e.Run
+	n := notify.SyncEvent{Kind: e.Kind, Trigger: r.Trigger, Upstream: r.Upstream, Duration: r.Duration(r.End),
+		Bytes: r.Stats.BytesReceived, Files: r.Stats.FilesTransferred, Reason: r.Error, LogTail: r.StderrTail}
+	var ch search.Changes
+	if json.Unmarshal(r.Changes, &ch) == nil {
+		n.Added, n.Updated, n.Removed = len(ch.Added), len(ch.Updated), len(ch.Removed)
 	}
-	d := notify.New(cfg.Discord.WebhookURL, nil, log)
-	return d, func(e sync.Event) {
-		r := e.Run
-		var d2 = notify.SyncEvent{Kind: e.Kind, Trigger: r.Trigger, Upstream: r.Upstream, Duration: r.Duration(r.End),
-			Bytes: r.Stats.BytesReceived, Files: r.Stats.FilesTransferred, Reason: r.Error, LogTail: r.StderrTail}
-		var ch search.Changes
-		if json.Unmarshal(r.Changes, &ch) == nil {
-			d2.Added, d2.Updated, d2.Removed = len(ch.Added), len(ch.Updated), len(ch.Removed)
-		}
-		if d2.Upstream == "" && len(r.Attempts) > 0 {
-			d2.Upstream = r.Attempts[len(r.Attempts)-1].Upstream
-		}
-		d.Notify(d2)
+	if n.Upstream == "" && len(r.Attempts) > 0 {
+		n.Upstream = r.Attempts[len(r.Attempts)-1].Upstream
 	}
+	return n
 }
 
 // procRoot and sysRoot can be pointed at fixture trees (tests) with AMWI_PROC/AMWI_SYS.

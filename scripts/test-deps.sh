@@ -14,6 +14,7 @@ declare -A need=(
 	[qemu-arm-static]=qemu-user-static
 	[qemu-aarch64-static]=qemu-user-static
 	[script]=bsdutils
+	[chromium]=chromium
 )
 
 missing=()

@@ -94,11 +94,11 @@ func isRepo(ix *search.Index, r string) bool {
 }
 
 // searchAPI answers GET /api/search?q=&repo=&arch=&page=.
-func searchAPI(s SearchService, perPage int) http.HandlerFunc {
+func searchAPI(s SearchService, perPage func() int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ix := s.Index()
 		q := r.URL.Query()
-		query := search.Query{Text: q.Get("q"), Repo: q.Get("repo"), Arch: q.Get("arch"), PerPage: perPage, Page: 1}
+		query := search.Query{Text: q.Get("q"), Repo: q.Get("repo"), Arch: q.Get("arch"), PerPage: perPage(), Page: 1}
 		if query.Repo != "" && !isRepo(ix, query.Repo) {
 			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "unknown repo " + strconv.Quote(query.Repo), "repos": ix.Repos})
 			return

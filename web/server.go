@@ -1,10 +1,12 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 )
@@ -27,8 +29,18 @@ type Options struct {
 	// Sync is the sync engine; nil leaves /api/sync and /api/changes out.
 	Sync SyncService
 	// Search is the package index; nil leaves /api/search and /api/packages out.
-	Search  SearchService
-	PerPage int
+	Search SearchService
+	// PerPage is search.per_page (a func: settings change it at runtime).
+	PerPage func() int
+	// The dashboard's services; with Auth nil the dashboard is left out (mirror only).
+	Auth     AuthService
+	Machine  MachineService
+	Traffic  TrafficService
+	Settings SettingsService
+	// TrustedProxies is server.trusted_proxies (a func: settings change it at runtime).
+	TrustedProxies func() []netip.Prefix
+	// Ctx ends with the daemon: live streams close and syncs started from the web use it.
+	Ctx context.Context
 }
 
 // NewHandler returns the whole HTTP surface.
@@ -36,6 +48,16 @@ func NewHandler(o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Ctx == nil {
+		o.Ctx = context.Background()
+	}
+	if o.TrustedProxies == nil {
+		o.TrustedProxies = func() []netip.Prefix { return nil }
+	}
+	if o.PerPage == nil {
+		o.PerPage = func() int { return 50 }
+	}
+	active := NewActive()
 	mux := http.NewServeMux()
 	mirror := NewMirror(o.MirrorRoot, MirrorPrefix, o.SendTimeout, o.Log)
 	mux.Handle(MirrorPrefix, mirror)
@@ -48,11 +70,23 @@ func NewHandler(o Options) http.Handler {
 		mux.HandleFunc("GET /api/search", searchAPI(o.Search, o.PerPage))
 		mux.HandleFunc("GET /api/packages/{repo}/{name}", packageAPI(o.Search))
 	}
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { home(w, r, o.Version) })
-	var h http.Handler = mux
-	if o.OnTransfer != nil {
-		h = Count(h, o.Now, o.OnTransfer)
+	met := newMetrics(o, active)
+	mux.Handle("GET /metrics", met)
+	if o.Auth != nil {
+		newUI(o, active).routes(mux)
+	} else {
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { home(w, r, o.Version) })
 	}
+	// Cross-site POSTs are refused before any handler sees them (Sec-Fetch-Site/Origin);
+	// forms also carry the session's CSRF token.
+	var h http.Handler = http.NewCrossOriginProtection().Handler(mux)
+	h = active.track(h, func(r *http.Request) string { return ClientIP(r, o.TrustedProxies()).String() })
+	h = Count(h, o.Now, func(t Transfer) {
+		met.observe(t)
+		if o.OnTransfer != nil {
+			o.OnTransfer(t)
+		}
+	})
 	return directSend(h)
 }
 

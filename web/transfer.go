@@ -3,6 +3,7 @@ package web
 import (
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,40 +30,46 @@ func Count(next http.Handler, now func() time.Time, onDone func(Transfer)) http.
 			if status == 0 {
 				status = http.StatusOK
 			}
-			onDone(Transfer{Request: r, Status: status, Bytes: cw.n, Start: start, End: now()})
+			onDone(Transfer{Request: r, Status: status, Bytes: cw.sent.Load(), Start: start, End: now()})
 		}()
 		next.ServeHTTP(cw, r)
 	})
 }
 
+// countingWriter counts the body bytes handed to the connection. sent and size are atomic
+// because the live view (Active) reads them while the download runs.
 type countingWriter struct {
 	http.ResponseWriter
 	status int
-	n      int64
+	sent   atomic.Int64
+	size   atomic.Int64 // Content-Length declared, 0 when none
 }
 
 func (c *countingWriter) WriteHeader(code int) {
 	if c.status == 0 && code >= 200 {
 		c.status = code
+		c.size.Store(contentLength(c.Header()))
 	}
 	c.ResponseWriter.WriteHeader(code)
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.status == 0 {
-		c.status = http.StatusOK
+		c.WriteHeader(http.StatusOK)
 	}
 	n, err := c.ResponseWriter.Write(p)
-	c.n += int64(n)
+	c.sent.Add(int64(n))
 	return n, err
 }
 
+// ReadFrom keeps the copy zero-copy. A large file goes out in deadline chunks (see
+// deadlineWriter), so the count moves as the download does.
 func (c *countingWriter) ReadFrom(src io.Reader) (int64, error) {
 	if c.status == 0 {
-		c.status = http.StatusOK
+		c.WriteHeader(http.StatusOK)
 	}
 	n, err := readFrom(c.ResponseWriter, src)
-	c.n += n
+	c.sent.Add(n)
 	return n, err
 }
 

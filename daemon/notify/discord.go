@@ -531,3 +531,12 @@ func truncateStart(s string, n int) string {
 	r := []rune(s)
 	return "…" + string(r[len(r)-(n-1):])
 }
+
+// Send delivers e now, with the queue's retries, and reports whether it arrived: for the
+// dashboard's "send a test notification". Errors never contain the webhook URL.
+func (d *Discord) Send(ctx context.Context, e SyncEvent) error {
+	if d == nil {
+		return errors.New("discord is not configured")
+	}
+	return d.deliver(ctx, e, time.Now())
+}

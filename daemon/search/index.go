@@ -146,6 +146,17 @@ func (ix *Index) repoPackages(repo string) []repodb.Package {
 	return out
 }
 
+// RepoLen is the number of packages in repo.
+func (ix *Index) RepoLen(repo string) int {
+	n := 0
+	for _, p := range ix.pkgs {
+		if p.Repo == repo {
+			n++
+		}
+	}
+	return n
+}
+
 // Len is the number of packages.
 func (ix *Index) Len() int { return len(ix.pkgs) }
 

@@ -41,6 +41,13 @@ type dbStamp struct {
 	size int64
 }
 
+// SetRepos changes the repositories covered from the next Load on.
+func (s *Service) SetRepos(repos []string) {
+	s.mu.Lock()
+	s.Repos = repos
+	s.mu.Unlock()
+}
+
 // Index is the current index (never nil after the first Load; empty before).
 func (s *Service) Index() *Index {
 	if ix := s.cur.Load(); ix != nil {

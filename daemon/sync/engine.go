@@ -169,6 +169,40 @@ type Manager struct {
 	subs   map[chan State]struct{}
 	kick   chan struct{} // a run ended: re-plan the schedule
 	lock   *fileLock     // held by the running sync
+	next   *Config       // settings changed: takes effect at the next run
+}
+
+// SetConfig changes the settings from the next run on (a running sync keeps the ones it
+// started with) and re-plans the schedule.
+func (m *Manager) SetConfig(c Config) {
+	m.mu.Lock()
+	if m.done == nil {
+		m.Config = c
+	} else {
+		m.next = &c
+	}
+	m.kickLocked()
+	m.mu.Unlock()
+}
+
+// Upstreams is the configured upstreams, primary first.
+func (m *Manager) Upstreams() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.next != nil {
+		return m.next.Upstreams
+	}
+	return m.Config.Upstreams
+}
+
+func (m *Manager) kickLocked() {
+	if m.kick == nil {
+		m.kick = make(chan struct{}, 1)
+	}
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (m *Manager) now() time.Time {
@@ -194,14 +228,18 @@ type Options struct {
 // Sync runs one sync and returns its record. The error is nil when the run happened
 // (look at Run.Result), and ErrBusy, ErrNoUpstream or a store error when it did not.
 func (m *Manager) Sync(ctx context.Context, o Options) (Run, error) {
-	if len(m.Config.Upstreams) == 0 {
-		return Run{}, ErrNoUpstream
-	}
 	lock, err := m.acquire(ctx, o) // returns with m.mu held
 	if err != nil {
 		return Run{}, err
 	}
 	defer lock.release()
+	if m.next != nil {
+		m.Config, m.next = *m.next, nil
+	}
+	if len(m.Config.Upstreams) == 0 {
+		m.mu.Unlock()
+		return Run{}, ErrNoUpstream
+	}
 	m.lock = lock
 	id, err := m.Store.NextRunID()
 	if err != nil {
@@ -257,12 +295,10 @@ func (m *Manager) finish(run Run) {
 	close(m.done)
 	m.done, m.cancel = nil, nil
 	m.state = State{NextScheduled: m.state.NextScheduled}
-	if m.kick != nil {
-		select {
-		case m.kick <- struct{}{}:
-		default:
-		}
+	if m.next != nil {
+		m.Config, m.next = *m.next, nil
 	}
+	m.kickLocked()
 	m.mu.Unlock()
 	m.publish()
 	level := slog.LevelInfo

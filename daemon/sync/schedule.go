@@ -36,33 +36,48 @@ func randJitter(max time.Duration) time.Duration {
 	return time.Duration(rand.Int64N(int64(max)))
 }
 
+// Plan says the schedule: the interval, and whether scheduled syncs are on. It is asked
+// again after every run and every settings change.
+type Plan func() (interval time.Duration, enabled bool)
+
 // Schedule runs a sync every interval (plus a little jitter, so a LAN of AMWIs does not hit
 // the upstream at the same second) until ctx ends. Runs started by hand count: the next
 // scheduled one is due an interval after the latest run of any kind.
-func (m *Manager) Schedule(ctx context.Context, interval time.Duration) {
+func (m *Manager) Schedule(ctx context.Context, plan Plan) {
 	for {
-		var last *Run
-		if runs, err := m.History(1); err == nil && len(runs) > 0 {
-			last = &runs[0]
+		interval, enabled := plan()
+		var wait <-chan time.Time
+		var timer *time.Timer
+		if !enabled || len(m.Upstreams()) == 0 {
+			m.update(func(s *State) { s.NextScheduled = time.Time{} })
+		} else {
+			var last *Run
+			if runs, err := m.History(1); err == nil && len(runs) > 0 {
+				last = &runs[0]
+			}
+			next := nextRun(last, interval, m.now(), randJitter)
+			m.update(func(s *State) { s.NextScheduled = next })
+			m.Log.Debug("sync: next scheduled run", "at", next)
+			timer = time.NewTimer(time.Until(next))
+			wait = timer.C
 		}
-		next := nextRun(last, interval, m.now(), randJitter)
-		m.update(func(s *State) { s.NextScheduled = next })
-		m.Log.Debug("sync: next scheduled run", "at", next)
-		t := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
 		case <-m.kicked():
-			t.Stop()
+			if timer != nil {
+				timer.Stop()
+			}
 			continue
-		case <-t.C:
+		case <-wait:
 		}
 		_, err := m.Sync(ctx, Options{Trigger: TriggerSchedule})
-		if errors.Is(err, ErrBusy) {
+		switch {
+		case errors.Is(err, ErrBusy):
 			// A run by hand is going on: wait for it, then plan from it.
 			m.WaitIdle(ctx)
-		} else if err != nil && ctx.Err() == nil {
+		case errors.Is(err, ErrNoUpstream):
+		case err != nil && ctx.Err() == nil:
 			m.Log.Error("sync: scheduled run could not start", "err", err)
 			select {
 			case <-ctx.Done():

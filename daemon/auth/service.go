@@ -1,0 +1,471 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultTTL is how long an unused session lives.
+const DefaultTTL = 7 * 24 * time.Hour
+
+// Service is the accounts logic. Set its fields, then use it from any goroutine; do not
+// change the fields after the first call. Only Store is required.
+type Service struct {
+	Store Store
+	Now   func() time.Time // default time.Now; also drives the rate limiters
+	Log   *slog.Logger     // default: discard
+	// TTL is a session's lifetime, default DefaultTTL. It slides: Check renews a session used
+	// in the second half of its life, so a dashboard in daily use stays logged in.
+	TTL    time.Duration
+	Params Params // argon2id cost for new hashes; zero fields take DefaultParams
+	Limits Limits // login rate limits; zero fields take the defaults
+	// MaxHashing bounds concurrent argon2 computations, default 2. Each takes Params.Memory
+	// (19 MiB by default): a burst of logins must not run a 512 MB Pi out of memory.
+	MaxHashing int
+
+	once      sync.Once
+	accounts  *limiters
+	clients   *limiters
+	hashing   chan struct{} // semaphore of MaxHashing slots
+	dummyOnce sync.Once
+	dummy     string // hash to verify against for unknown users, to take the same time
+
+	// mu serializes read-modify-write of users (Create, password changes, Delete). The
+	// store's flock makes this process its only writer, so a mutex is enough.
+	mu sync.Mutex
+}
+
+func (s *Service) init() {
+	s.once.Do(func() {
+		if s.Now == nil {
+			s.Now = time.Now
+		}
+		if s.Log == nil {
+			s.Log = slog.New(slog.DiscardHandler)
+		}
+		if s.TTL <= 0 {
+			s.TTL = DefaultTTL
+		}
+		s.Params = s.Params.withDefaults()
+		s.Limits = s.Limits.withDefaults()
+		s.accounts = newLimiters(s.Limits.PerAccount, s.Limits.MaxTracked)
+		s.clients = newLimiters(s.Limits.PerClient, s.Limits.MaxTracked)
+		if s.MaxHashing <= 0 {
+			s.MaxHashing = 2
+		}
+		s.hashing = make(chan struct{}, s.MaxHashing)
+	})
+}
+
+func (s *Service) hash(password string) (string, error) {
+	s.hashing <- struct{}{}
+	defer func() { <-s.hashing }()
+	return HashPassword(s.Params, password)
+}
+
+func (s *Service) verify(hash, password string) (bool, error) {
+	s.hashing <- struct{}{}
+	defer func() { <-s.hashing }()
+	return VerifyPassword(hash, password)
+}
+
+// now strips the monotonic reading: times go to the store and come back without it.
+func (s *Service) now() time.Time { return s.Now().Round(0) }
+
+// NeedsSetup reports whether there are no users yet, so the first visitor may Register.
+func (s *Service) NeedsSetup() (bool, error) {
+	s.init()
+	n, err := s.Store.CountUsers()
+	if err != nil {
+		return false, fmt.Errorf("check for users: %w", err)
+	}
+	return n == 0, nil
+}
+
+// Register creates the first user, an admin. Once any user exists it returns
+// ErrRegistrationClosed; of concurrent calls on an empty store exactly one succeeds.
+func (s *Service) Register(name, password string) (User, error) {
+	s.init()
+	if open, err := s.NeedsSetup(); err != nil {
+		return User{}, err
+	} else if !open {
+		return User{}, ErrRegistrationClosed
+	}
+	u, err := s.newUser(name, password, true)
+	if err != nil {
+		return User{}, fmt.Errorf("register: %w", err)
+	}
+	created, err := s.Store.CreateFirstUser(u)
+	if err != nil {
+		return User{}, fmt.Errorf("register %q: %w", name, err)
+	}
+	if !created {
+		return User{}, ErrRegistrationClosed
+	}
+	s.Log.Info("registered first admin", "user", name)
+	return public(u), nil
+}
+
+// Create adds a user. The caller checks that an admin asks.
+func (s *Service) Create(name, password string, admin bool) (User, error) {
+	s.init()
+	if err := ValidateName(name); err != nil {
+		return User{}, err
+	}
+	// Fail before spending a hash on a name that is taken; checked again below.
+	if _, ok, err := s.Store.GetUser(name); err != nil {
+		return User{}, fmt.Errorf("create user %q: %w", name, err)
+	} else if ok {
+		return User{}, fmt.Errorf("create user %q: %w", name, ErrExists)
+	}
+	u, err := s.newUser(name, password, admin)
+	if err != nil {
+		return User{}, fmt.Errorf("create user %q: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok, err := s.Store.GetUser(name); err != nil {
+		return User{}, fmt.Errorf("create user %q: %w", name, err)
+	} else if ok {
+		return User{}, fmt.Errorf("create user %q: %w", name, ErrExists)
+	}
+	if err := s.Store.PutUser(u); err != nil {
+		return User{}, fmt.Errorf("create user %q: %w", name, err)
+	}
+	s.Log.Info("created user", "user", name, "admin", admin)
+	return public(u), nil
+}
+
+func (s *Service) newUser(name, password string, admin bool) (User, error) {
+	if err := ValidateName(name); err != nil {
+		return User{}, err
+	}
+	if err := ValidatePassword(password); err != nil {
+		return User{}, err
+	}
+	hash, err := s.hash(password)
+	if err != nil {
+		return User{}, err
+	}
+	now := s.now()
+	return User{Name: name, Hash: hash, Admin: admin, Created: now, PasswordChanged: now}, nil
+}
+
+// Login checks a name and password from client and starts a session. It returns a
+// *RateLimitError (errors.Is ErrRateLimited) when client or account made too many attempts,
+// and ErrBadCredentials alike for an unknown user and a wrong password, after the same
+// hashing work, so that responses do not tell which names exist.
+//
+// The name is trimmed and lowercased first: phone keyboards like to capitalise it.
+func (s *Service) Login(client netip.Addr, name, password string) (Session, error) {
+	s.init()
+	name = strings.ToLower(strings.TrimSpace(name))
+	now := s.now()
+
+	// The client's bucket first: a client already refused cannot drain an account's.
+	if ok, wait := s.clients.take(clientKey(client), now); !ok {
+		s.Log.Warn("login rate limited", "client", client, "retry_after", wait)
+		return Session{}, &RateLimitError{RetryAfter: wait}
+	}
+	account := name
+	if ValidateName(name) != nil {
+		// No such account can exist; one shared bucket keeps junk names from filling the map.
+		account = ""
+	}
+	if ok, wait := s.accounts.take(account, now); !ok {
+		s.Log.Warn("login rate limited", "client", client, "retry_after", wait, "account_limit", true)
+		return Session{}, &RateLimitError{RetryAfter: wait, Account: true}
+	}
+
+	var u User
+	var ok bool
+	if account != "" {
+		var err error
+		if u, ok, err = s.Store.GetUser(account); err != nil {
+			return Session{}, fmt.Errorf("login: %w", err)
+		}
+	}
+	if !ok || len(password) > MaxPasswordBytes {
+		s.spendDummyHash(password)
+		// The name is not logged: people type passwords into the name field.
+		s.Log.Info("login failed: unknown user or overlong password", "client", client)
+		return Session{}, ErrBadCredentials
+	}
+	match, err := s.verify(u.Hash, password)
+	if err != nil {
+		return Session{}, fmt.Errorf("login %q: stored password of the user is unreadable, an admin must set a new one: %w", u.Name, err)
+	}
+	if !match {
+		s.Log.Info("login failed: wrong password", "user", u.Name, "client", client)
+		return Session{}, ErrBadCredentials
+	}
+	s.upgradeHash(u, password)
+
+	sess, err := s.newSession(u, now)
+	if err != nil {
+		return Session{}, fmt.Errorf("login %q: %w", u.Name, err)
+	}
+	s.Log.Info("logged in", "user", u.Name, "client", client)
+	return sess, nil
+}
+
+// spendDummyHash does the work of verifying a password, for a user that does not exist.
+func (s *Service) spendDummyHash(password string) {
+	if len(password) > MaxPasswordBytes {
+		password = password[:MaxPasswordBytes]
+	}
+	s.dummyOnce.Do(func() {
+		// Same parameters as new hashes, so that it takes as long as a real user's.
+		s.dummy, _ = s.hash("amwi dummy password")
+	})
+	s.verify(s.dummy, password) //nolint:errcheck // only the time it takes matters
+}
+
+// upgradeHash rehashes a just-verified password when its hash was made with other
+// parameters than the current ones, so raising Params reaches existing accounts. Failures
+// only get logged: the login itself succeeded.
+func (s *Service) upgradeHash(u User, password string) {
+	h, err := parsePHC(u.Hash)
+	if err != nil || h.Params == s.Params {
+		return
+	}
+	hash, err := s.hash(password)
+	if err != nil {
+		s.Log.Warn("rehash password with current parameters", "user", u.Name, "err", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok, err := s.Store.GetUser(u.Name)
+	if err != nil || !ok || cur.Hash != u.Hash {
+		return // changed or deleted meanwhile: leave it alone
+	}
+	cur.Hash = hash
+	if err := s.Store.PutUser(cur); err != nil {
+		s.Log.Warn("rehash password with current parameters", "user", u.Name, "err", err)
+		return
+	}
+	s.Log.Info("rehashed password with current parameters", "user", u.Name)
+}
+
+func (s *Service) newSession(u User, now time.Time) (Session, error) {
+	id, err := token()
+	if err != nil {
+		return Session{}, err
+	}
+	csrf, err := token()
+	if err != nil {
+		return Session{}, err
+	}
+	// Created is never before the password change, which Check would take for a session
+	// of the old password: a wall clock stepped back (a Pi has no RTC) must not lock out.
+	created := now
+	if created.Before(u.PasswordChanged) {
+		created = u.PasswordChanged
+	}
+	sess := Session{ID: id, User: u.Name, CSRF: csrf, Created: created, Expires: now.Add(s.TTL)}
+	if err := s.Store.PutSession(sess); err != nil {
+		return Session{}, err
+	}
+	return sess, nil
+}
+
+// Check returns the session with id and its user, renewing the session if it is past half
+// its life. Unknown, expired, and orphaned sessions, and sessions older than the user's
+// last password change, are ErrNotFound (and deleted).
+func (s *Service) Check(id string) (Session, User, error) {
+	s.init()
+	if id == "" || len(id) > 128 {
+		return Session{}, User{}, ErrNotFound
+	}
+	sess, ok, err := s.Store.GetSession(id)
+	if err != nil {
+		return Session{}, User{}, fmt.Errorf("check session: %w", err)
+	}
+	if !ok {
+		return Session{}, User{}, ErrNotFound
+	}
+	now := s.now()
+	drop := func(why string) (Session, User, error) {
+		if err := s.Store.DeleteSession(id); err != nil {
+			return Session{}, User{}, fmt.Errorf("drop %s session: %w", why, err)
+		}
+		return Session{}, User{}, ErrNotFound
+	}
+	if !now.Before(sess.Expires) {
+		return drop("expired")
+	}
+	u, ok, err := s.Store.GetUser(sess.User)
+	if err != nil {
+		return Session{}, User{}, fmt.Errorf("check session: %w", err)
+	}
+	if !ok {
+		return drop("orphaned")
+	}
+	// Password changes delete the user's sessions too; this also covers a crash between
+	// the two writes and a login racing with the change.
+	if sess.Created.Before(u.PasswordChanged) {
+		return drop("pre-password-change")
+	}
+	if sess.Expires.Sub(now) < s.TTL/2 {
+		sess.Expires = now.Add(s.TTL)
+		if err := s.Store.PutSession(sess); err != nil {
+			return Session{}, User{}, fmt.Errorf("renew session: %w", err)
+		}
+	}
+	return sess, public(u), nil
+}
+
+// Logout ends a session; an unknown id is not an error.
+func (s *Service) Logout(id string) error {
+	s.init()
+	if id == "" {
+		return nil
+	}
+	if err := s.Store.DeleteSession(id); err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	return nil
+}
+
+// ChangePassword sets a user's new password after checking the old one, and ends all of the
+// user's sessions: the caller logs the user in again. A wrong old password is
+// ErrBadCredentials and counts against the account's login rate limit.
+func (s *Service) ChangePassword(name, old, new string) error {
+	s.init()
+	if ok, wait := s.accounts.take(name, s.now()); !ok {
+		return &RateLimitError{RetryAfter: wait, Account: true}
+	}
+	u, ok, err := s.Store.GetUser(name)
+	if err != nil {
+		return fmt.Errorf("change password of %q: %w", name, err)
+	}
+	if !ok {
+		return fmt.Errorf("change password of %q: user %w", name, ErrNotFound)
+	}
+	match, err := s.verify(u.Hash, old)
+	if err != nil {
+		return fmt.Errorf("change password of %q: stored password is unreadable, an admin must set a new one: %w", name, err)
+	}
+	if !match {
+		s.Log.Info("password change refused: wrong old password", "user", name)
+		return fmt.Errorf("change password of %q: the current password is wrong: %w", name, ErrBadCredentials)
+	}
+	if err := s.setPassword(name, new, u.Hash); err != nil {
+		return fmt.Errorf("change password of %q: %w", name, err)
+	}
+	s.Log.Info("password changed", "user", name)
+	return nil
+}
+
+// SetPassword sets a user's password without the old one (an admin's reset) and ends the
+// user's sessions.
+func (s *Service) SetPassword(name, new string) error {
+	s.init()
+	if err := s.setPassword(name, new, ""); err != nil {
+		return fmt.Errorf("set password of %q: %w", name, err)
+	}
+	s.Log.Info("password set", "user", name)
+	return nil
+}
+
+// setPassword stores a hash of password for name and deletes the user's sessions. If
+// oldHash is set, it refuses when the hash changed since the caller verified it.
+func (s *Service) setPassword(name, password, oldHash string) error {
+	if err := ValidatePassword(password); err != nil {
+		return err
+	}
+	hash, err := s.hash(password)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok, err := s.Store.GetUser(name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("user %w", ErrNotFound)
+	}
+	if oldHash != "" && u.Hash != oldHash {
+		return errors.New("the password was changed meanwhile: log in again and retry")
+	}
+	u.Hash = hash
+	u.PasswordChanged = s.now()
+	if err := s.Store.PutUser(u); err != nil {
+		return err
+	}
+	return s.Store.DeleteUserSessions(name)
+}
+
+// Delete removes a user and the user's sessions. It refuses to remove the last admin
+// (ErrLastAdmin), so that someone can always manage accounts.
+func (s *Service) Delete(name string) error {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok, err := s.Store.GetUser(name)
+	if err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
+	}
+	if !ok {
+		return fmt.Errorf("delete user %q: %w", name, ErrNotFound)
+	}
+	if u.Admin {
+		all, err := s.Store.ListUsers()
+		if err != nil {
+			return fmt.Errorf("delete user %q: %w", name, err)
+		}
+		admins := 0
+		for _, o := range all {
+			if o.Admin {
+				admins++
+			}
+		}
+		if admins <= 1 {
+			return fmt.Errorf("delete user %q: %w", name, ErrLastAdmin)
+		}
+	}
+	if err := s.Store.DeleteUser(name); err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
+	}
+	s.Log.Info("deleted user", "user", name)
+	return nil
+}
+
+// Users lists all users by name, without their password hashes.
+func (s *Service) Users() ([]User, error) {
+	s.init()
+	us, err := s.Store.ListUsers()
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	for i := range us {
+		us[i] = public(us[i])
+	}
+	return us, nil
+}
+
+// Prune deletes expired sessions; the daemon calls it now and then (Check also drops an
+// expired session it meets). It returns how many it deleted.
+func (s *Service) Prune() (int, error) {
+	s.init()
+	n, err := s.Store.PruneSessions(s.now())
+	if err != nil {
+		return n, fmt.Errorf("prune sessions: %w", err)
+	}
+	return n, nil
+}
+
+// public strips the hash from a user handed out of this package, so that it cannot end up
+// in a template or a JSON response by accident.
+func public(u User) User {
+	u.Hash = ""
+	return u
+}

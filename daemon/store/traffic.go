@@ -1,0 +1,248 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/amwi/amwi/daemon/traffic"
+)
+
+// Traffic statistics, one bucket per kind. Keys start with the hour or day as a big-endian
+// number with the sign bit flipped, so byte order is time order: a range is one cursor
+// seek and a walk, and pruning walks from the first key. Values are two uvarints, bytes
+// then requests (typically 4–8 bytes).
+//
+//	traffic_hours     hour(8)                 → count
+//	traffic_days      day(4)                  → count
+//	traffic_clients   day(4) address          → count
+//	traffic_packages  day(4) package name     → count
+var (
+	bucketTrafficHours    = []byte("traffic_hours")
+	bucketTrafficDays     = []byte("traffic_days")
+	bucketTrafficClients  = []byte("traffic_clients")
+	bucketTrafficPackages = []byte("traffic_packages")
+)
+
+var _ traffic.Store = (*Store)(nil)
+
+func hourKey(h traffic.Hour) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(h)^1<<63)
+}
+
+func dayKey(d traffic.Day, name string) []byte {
+	k := make([]byte, 4, 4+len(name))
+	binary.BigEndian.PutUint32(k, uint32(d)^1<<31)
+	return append(k, name...)
+}
+
+func keyDay(k []byte) traffic.Day { return traffic.Day(int32(binary.BigEndian.Uint32(k) ^ 1<<31)) }
+
+func keyHour(k []byte) traffic.Hour {
+	return traffic.Hour(int64(binary.BigEndian.Uint64(k) ^ 1<<63))
+}
+
+func encodeCount(c traffic.Count) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, 8), uint64(max(c.Bytes, 0)))
+	return binary.AppendUvarint(b, uint64(max(c.Requests, 0)))
+}
+
+func decodeCount(v []byte) (traffic.Count, bool) {
+	b, n := binary.Uvarint(v)
+	if n <= 0 {
+		return traffic.Count{}, false
+	}
+	r, m := binary.Uvarint(v[n:])
+	if m <= 0 || n+m != len(v) {
+		return traffic.Count{}, false
+	}
+	return traffic.Count{Bytes: int64(b), Requests: int64(r)}, true
+}
+
+// addCount adds c to the count at k. A value that does not decode is replaced: one bad
+// record must not stop all accounting by failing every batch from then on.
+func addCount(b *bolt.Bucket, k []byte, c traffic.Count) error {
+	old, _ := decodeCount(b.Get(k))
+	return b.Put(k, encodeCount(old.Add(c)))
+}
+
+// AddTraffic adds a batch of traffic counts in one transaction.
+func (s *Store) AddTraffic(batch traffic.Batch) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		bs, err := trafficBuckets(tx)
+		if err != nil {
+			return err
+		}
+		for h, c := range batch.Hours {
+			if err := addCount(bs[0], hourKey(h), c); err != nil {
+				return err
+			}
+		}
+		for d, c := range batch.Days {
+			if err := addCount(bs[1], dayKey(d, ""), c); err != nil {
+				return err
+			}
+		}
+		for k, c := range batch.Clients {
+			if err := addCount(bs[2], dayKey(k.Day, k.Key), c); err != nil {
+				return err
+			}
+		}
+		for k, c := range batch.Packages {
+			if err := addCount(bs[3], dayKey(k.Day, k.Key), c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store %s: add traffic: %w", s.path, err)
+	}
+	return nil
+}
+
+func trafficBuckets(tx *bolt.Tx) ([4]*bolt.Bucket, error) {
+	var bs [4]*bolt.Bucket
+	for i, name := range [][]byte{bucketTrafficHours, bucketTrafficDays, bucketTrafficClients, bucketTrafficPackages} {
+		b, err := tx.CreateBucketIfNotExists(name)
+		if err != nil {
+			return bs, err
+		}
+		bs[i] = b
+	}
+	return bs, nil
+}
+
+// walk calls fn for every key in bucket name from from (inclusive) while key < to.
+func (s *Store) walk(name, from, to []byte, fn func(k []byte, c traffic.Count)) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(name)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(from); k != nil && bytes.Compare(k, to) < 0; k, v = c.Next() {
+			if n, ok := decodeCount(v); ok {
+				fn(k, n)
+			}
+		}
+		return nil
+	})
+}
+
+// TrafficHours returns the hourly counts from from to to, inclusive.
+func (s *Store) TrafficHours(from, to traffic.Hour) (map[traffic.Hour]traffic.Count, error) {
+	m := map[traffic.Hour]traffic.Count{}
+	if to < from {
+		return m, nil
+	}
+	err := s.walk(bucketTrafficHours, hourKey(from), hourKey(to+1), func(k []byte, c traffic.Count) {
+		if len(k) == 8 {
+			m[keyHour(k)] = c
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store %s: read hourly traffic: %w", s.path, err)
+	}
+	return m, nil
+}
+
+// TrafficDays returns the daily totals from from to to, inclusive.
+func (s *Store) TrafficDays(from, to traffic.Day) (map[traffic.Day]traffic.Count, error) {
+	m := map[traffic.Day]traffic.Count{}
+	if to < from {
+		return m, nil
+	}
+	err := s.walk(bucketTrafficDays, dayKey(from, ""), dayKey(to+1, ""), func(k []byte, c traffic.Count) {
+		if len(k) == 4 {
+			m[keyDay(k)] = c
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store %s: read daily traffic: %w", s.path, err)
+	}
+	return m, nil
+}
+
+// TrafficClients sums the per-client counts from from to to, inclusive.
+func (s *Store) TrafficClients(from, to traffic.Day) (map[string]traffic.Count, error) {
+	m, err := s.sumNames(bucketTrafficClients, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: read traffic per client: %w", s.path, err)
+	}
+	return m, nil
+}
+
+// TrafficPackages sums the per-package counts from from to to, inclusive.
+func (s *Store) TrafficPackages(from, to traffic.Day) (map[string]traffic.Count, error) {
+	m, err := s.sumNames(bucketTrafficPackages, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: read traffic per package: %w", s.path, err)
+	}
+	return m, nil
+}
+
+func (s *Store) sumNames(bucket []byte, from, to traffic.Day) (map[string]traffic.Count, error) {
+	m := map[string]traffic.Count{}
+	if to < from {
+		return m, nil
+	}
+	err := s.walk(bucket, dayKey(from, ""), dayKey(to+1, ""), func(k []byte, c traffic.Count) {
+		if len(k) > 4 {
+			name := string(k[4:])
+			m[name] = m[name].Add(c)
+		}
+	})
+	return m, err
+}
+
+// PruneTraffic drops hourly counts before hoursBefore and daily ones (totals, clients,
+// packages) before daysBefore. It looks first in a read transaction, so the usual case,
+// nothing to drop, writes nothing to the disk.
+func (s *Store) PruneTraffic(hoursBefore traffic.Hour, daysBefore traffic.Day) error {
+	limits := [4][]byte{hourKey(hoursBefore), dayKey(daysBefore, ""), dayKey(daysBefore, ""), dayKey(daysBefore, "")}
+	names := [4][]byte{bucketTrafficHours, bucketTrafficDays, bucketTrafficClients, bucketTrafficPackages}
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for i, name := range names {
+			if b := tx.Bucket(name); b != nil {
+				if k, _ := b.Cursor().First(); k != nil && bytes.Compare(k, limits[i]) < 0 {
+					found = true
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store %s: prune traffic: %w", s.path, err)
+	}
+	if !found {
+		return nil
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		for i, name := range names {
+			b := tx.Bucket(name)
+			if b == nil {
+				continue
+			}
+			// Deleting under a moving cursor can skip keys, so collect first.
+			var old [][]byte
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil && bytes.Compare(k, limits[i]) < 0; k, _ = c.Next() {
+				old = append(old, append([]byte(nil), k...))
+			}
+			for _, k := range old {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store %s: prune traffic: %w", s.path, err)
+	}
+	return nil
+}

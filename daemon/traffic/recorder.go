@@ -1,0 +1,543 @@
+package traffic
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Retention and defaults; see the package comment for why.
+const (
+	KeepHours = 14 * 24 // hourly buckets
+	KeepDays  = 400     // daily totals, per client, per package
+
+	DefaultFlushEvery  = 5 * time.Second
+	DefaultMaxClients  = 1000 // distinct clients per day
+	DefaultMaxPackages = 5000 // distinct packages per day; Arch has ~15000 in all
+
+	pruneEvery = 24 * time.Hour
+	// errLogEvery bounds how often a failing store is logged: the journal is on the same
+	// SD card that is failing.
+	errLogEvery = 10 * time.Minute
+)
+
+// Rate is averaged over the last rateWindow whole seconds; the ring holds a few more so
+// that hits stamped slightly in the past still land.
+const (
+	rateWindow = 5
+	ringSize   = 8
+)
+
+// Recorder aggregates hits in memory and writes them to Store in batches. Set the exported
+// fields before the first call; Store is required. Run it once; Record, the live figures
+// and the reports may be called from any goroutine.
+type Recorder struct {
+	Store      Store
+	Now        func() time.Time // default time.Now; its Location is the zone of "days"
+	Log        *slog.Logger     // default: discard
+	FlushEvery time.Duration    // default 5 s
+	// MaxClients and MaxPackages cap the distinct keys per day; the rest count as Other.
+	// 0 means the default. The cap is per process, so a restart mid-day may let a day
+	// reach twice the cap in the store.
+	MaxClients  int
+	MaxPackages int
+
+	once sync.Once
+	loc  *time.Location
+
+	// flushMu is held for writing while a batch moves from memory to the store, and for
+	// reading by reports, so that a report sees every hit exactly once: either still in
+	// pend or already in the store. Record never takes it.
+	flushMu sync.RWMutex
+
+	mu   sync.Mutex // guards everything below
+	pend *pending
+	// The current day's bounds, so Record does not compute a date for every hit.
+	dayFrom, dayTo time.Time
+	dayNum         Day
+	seenClients    seen[netip.Addr]
+	seenPkgs       seen[string]
+	ring           [ringSize]second
+	// today is Today's answer for todayDay, kept up to date by Record once loaded.
+	todayDay Day
+	today    Count
+	todayOK  bool
+
+	// Run's state (only Run touches it).
+	lastPrune  time.Time
+	failing    bool
+	lastErrLog time.Time
+}
+
+type second struct {
+	sec   int64
+	bytes float64
+}
+
+type clientKey struct {
+	day   Day
+	addr  netip.Addr // zero: Unknown
+	other bool
+}
+
+func (k clientKey) String() string {
+	switch {
+	case k.other:
+		return Other
+	case !k.addr.IsValid():
+		return Unknown
+	}
+	return k.addr.String()
+}
+
+// pending is the batch being gathered. Clients are keyed by netip.Addr, not its string,
+// so Record does not allocate for a known client.
+type pending struct {
+	hours   map[Hour]Count
+	days    map[Day]Count
+	clients map[clientKey]Count
+	pkgs    map[DayKey]Count
+}
+
+func newPending() *pending {
+	return &pending{
+		hours:   map[Hour]Count{},
+		days:    map[Day]Count{},
+		clients: map[clientKey]Count{},
+		pkgs:    map[DayKey]Count{},
+	}
+}
+
+func (p *pending) empty() bool { return len(p.hours) == 0 }
+
+func (p *pending) merge(o *pending) {
+	addAll(p.hours, o.hours)
+	addAll(p.days, o.days)
+	addAll(p.clients, o.clients)
+	addAll(p.pkgs, o.pkgs)
+}
+
+func (p *pending) batch() Batch {
+	b := Batch{
+		Hours:    p.hours,
+		Days:     p.days,
+		Clients:  make(map[DayKey]Count, len(p.clients)),
+		Packages: p.pkgs,
+	}
+	for k, c := range p.clients {
+		dk := DayKey{k.day, k.String()}
+		b.Clients[dk] = b.Clients[dk].Add(c)
+	}
+	return b
+}
+
+func addAll[K comparable](dst, src map[K]Count) {
+	for k, c := range src {
+		dst[k] = dst[k].Add(c)
+	}
+}
+
+// seen is the distinct keys per day, for the caps, each mapped to the copy that is kept.
+// Only the newest two days are kept: hits arrive in about time order, and a day left
+// behind needs no cap any more.
+type seen[K comparable] map[Day]map[K]K
+
+// admit returns the key to count k under on day d (the kept copy) and whether k is within
+// the day's limit. own makes the copy to keep of a new key; nil keeps k itself.
+func (s seen[K]) admit(d Day, k K, limit int, own func(K) K) (K, bool) {
+	set := s[d]
+	if set == nil {
+		set = map[K]K{}
+		s[d] = set
+		for old := range s {
+			if old < d-1 {
+				delete(s, old)
+			}
+		}
+	}
+	if kept, ok := set[k]; ok {
+		return kept, true
+	}
+	if len(set) >= limit {
+		return k, false
+	}
+	if own != nil {
+		k = own(k)
+	}
+	set[k] = k
+	return k, true
+}
+
+func (r *Recorder) init() {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.Log == nil {
+		r.Log = slog.New(slog.DiscardHandler)
+	}
+	if r.FlushEvery <= 0 {
+		r.FlushEvery = DefaultFlushEvery
+	}
+	if r.MaxClients <= 0 {
+		r.MaxClients = DefaultMaxClients
+	}
+	if r.MaxPackages <= 0 {
+		r.MaxPackages = DefaultMaxPackages
+	}
+	r.loc = r.Now().Location()
+	r.pend = newPending()
+	r.seenClients = seen[netip.Addr]{}
+	r.seenPkgs = seen[string]{}
+}
+
+// dayLocked is t's date in the recorder's zone.
+func (r *Recorder) dayLocked(t time.Time) Day {
+	if !t.Before(r.dayFrom) && t.Before(r.dayTo) {
+		return r.dayNum
+	}
+	lt := t.In(r.loc)
+	d := DayOf(lt)
+	y, m, dd := lt.Date()
+	r.dayFrom = time.Date(y, m, dd, 0, 0, 0, 0, r.loc)
+	r.dayTo = time.Date(y, m, dd+1, 0, 0, 0, 0, r.loc)
+	r.dayNum = d
+	return d
+}
+
+// Record counts one finished request. It takes a mutex and updates a few maps; it never
+// waits for the store.
+func (r *Recorder) Record(h Hit) {
+	r.once.Do(r.init)
+	t := h.Time
+	if t.IsZero() {
+		t = r.Now()
+	}
+	c := Count{Bytes: max(h.Bytes, 0), Requests: 1}
+	hour := HourOf(t)
+	var pkg string
+	isPkg := false
+	if h.Status >= 200 && h.Status < 300 {
+		pkg, isPkg = PackageName(h.Path)
+	}
+	addr := h.Client.Unmap().WithZone("")
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	day := r.dayLocked(t)
+	p := r.pend
+	p.hours[hour] = p.hours[hour].Add(c)
+	p.days[day] = p.days[day].Add(c)
+
+	ck := clientKey{day: day, addr: addr}
+	if _, ok := r.seenClients.admit(day, addr, r.MaxClients, nil); !ok {
+		ck = clientKey{day: day, other: true}
+	}
+	p.clients[ck] = p.clients[ck].Add(c)
+
+	if isPkg {
+		// The kept copy, so that maps never hold on to a whole URL path.
+		key, ok := r.seenPkgs.admit(day, pkg, r.MaxPackages, strings.Clone)
+		if !ok {
+			key = Other
+		}
+		pk := DayKey{Day: day, Key: key}
+		p.pkgs[pk] = p.pkgs[pk].Add(c)
+	}
+
+	if r.todayOK && day == r.todayDay {
+		r.today = r.today.Add(c)
+	}
+	r.addRateLocked(t, h.Duration, c.Bytes)
+}
+
+// addRateLocked spreads n bytes over the seconds of [end-dur, end] that the ring holds.
+func (r *Recorder) addRateLocked(end time.Time, dur time.Duration, n int64) {
+	if n == 0 {
+		return
+	}
+	endNs := end.UnixNano()
+	endSec := floorDiv(endNs, 1e9)
+	if dur <= 0 || floorDiv(endNs-int64(dur), 1e9) == endSec {
+		r.addSecondLocked(endSec, float64(n))
+		return
+	}
+	startNs := endNs - int64(dur)
+	perNs := float64(n) / float64(dur)
+	for s := max(floorDiv(startNs, 1e9), endSec-ringSize+1); s <= endSec; s++ {
+		lo, hi := max(s*1e9, startNs), min((s+1)*1e9, endNs)
+		if hi > lo {
+			r.addSecondLocked(s, float64(hi-lo)*perNs)
+		}
+	}
+}
+
+func (r *Recorder) addSecondLocked(sec int64, b float64) {
+	sl := &r.ring[uint64(sec)%ringSize]
+	switch {
+	case sl.sec == sec:
+		sl.bytes += b
+	case sl.sec < sec:
+		*sl = second{sec: sec, bytes: b}
+	}
+	// sl.sec > sec: older than the ring remembers; Rate no longer looks at it.
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// Rate is bytes per second over the last few whole seconds, from memory. Bytes are
+// counted when a request finishes (spread over its Duration), so a download still in
+// progress shows up when it ends.
+func (r *Recorder) Rate() float64 {
+	r.once.Do(r.init)
+	now := floorDiv(r.Now().UnixNano(), 1e9)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var sum float64
+	for _, s := range r.ring {
+		if s.sec >= now-rateWindow && s.sec < now {
+			sum += s.bytes
+		}
+	}
+	return sum / rateWindow
+}
+
+// Today is today's bytes and requests (the date in the zone of Now), including what is not
+// yet written. The stored part is read once per day; after that it comes from memory.
+func (r *Recorder) Today() (bytes, requests int64) {
+	r.once.Do(r.init)
+	now := r.Now()
+	r.mu.Lock()
+	d := r.dayLocked(now)
+	if r.todayOK && r.todayDay == d {
+		c := r.today
+		r.mu.Unlock()
+		return c.Bytes, c.Requests
+	}
+	r.mu.Unlock()
+
+	r.flushMu.RLock()
+	defer r.flushMu.RUnlock()
+	stored, err := r.Store.TrafficDays(d, d)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := stored[d].Add(r.pend.days[d])
+	r.todayDay, r.today, r.todayOK = d, c, err == nil
+	if err != nil {
+		// Debug only: the dashboard asks every second, and the store's trouble shows in
+		// the flush errors anyway. Until it answers, today is what memory holds.
+		r.Log.Debug("traffic: read today's total", "err", err)
+	}
+	return c.Bytes, c.Requests
+}
+
+// Flush writes what was recorded since the last flush, in one transaction; nothing at all
+// when nothing was. On failure the batch stays in memory for the next try.
+func (r *Recorder) Flush() error {
+	r.once.Do(r.init)
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	r.mu.Lock()
+	p := r.pend
+	if p.empty() {
+		r.mu.Unlock()
+		return nil
+	}
+	r.pend = newPending()
+	r.mu.Unlock()
+
+	if err := r.Store.AddTraffic(p.batch()); err != nil {
+		r.mu.Lock()
+		p.merge(r.pend) // the older batch absorbs the newer: it is usually the larger
+		r.pend = p
+		r.mu.Unlock()
+		return fmt.Errorf("traffic: save batch: %w", err)
+	}
+	return nil
+}
+
+// Prune drops hourly buckets older than KeepHours and daily ones older than KeepDays.
+func (r *Recorder) Prune() error {
+	r.once.Do(r.init)
+	now := r.Now()
+	r.mu.Lock()
+	today := r.dayLocked(now)
+	r.mu.Unlock()
+	if err := r.Store.PruneTraffic(HourOf(now)-KeepHours, today-KeepDays); err != nil {
+		return fmt.Errorf("traffic: prune: %w", err)
+	}
+	return nil
+}
+
+// Run flushes every FlushEvery and once more when ctx ends, and prunes at start and then
+// daily. Close the store only after Run has returned.
+func (r *Recorder) Run(ctx context.Context) {
+	r.once.Do(r.init)
+	tick := time.NewTicker(r.FlushEvery)
+	defer tick.Stop()
+	r.maybePrune()
+	for {
+		select {
+		case <-ctx.Done():
+			r.flush()
+			return
+		case <-tick.C:
+			r.flush()
+			r.maybePrune()
+		}
+	}
+}
+
+func (r *Recorder) flush() {
+	err := r.Flush()
+	now := r.Now()
+	switch {
+	case err != nil && (!r.failing || now.Sub(r.lastErrLog) >= errLogEvery):
+		r.Log.Error("traffic: statistics not saved, kept in memory", "err", err)
+		r.lastErrLog = now
+	case err == nil && r.failing:
+		r.Log.Info("traffic: statistics saved again")
+	}
+	r.failing = err != nil
+}
+
+func (r *Recorder) maybePrune() {
+	now := r.Now()
+	if !r.lastPrune.IsZero() && now.Sub(r.lastPrune) < pruneEvery && !now.Before(r.lastPrune) {
+		return
+	}
+	r.lastPrune = now
+	if err := r.Prune(); err != nil {
+		r.Log.Warn("traffic: prune", "err", err)
+	}
+}
+
+// clampDays turns "the last days days" into an inclusive range ending today.
+func (r *Recorder) clampDays(days int) (from, to Day) {
+	days = min(max(days, 1), KeepDays)
+	now := r.Now()
+	r.mu.Lock()
+	to = r.dayLocked(now)
+	r.mu.Unlock()
+	return to - Day(days) + 1, to
+}
+
+// TopClients ranks clients by bytes over the last days days (today included), n rows at
+// most (n <= 0: all). On a store error it returns what memory holds and the error.
+func (r *Recorder) TopClients(days, n int) ([]Top, error) {
+	r.once.Do(r.init)
+	from, to := r.clampDays(days)
+	r.flushMu.RLock()
+	defer r.flushMu.RUnlock()
+	m, err := r.Store.TrafficClients(from, to)
+	if err != nil {
+		err = fmt.Errorf("traffic: top clients: %w", err)
+	}
+	if m == nil {
+		m = map[string]Count{}
+	}
+	r.mu.Lock()
+	for k, c := range r.pend.clients {
+		if k.day >= from && k.day <= to {
+			s := k.String()
+			m[s] = m[s].Add(c)
+		}
+	}
+	r.mu.Unlock()
+	return rank(m, n), err
+}
+
+// TopPackages ranks packages by bytes over the last days days (today included), n rows at
+// most (n <= 0: all). On a store error it returns what memory holds and the error.
+func (r *Recorder) TopPackages(days, n int) ([]Top, error) {
+	r.once.Do(r.init)
+	from, to := r.clampDays(days)
+	r.flushMu.RLock()
+	defer r.flushMu.RUnlock()
+	m, err := r.Store.TrafficPackages(from, to)
+	if err != nil {
+		err = fmt.Errorf("traffic: top packages: %w", err)
+	}
+	if m == nil {
+		m = map[string]Count{}
+	}
+	r.mu.Lock()
+	for k, c := range r.pend.pkgs {
+		if k.Day >= from && k.Day <= to {
+			m[k.Key] = m[k.Key].Add(c)
+		}
+	}
+	r.mu.Unlock()
+	return rank(m, n), err
+}
+
+func rank(m map[string]Count, n int) []Top {
+	out := make([]Top, 0, len(m))
+	for k, c := range m {
+		out = append(out, Top{Key: k, Bytes: c.Bytes, Requests: c.Requests})
+	}
+	slices.SortFunc(out, func(a, b Top) int {
+		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(b.Requests, a.Requests), cmp.Compare(a.Key, b.Key))
+	})
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// BytesPerDay is one bucket per day for the last days days, oldest first, today last;
+// days without traffic are there with zeros. On a store error it returns what memory
+// holds and the error.
+func (r *Recorder) BytesPerDay(days int) ([]Bucket, error) {
+	r.once.Do(r.init)
+	from, to := r.clampDays(days)
+	r.flushMu.RLock()
+	defer r.flushMu.RUnlock()
+	m, err := r.Store.TrafficDays(from, to)
+	if err != nil {
+		err = fmt.Errorf("traffic: bytes per day: %w", err)
+	}
+	out := make([]Bucket, 0, to-from+1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for d := from; d <= to; d++ {
+		c := m[d].Add(r.pend.days[d])
+		out = append(out, Bucket{Start: d.Start(r.loc), Bytes: c.Bytes, Requests: c.Requests})
+	}
+	return out, err
+}
+
+// Hourly is one bucket per hour for the last hours hours (at most KeepHours), oldest
+// first, the current hour last, zeros included. On a store error it returns what memory
+// holds and the error.
+func (r *Recorder) Hourly(hours int) ([]Bucket, error) {
+	r.once.Do(r.init)
+	hours = min(max(hours, 1), KeepHours)
+	to := HourOf(r.Now())
+	from := to - Hour(hours) + 1
+	r.flushMu.RLock()
+	defer r.flushMu.RUnlock()
+	m, err := r.Store.TrafficHours(from, to)
+	if err != nil {
+		err = fmt.Errorf("traffic: hourly: %w", err)
+	}
+	out := make([]Bucket, 0, hours)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for h := from; h <= to; h++ {
+		c := m[h].Add(r.pend.hours[h])
+		out = append(out, Bucket{Start: h.Start().In(r.loc), Bytes: c.Bytes, Requests: c.Requests})
+	}
+	return out, err
+}

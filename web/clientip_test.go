@@ -1,0 +1,126 @@
+package web
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+)
+
+func TestClientIP(t *testing.T) {
+	trusted := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("fd00::/8"),
+		netip.MustParsePrefix("127.0.0.1/32"),
+	}
+	tests := []struct {
+		name    string
+		remote  string
+		headers [][2]string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"plain peer", "192.168.1.20:51234", nil, trusted, "192.168.1.20"},
+		{"untrusted peer spoofs both headers", "192.168.1.20:51234",
+			[][2]string{{"X-Forwarded-For", "1.2.3.4"}, {"X-Real-IP", "5.6.7.8"}}, trusted, "192.168.1.20"},
+		{"no trusted proxies configured", "10.0.0.1:80",
+			[][2]string{{"X-Real-IP", "5.6.7.8"}}, nil, "10.0.0.1"},
+		{"trusted peer with X-Real-IP", "10.0.0.1:443",
+			[][2]string{{"X-Real-IP", "192.168.1.7"}, {"X-Forwarded-For", "9.9.9.9"}}, trusted, "192.168.1.7"},
+		{"X-Real-IP wins even if trusted itself", "10.0.0.1:443",
+			[][2]string{{"X-Real-IP", "10.1.2.3"}}, trusted, "10.1.2.3"},
+		{"X-Real-IP with port", "10.0.0.1:443",
+			[][2]string{{"X-Real-IP", "[2001:db8::7]:4711"}}, trusted, "2001:db8::7"},
+		{"garbage X-Real-IP falls back to XFF", "10.0.0.1:443",
+			[][2]string{{"X-Real-IP", "not-an-ip"}, {"X-Forwarded-For", "1.2.3.4"}}, trusted, "1.2.3.4"},
+		{"XFF skips trusted hops from the right", "10.0.0.1:443",
+			[][2]string{{"X-Forwarded-For", "1.2.3.4, 10.0.0.2"}}, trusted, "1.2.3.4"},
+		{"XFF right-most untrusted, not the spoofed left", "10.0.0.1:443",
+			[][2]string{{"X-Forwarded-For", "6.6.6.6, 1.2.3.4, 10.0.0.2"}}, trusted, "1.2.3.4"},
+		{"multiple XFF header lines are one list", "10.0.0.1:443",
+			[][2]string{{"X-Forwarded-For", "6.6.6.6, 1.2.3.4"}, {"X-Forwarded-For", "10.0.0.3,10.0.0.2"}}, trusted, "1.2.3.4"},
+		{"XFF all trusted: left-most", "10.0.0.1:443",
+			[][2]string{{"X-Forwarded-For", "10.9.9.9, 10.0.0.2"}}, trusted, "10.9.9.9"},
+		{"XFF garbage only: peer", "10.0.0.1:443",
+			[][2]string{{"X-Forwarded-For", "<script>, ???"}}, trusted, "10.0.0.1"},
+		{"XFF garbage ends the walk", "10.0.0.1:443",
+			[][2]string{{"X-Forwarded-For", "1.2.3.4, bogus, 10.0.0.2"}}, trusted, "10.0.0.2"},
+		{"XFF empty entries skipped", "10.0.0.1:443",
+			[][2]string{{"X-Forwarded-For", " , 1.2.3.4,, "}}, trusted, "1.2.3.4"},
+		{"XFF entries with ports", "10.0.0.1:443",
+			[][2]string{{"X-Forwarded-For", "[2001:db8::1]:1234, 10.0.0.2:80"}}, trusted, "2001:db8::1"},
+		{"empty headers: peer", "10.0.0.1:443",
+			[][2]string{{"X-Real-IP", ""}, {"X-Forwarded-For", ""}}, trusted, "10.0.0.1"},
+		{"absurdly long header ignored", "10.0.0.1:443",
+			[][2]string{{"X-Real-IP", "1.2.3.4" + string(make([]byte, 100))}}, trusted, "10.0.0.1"},
+		{"IPv6 peer", "[2001:db8::42]:51234", nil, trusted, "2001:db8::42"},
+		{"IPv6 trusted peer and IPv6 XFF", "[fd00::1]:443",
+			[][2]string{{"X-Forwarded-For", "2001:db8::9, fd00::2"}}, trusted, "2001:db8::9"},
+		{"IPv4-mapped peer unmapped", "[::ffff:192.168.1.20]:51234", nil, trusted, "192.168.1.20"},
+		{"IPv4-mapped trusted peer is trusted", "[::ffff:10.0.0.1]:443",
+			[][2]string{{"X-Real-IP", "::ffff:192.168.1.8"}}, trusted, "192.168.1.8"},
+		{"IPv4-mapped XFF entry unmapped before the trust check", "10.0.0.1:443",
+			[][2]string{{"X-Forwarded-For", "1.2.3.4, ::ffff:10.0.0.2"}}, trusted, "1.2.3.4"},
+		{"zone dropped", "[fe80::1%eth0]:51234", nil, trusted, "fe80::1"},
+		{"RemoteAddr without port", "192.168.1.5", nil, trusted, "192.168.1.5"},
+		{"RemoteAddr garbage", "@", [][2]string{{"X-Real-IP", "1.2.3.4"}}, trusted, "invalid IP"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.remote
+			for _, h := range tt.headers {
+				r.Header.Add(h[0], h[1])
+			}
+			if got := ClientIP(r, tt.trusted).String(); got != tt.want {
+				t.Errorf("ClientIP = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestForwardedHTTPS(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}
+	tests := []struct {
+		name   string
+		remote string
+		proto  string
+		tls    bool
+		want   bool
+	}{
+		{"plain http", "192.168.1.2:1", "", false, false},
+		{"direct tls", "192.168.1.2:1", "", true, true},
+		{"X-Forwarded-Proto from untrusted ignored", "192.168.1.2:1", "https", false, false},
+		{"trusted proxy says https", "10.0.0.1:1", "https", false, true},
+		{"trusted proxy says HTTPS", "10.0.0.1:1", "HTTPS", false, true},
+		{"trusted proxy says http", "10.0.0.1:1", "http", false, false},
+		{"trusted proxy, first of a list counts", "10.0.0.1:1", "https, http", false, true},
+		{"trusted proxy, garbage", "10.0.0.1:1", "httpsx", false, false},
+		{"trusted proxy, no header", "10.0.0.1:1", "", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.remote
+			if tt.proto != "" {
+				r.Header.Set("X-Forwarded-Proto", tt.proto)
+			}
+			if tt.tls {
+				r.TLS = &tls.ConnectionState{}
+			}
+			if got := ForwardedHTTPS(r, trusted); got != tt.want {
+				t.Errorf("ForwardedHTTPS = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func BenchmarkClientIP(b *testing.B) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	r := &http.Request{RemoteAddr: "10.0.0.1:443", Header: http.Header{}}
+	r.Header.Set("X-Forwarded-For", "1.2.3.4, 10.0.0.2")
+	for b.Loop() {
+		ClientIP(r, trusted)
+	}
+}

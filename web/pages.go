@@ -1,0 +1,316 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/amwi/amwi/daemon/search"
+	dsync "github.com/amwi/amwi/daemon/sync"
+	"github.com/amwi/amwi/hw"
+)
+
+type repoCount struct {
+	Name  string
+	Count int
+}
+
+// readStamp reads lastupdate/lastsync from the mirror root (zero time when absent).
+func (u *ui) readStamp(name string) time.Time {
+	f, err := u.o.MirrorRoot.Open(name)
+	if err != nil {
+		return time.Time{}
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 64))
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(n, 0)
+}
+
+func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
+	v := u.viewer(r)
+	d := map[string]any{"Host": r.Host, "LastUpdate": nilTime(u.readStamp("lastupdate")), "LastSync": nilTime(u.readStamp("lastsync"))}
+	var snap hw.Snapshot
+	if u.o.Machine != nil {
+		snap = u.o.Machine.Latest()
+	}
+	d["Machine"] = snap
+	d["Sync"] = dsync.State{}
+	if u.o.Sync != nil {
+		d["Sync"] = u.o.Sync.State()
+		if h, err := u.o.Sync.History(1); err == nil && len(h) > 0 {
+			d["LastRun"] = h[0]
+		}
+	}
+	d["Rate"], d["TodayBytes"], d["TodayRequests"] = 0.0, int64(0), int64(0)
+	if u.o.Traffic != nil {
+		tb, tr := u.o.Traffic.Today()
+		d["Rate"], d["TodayBytes"], d["TodayRequests"] = u.o.Traffic.Rate(), tb, tr
+	}
+	d["Downloads"] = u.active.List(v.user != nil)
+	var repos []repoCount
+	if u.o.Search != nil {
+		ix := u.o.Search.Index()
+		for _, name := range ix.Repos {
+			repos = append(repos, repoCount{name, ix.RepoLen(name)})
+		}
+	}
+	d["Repos"] = repos
+	u.render(w, r, v, "overview", "Overview", http.StatusOK, d)
+}
+
+func nilTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+func (u *ui) syncPage(w http.ResponseWriter, r *http.Request) {
+	v := u.viewer(r)
+	d := map[string]any{"State": dsync.State{}, "History": []dsync.Run{}, "Upstream": ""}
+	if u.o.Sync != nil {
+		d["State"] = u.o.Sync.State()
+		if h, err := u.o.Sync.History(30); err == nil {
+			d["History"] = h
+		}
+	}
+	if u.o.Settings != nil {
+		d["Upstream"] = u.o.Settings.Current().Sync.Upstream
+	}
+	u.render(w, r, v, "sync", "Sync", http.StatusOK, d)
+}
+
+func (u *ui) syncStart(w http.ResponseWriter, r *http.Request, v viewer) {
+	err := u.o.Sync.Start(u.o.Ctx, dsync.Options{Trigger: dsync.TriggerWeb, Force: r.PostFormValue("force") == "1"})
+	if err != nil {
+		w.Header().Set("Location", "/sync")
+		status := http.StatusConflict
+		if !errors.Is(err, dsync.ErrBusy) {
+			status = http.StatusBadRequest
+		}
+		d := map[string]any{"State": u.o.Sync.State(), "History": []dsync.Run{}, "Upstream": u.o.Settings.Current().Sync.Upstream}
+		if h, err := u.o.Sync.History(30); err == nil {
+			d["History"] = h
+		}
+		u.render(w, r, v, "sync", "Sync", status, d, "", err.Error())
+		return
+	}
+	// Let the run register before the page shows its state.
+	for i := 0; i < 20 && !u.o.Sync.State().Running; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	http.Redirect(w, r, "/sync", http.StatusSeeOther)
+}
+
+func (u *ui) syncCancel(w http.ResponseWriter, r *http.Request, v viewer) {
+	if err := u.o.Sync.Cancel(); err != nil && !errors.Is(err, dsync.ErrNotRunning) {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, "/sync", http.StatusSeeOther)
+}
+
+func (u *ui) searchPage(w http.ResponseWriter, r *http.Request) {
+	v := u.viewer(r)
+	q := r.URL.Query()
+	ix := u.o.Search.Index()
+	d := map[string]any{"Q": q.Get("q"), "Repo": q.Get("repo"), "Repos": ix.Repos, "Problems": u.o.Search.Problems()}
+	status := http.StatusOK
+	if d["Q"] != "" {
+		page, _ := strconv.Atoi(q.Get("page"))
+		res, err := ix.Search(search.Query{Text: q.Get("q"), Repo: q.Get("repo"), Page: max(page, 1), PerPage: u.o.PerPage()})
+		if err != nil {
+			d["Error"], status = err.Error(), http.StatusBadRequest
+		} else {
+			d["Result"] = res
+		}
+	}
+	u.render(w, r, v, "search", "Packages", status, d)
+}
+
+func (u *ui) packagePage(w http.ResponseWriter, r *http.Request) {
+	v := u.viewer(r)
+	ix := u.o.Search.Index()
+	p := ix.Get(r.PathValue("repo"), r.PathValue("name"))
+	if p == nil {
+		u.render(w, r, v, "search", "Packages", http.StatusNotFound, map[string]any{"Repos": ix.Repos,
+			"Error": "No package " + r.PathValue("repo") + "/" + r.PathValue("name") + " on this mirror."})
+		return
+	}
+	u.render(w, r, v, "package", p.Name, http.StatusOK, map[string]any{"Pkg": p, "RequiredBy": ix.RequiredBy(p),
+		"Download": MirrorPrefix + p.Repo + "/os/x86_64/" + p.Filename})
+}
+
+func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {
+	d := map[string]any{}
+	t := u.o.Traffic
+	tb, tr := t.Today()
+	d["Rate"], d["TodayBytes"], d["TodayRequests"] = t.Rate(), tb, tr
+	days, err := t.BytesPerDay(30)
+	if err != nil {
+		u.log().Error("ui: traffic", "err", err)
+	}
+	var maxDay int64
+	for _, b := range days {
+		maxDay = max(maxDay, b.Bytes)
+	}
+	d["Days"], d["MaxDay"] = days, maxDay
+	d["Clients"], _ = t.TopClients(30, 20)
+	d["Packages"], _ = t.TopPackages(30, 20)
+	u.render(w, r, v, "traffic", "Traffic", http.StatusOK, d)
+}
+
+// settingsValues is the form as the template shows it.
+func (u *ui) settingsValues(form map[string]string) map[string]any {
+	c := u.o.Settings.Current()
+	masked := ""
+	if c.Discord.WebhookURL != "" {
+		masked = "…" + c.Discord.WebhookURL[max(0, len(c.Discord.WebhookURL)-4):]
+	}
+	v := map[string]any{
+		"Enabled": c.Sync.Enabled, "Upstream": c.Sync.Upstream, "Fallbacks": strings.Join(c.Sync.FallbackUpstreams, "\n"),
+		"Interval": c.Sync.Interval.D().String(), "Repos": strings.Join(c.Mirror.Repos, " "), "BWLimit": c.Sync.BWLimitKiB,
+		"IOBusy": c.Sync.IOBusyPercent, "PerPage": c.Search.PerPage, "Country": c.Bench.Country,
+		"DiscordEnabled": c.Discord.Enabled, "WebhookSet": c.Discord.WebhookURL != "", "WebhookMasked": masked,
+		"Proxies": strings.Join(c.Server.TrustedProxies, "\n"),
+	}
+	if form != nil { // show what was typed, not what is saved
+		v["Enabled"], v["Upstream"], v["Fallbacks"], v["Interval"] = form["sync.enabled"] == "true", form["sync.upstream"], form["sync.fallback_upstreams"], form["sync.interval"]
+		v["Repos"], v["BWLimit"], v["IOBusy"], v["PerPage"] = form["mirror.repos"], form["sync.bwlimit_kib"], form["sync.io_busy_percent"], form["search.per_page"]
+		v["Country"], v["DiscordEnabled"], v["Proxies"] = form["bench.country"], form["discord.enabled"] == "true", form["server.trusted_proxies"]
+	}
+	return v
+}
+
+func (u *ui) settingsPage(w http.ResponseWriter, r *http.Request, v viewer) {
+	u.render(w, r, v, "settings", "Settings", http.StatusOK, map[string]any{"Values": u.settingsValues(nil), "Errors": map[string]string{}, "Path": u.o.Settings.Current().Path})
+}
+
+// settingsKeys are the form fields, named as in amwi.toml.
+var settingsKeys = []string{"sync.upstream", "sync.fallback_upstreams", "sync.interval", "mirror.repos", "sync.bwlimit_kib",
+	"sync.io_busy_percent", "search.per_page", "bench.country", "discord.webhook_url", "server.trusted_proxies"}
+
+func (u *ui) settingsSave(w http.ResponseWriter, r *http.Request, v viewer) {
+	form := map[string]string{}
+	for _, k := range settingsKeys {
+		form[k] = r.PostFormValue(k)
+	}
+	form["sync.enabled"] = strconv.FormatBool(r.PostFormValue("sync.enabled") == "1")
+	form["discord.enabled"] = strconv.FormatBool(r.PostFormValue("discord.enabled") == "1")
+	problems, err := u.o.Settings.Save(form)
+	if err != nil {
+		u.log().Error("ui: save settings", "err", err)
+		problems = map[string]string{"": "Saving failed: " + err.Error()}
+	}
+	if len(problems) > 0 {
+		u.render(w, r, v, "settings", "Settings", http.StatusBadRequest,
+			map[string]any{"Values": u.settingsValues(form), "Errors": problems, "Path": u.o.Settings.Current().Path}, "", "Nothing was changed: fix the fields marked below.")
+		return
+	}
+	u.render(w, r, v, "settings", "Settings", http.StatusOK,
+		map[string]any{"Values": u.settingsValues(nil), "Errors": map[string]string{}, "Path": u.o.Settings.Current().Path}, "Settings saved and applied.")
+}
+
+func (u *ui) discordTest(w http.ResponseWriter, r *http.Request, v viewer) {
+	flash, flashErr := "A test notification was sent to Discord.", ""
+	if err := u.o.Settings.TestDiscord(); err != nil {
+		flash, flashErr = "", "Discord test failed: "+err.Error()
+	}
+	u.render(w, r, v, "settings", "Settings", http.StatusOK,
+		map[string]any{"Values": u.settingsValues(nil), "Errors": map[string]string{}, "Path": u.o.Settings.Current().Path}, flash, flashErr)
+}
+
+// statsHistory is the last 10 minutes of machine stats, for the charts' first draw.
+func (u *ui) statsHistory(w http.ResponseWriter, r *http.Request) {
+	var h []hw.Snapshot
+	if u.o.Machine != nil {
+		h = u.o.Machine.History()
+	}
+	if h == nil {
+		h = []hw.Snapshot{}
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+// pulseCache builds the live pulse at most once a second, however many viewers there are.
+type pulseCache struct {
+	at           time.Time
+	public, full []byte
+}
+
+func (u *ui) pulseJSON(withClients bool) []byte {
+	u.pulseMu.Lock()
+	defer u.pulseMu.Unlock()
+	now := time.Now()
+	if now.Sub(u.pulse.at) >= 900*time.Millisecond {
+		d := map[string]any{}
+		if u.o.Machine != nil {
+			m := u.o.Machine.Latest()
+			d["machine"] = m
+			var rx, tx float64
+			for _, i := range m.Net {
+				rx, tx = rx+i.RxBps, tx+i.TxBps
+			}
+			d["net"] = map[string]float64{"rx": rx, "tx": tx}
+			d["uptime"] = roundDuration(m.Uptime)
+		}
+		if u.o.Traffic != nil {
+			tb, tr := u.o.Traffic.Today()
+			d["traffic"] = map[string]any{"rate_bps": u.o.Traffic.Rate(), "today_bytes": tb, "today_requests": tr, "active": u.active.Len()}
+		}
+		if u.o.Sync != nil {
+			st := u.o.Sync.State()
+			d["sync"], d["idle"] = st, !st.Running
+		}
+		d["downloads"] = u.active.List(false)
+		u.pulse.public, _ = json.Marshal(d)
+		d["downloads"] = u.active.List(true)
+		u.pulse.full, _ = json.Marshal(d)
+		u.pulse.at = now
+	}
+	if withClients {
+		return u.pulse.full
+	}
+	return u.pulse.public
+}
+
+// events is the live stream: one Server-Sent Event "pulse" a second with machine stats,
+// bytes/s served, downloads running and sync progress. X-Accel-Buffering keeps nginx from
+// holding it back; EventSource reconnects by itself after the retry hint.
+func (u *ui) events(w http.ResponseWriter, r *http.Request) {
+	withClients := u.viewer(r).user != nil // client addresses are personal data
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	rc := http.NewResponseController(w)
+	fmt.Fprint(w, "retry: 3000\n\n")
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		// A stuck viewer must not hold a goroutine forever.
+		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := fmt.Fprintf(w, "event: pulse\ndata: %s\n\n", u.pulseJSON(withClients)); err != nil {
+			return
+		}
+		if rc.Flush() != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-u.o.Ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,409 @@
+package web
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/amwi/amwi/daemon/auth"
+	"github.com/amwi/amwi/daemon/config"
+	"github.com/amwi/amwi/daemon/search"
+	"github.com/amwi/amwi/daemon/traffic"
+	"github.com/amwi/amwi/hw"
+	"github.com/amwi/amwi/internal/units"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// AuthService is accounts and sessions (auth.Service implements it).
+type AuthService interface {
+	NeedsSetup() (bool, error)
+	Register(name, password string) (auth.User, error)
+	Create(name, password string, admin bool) (auth.User, error)
+	Login(client netip.Addr, name, password string) (auth.Session, error)
+	Check(id string) (auth.Session, auth.User, error)
+	Logout(id string) error
+	ChangePassword(name, old, new string) error
+	Delete(name string) error
+	Users() ([]auth.User, error)
+}
+
+var _ AuthService = (*auth.Service)(nil)
+
+// MachineService is the machine's stats (hw.Sampler implements it).
+type MachineService interface {
+	Latest() hw.Snapshot
+	History() []hw.Snapshot
+}
+
+var _ MachineService = (*hw.Sampler)(nil)
+
+// TrafficService is traffic statistics (traffic.Recorder implements it).
+type TrafficService interface {
+	Rate() float64
+	Today() (bytes, requests int64)
+	TopClients(days, n int) ([]traffic.Top, error)
+	TopPackages(days, n int) ([]traffic.Top, error)
+	BytesPerDay(days int) ([]traffic.Bucket, error)
+}
+
+var _ TrafficService = (*traffic.Recorder)(nil)
+
+// SettingsService reads and saves the runtime-tunable settings (the daemon implements it:
+// it validates, writes amwi.toml atomically and applies what it can without a restart).
+type SettingsService interface {
+	Current() *config.Config
+	// Save applies form values (keys as in amwi.toml, e.g. "sync.upstream"); problems are
+	// returned per key and nothing is changed when there is any.
+	Save(values map[string]string) (problems map[string]string, err error)
+	TestDiscord() error
+}
+
+const sessionCookie = "amwi_session"
+
+// ui is the dashboard: pages, the live stream, the account flows.
+type ui struct {
+	o       Options
+	pages   map[string]*template.Template
+	active  *Active
+	pulseMu sync.Mutex
+	pulse   pulseCache
+}
+
+var funcs = template.FuncMap{
+	"bytes": func(v any) string {
+		switch n := v.(type) {
+		case int64:
+			return units.Bytes(n)
+		case uint64:
+			return units.Bytes(int64(n))
+		case int:
+			return units.Bytes(int64(n))
+		}
+		return fmt.Sprint(v)
+	},
+	"rate":  func(v float64) string { return units.Bytes(int64(v)) + "/s" },
+	"deref": func(p *float64) float64 { return *p },
+	"duration": func(d time.Duration) string {
+		if d <= 0 {
+			return "–"
+		}
+		return roundDuration(d)
+	},
+	"ago":   func(t time.Time) string { return roundDuration(time.Since(t)) },
+	"until": func(t time.Time) string { return roundDuration(time.Until(t)) },
+	"unix": func(s int64) string {
+		if s == 0 {
+			return ""
+		}
+		return time.Unix(s, 0).UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"join":    func(l []string) string { return strings.Join(l, ", ") },
+	"add":     func(a, b int) int { return a + b },
+	"mul":     func(a, b int) int { return a * b },
+	"sub":     func(a, b int) int { return a - b },
+	"percent": func(a, b int64) string { return fmt.Sprintf("%d %%", a*100/max(b, 1)) },
+	"scale": func(v, maxV int64, h int) int {
+		if maxV <= 0 {
+			return 0
+		}
+		return int(v * int64(h) / maxV)
+	},
+	"changes": func(raw json.RawMessage) *search.Changes {
+		if len(raw) == 0 {
+			return nil
+		}
+		var c search.Changes
+		if json.Unmarshal(raw, &c) != nil {
+			return nil
+		}
+		return &c
+	},
+}
+
+// roundDuration prints a duration for people: "42s", "5m", "3h 10m", "2d 4h".
+func roundDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+func newUI(o Options, active *Active) *ui {
+	u := &ui{o: o, pages: map[string]*template.Template{}, active: active}
+	layout := template.Must(template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+	names, _ := fs.Glob(templateFS, "templates/*.html")
+	for _, n := range names {
+		if n == "templates/layout.html" {
+			continue
+		}
+		t := template.Must(template.Must(layout.Clone()).ParseFS(templateFS, n))
+		u.pages[strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")] = t
+	}
+	return u
+}
+
+// page is what every template gets.
+type page struct {
+	Title, Nav, Flash, FlashErr, CSRF, Version string
+	User                                       *auth.User
+	Setup                                      bool
+	Data                                       any
+}
+
+// viewer is who is asking.
+type viewer struct {
+	session auth.Session
+	user    *auth.User
+}
+
+func (u *ui) viewer(r *http.Request) viewer {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || u.o.Auth == nil {
+		return viewer{}
+	}
+	s, usr, err := u.o.Auth.Check(c.Value)
+	if err != nil {
+		return viewer{}
+	}
+	return viewer{session: s, user: &usr}
+}
+
+func (u *ui) render(w http.ResponseWriter, r *http.Request, v viewer, name, title string, status int, data any, flash ...string) {
+	p := page{Title: title, Nav: name, Version: u.o.Version, User: v.user, CSRF: v.session.CSRF, Data: data}
+	if len(flash) > 0 {
+		p.Flash = flash[0]
+	}
+	if len(flash) > 1 {
+		p.FlashErr = flash[1]
+	}
+	if u.o.Auth != nil && v.user == nil {
+		p.Setup, _ = u.o.Auth.NeedsSetup()
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := u.pages[name].ExecuteTemplate(w, "layout", p); err != nil {
+		u.o.Log.Error("ui: render", "page", name, "err", err)
+	}
+}
+
+// requireUser wraps handlers that need a logged-in user (admin: an administrator). An
+// anonymous browser is sent to the login page; anything else gets 401.
+func (u *ui) requireUser(admin bool, h func(http.ResponseWriter, *http.Request, viewer)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v := u.viewer(r)
+		switch {
+		case v.user == nil && r.Method == http.MethodGet:
+			http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.Path), http.StatusSeeOther)
+			return
+		case v.user == nil:
+			http.Error(w, "401 log in first", http.StatusUnauthorized)
+			return
+		case admin && !v.user.Admin:
+			http.Error(w, "403 administrators only", http.StatusForbidden)
+			return
+		}
+		if r.Method == http.MethodPost && r.PostFormValue("csrf") != v.session.CSRF {
+			// Same-origin checks (CrossOriginProtection) come first; this token is the
+			// second line, for old browsers without Sec-Fetch-Site.
+			http.Error(w, "403 the form is stale or came from another site; reload the page and try again", http.StatusForbidden)
+			return
+		}
+		h(w, r, v)
+	}
+}
+
+func urlQueryEscape(s string) string {
+	return strings.NewReplacer("%", "%25", "&", "%26", "?", "%3F", "#", "%23", " ", "%20").Replace(s)
+}
+
+// routes adds the dashboard to mux.
+func (u *ui) routes(mux *http.ServeMux) {
+	static, _ := fs.Sub(staticFS, "static")
+	fileServer := http.FileServerFS(static)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		fileServer.ServeHTTP(w, r)
+	})))
+	mux.HandleFunc("GET /{$}", u.overview)
+	mux.HandleFunc("GET /events", u.events)
+	mux.HandleFunc("GET /api/stats/history", u.statsHistory)
+	mux.HandleFunc("GET /sync", u.syncPage)
+	mux.HandleFunc("POST /sync/start", u.requireUser(false, u.syncStart))
+	mux.HandleFunc("POST /sync/cancel", u.requireUser(false, u.syncCancel))
+	mux.HandleFunc("GET /search", u.searchPage)
+	mux.HandleFunc("GET /packages/{repo}/{name}", u.packagePage)
+	mux.HandleFunc("GET /traffic", u.requireUser(false, u.trafficPage))
+	mux.HandleFunc("GET /bench", u.requireUser(false, func(w http.ResponseWriter, r *http.Request, v viewer) {
+		u.render(w, r, v, "bench", "Benchmark", http.StatusOK, nil)
+	}))
+	mux.HandleFunc("GET /settings", u.requireUser(false, u.settingsPage))
+	mux.HandleFunc("POST /settings", u.requireUser(false, u.settingsSave))
+	mux.HandleFunc("POST /settings/discord-test", u.requireUser(false, u.discordTest))
+	mux.HandleFunc("GET /users", u.requireUser(false, u.usersPage))
+	mux.HandleFunc("POST /users", u.requireUser(true, u.userCreate))
+	mux.HandleFunc("POST /users/delete", u.requireUser(true, u.userDelete))
+	mux.HandleFunc("POST /account/password", u.requireUser(false, u.passwordChange))
+	mux.HandleFunc("GET /login", u.loginPage)
+	mux.HandleFunc("POST /login", u.login)
+	mux.HandleFunc("POST /logout", u.requireUser(false, u.logout))
+	mux.HandleFunc("GET /register", u.registerPage)
+	mux.HandleFunc("POST /register", u.register)
+}
+
+func (u *ui) log() *slog.Logger { return u.o.Log }
+
+// setSession sets the session cookie: HttpOnly, SameSite=Lax, Secure when the request came
+// over HTTPS (directly or through a trusted proxy).
+func (u *ui) setSession(w http.ResponseWriter, r *http.Request, s auth.Session) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.ID, Path: "/", Expires: s.Expires, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: ForwardedHTTPS(r, u.o.TrustedProxies())})
+}
+
+func (u *ui) loginPage(w http.ResponseWriter, r *http.Request) {
+	v := u.viewer(r)
+	if v.user != nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	if setup, _ := u.o.Auth.NeedsSetup(); setup {
+		http.Redirect(w, r, "/register", http.StatusSeeOther)
+		return
+	}
+	u.render(w, r, v, "login", "Log in", http.StatusOK, map[string]any{})
+}
+
+func (u *ui) login(w http.ResponseWriter, r *http.Request) {
+	name, pw := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
+	s, err := u.o.Auth.Login(ClientIP(r, u.o.TrustedProxies()), name, pw)
+	if err != nil {
+		status, msg := http.StatusUnauthorized, "Wrong user name or password."
+		var rl *auth.RateLimitError
+		if errors.Is(err, auth.ErrRateLimited) {
+			status, msg = http.StatusTooManyRequests, "Too many attempts. Wait a little and try again."
+			if errors.As(err, &rl) {
+				w.Header().Set("Retry-After", fmt.Sprint(int(rl.RetryAfter.Seconds())+1))
+			}
+		} else if !errors.Is(err, auth.ErrBadCredentials) {
+			u.log().Error("ui: login", "err", err)
+			status, msg = http.StatusInternalServerError, "Logging in failed; see the daemon's log."
+		}
+		u.render(w, r, viewer{}, "login", "Log in", status, map[string]any{"Name": name, "Error": msg})
+		return
+	}
+	u.setSession(w, r, s)
+	next := r.URL.Query().Get("next")
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		next = "/"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (u *ui) logout(w http.ResponseWriter, r *http.Request, v viewer) {
+	u.o.Auth.Logout(v.session.ID)
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (u *ui) registerPage(w http.ResponseWriter, r *http.Request) {
+	if setup, _ := u.o.Auth.NeedsSetup(); !setup {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusOK, map[string]any{"Register": true})
+}
+
+func (u *ui) register(w http.ResponseWriter, r *http.Request) {
+	name, pw := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
+	data := map[string]any{"Register": true, "Name": name}
+	if pw != r.PostFormValue("password2") {
+		data["Error"] = "The two passwords differ."
+		u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusBadRequest, data)
+		return
+	}
+	if _, err := u.o.Auth.Register(name, pw); err != nil {
+		if errors.Is(err, auth.ErrRegistrationClosed) {
+			http.Error(w, "403 an administrator exists already; ask them for an account", http.StatusForbidden)
+			return
+		}
+		data["Error"] = err.Error()
+		u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusBadRequest, data)
+		return
+	}
+	s, err := u.o.Auth.Login(ClientIP(r, u.o.TrustedProxies()), name, pw)
+	if err == nil {
+		u.setSession(w, r, s)
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (u *ui) usersPage(w http.ResponseWriter, r *http.Request, v viewer) {
+	u.renderUsers(w, r, v, http.StatusOK, map[string]any{})
+}
+
+func (u *ui) renderUsers(w http.ResponseWriter, r *http.Request, v viewer, status int, data map[string]any, flash ...string) {
+	users, err := u.o.Auth.Users()
+	if err != nil {
+		u.log().Error("ui: users", "err", err)
+	}
+	data["Users"] = users
+	u.render(w, r, v, "users", "Users", status, data, flash...)
+}
+
+func (u *ui) userCreate(w http.ResponseWriter, r *http.Request, v viewer) {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if _, err := u.o.Auth.Create(name, r.PostFormValue("password"), r.PostFormValue("admin") == "1"); err != nil {
+		u.renderUsers(w, r, v, http.StatusBadRequest, map[string]any{"Error": err.Error()})
+		return
+	}
+	u.renderUsers(w, r, v, http.StatusOK, map[string]any{}, "User "+name+" added.")
+}
+
+func (u *ui) userDelete(w http.ResponseWriter, r *http.Request, v viewer) {
+	name := r.PostFormValue("name")
+	if name == v.user.Name {
+		u.renderUsers(w, r, v, http.StatusBadRequest, map[string]any{}, "", "You cannot delete yourself.")
+		return
+	}
+	if err := u.o.Auth.Delete(name); err != nil {
+		u.renderUsers(w, r, v, http.StatusBadRequest, map[string]any{}, "", err.Error())
+		return
+	}
+	u.renderUsers(w, r, v, http.StatusOK, map[string]any{}, "User "+name+" deleted.")
+}
+
+func (u *ui) passwordChange(w http.ResponseWriter, r *http.Request, v viewer) {
+	if err := u.o.Auth.ChangePassword(v.user.Name, r.PostFormValue("old"), r.PostFormValue("new")); err != nil {
+		msg := err.Error()
+		if errors.Is(err, auth.ErrBadCredentials) {
+			msg = "The current password is wrong."
+		}
+		u.renderUsers(w, r, v, http.StatusBadRequest, map[string]any{"PasswordError": msg})
+		return
+	}
+	// Every session of the user ended; start a fresh one here.
+	if s, err := u.o.Auth.Login(ClientIP(r, u.o.TrustedProxies()), v.user.Name, r.PostFormValue("new")); err == nil {
+		u.setSession(w, r, s)
+		v.session = s
+	}
+	u.renderUsers(w, r, v, http.StatusOK, map[string]any{}, "Password changed; your other sessions were logged out.")
+}
