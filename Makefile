@@ -49,7 +49,8 @@ test-deps:
 # of one package at a time). FUZZTIME=1m for a longer look.
 FUZZTIME ?= 5s
 FUZZ := ./daemon/config:FuzzParse ./daemon/repodb:FuzzParseDesc ./daemon/repodb:FuzzParse \
-	./hw:FuzzParseMountinfo ./daemon/notify:FuzzMessage
+	./hw:FuzzParseMountinfo ./hw:FuzzParseUptime ./hw:FuzzParseMilliCelsius ./hw:FuzzParseModel \
+	./daemon/notify:FuzzMessage ./daemon/auth:FuzzParsePHC ./daemon/traffic:FuzzPackageName ./daemon/repodb:FuzzTarReader
 
 test-go:
 	$(GO) vet ./...

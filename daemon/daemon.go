@@ -173,6 +173,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer ctl.Close()
 	go d.search.Watch(ctx, 30*time.Second)
 	go d.machine.Run(ctx)
+	go func() { // expired sessions go hourly
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				d.auth.Prune()
+			}
+		}
+	}()
 	wg.Add(1)
 	go func() { defer wg.Done(); d.traffic.Run(ctx) }() // flushes its last batch on the way out
 	switch {
@@ -285,7 +297,7 @@ func (d *Daemon) health() map[string]error {
 func (d *Daemon) count(t web.Transfer) {
 	d.requests.Add(1)
 	d.served.Add(t.Bytes)
-	d.traffic.Record(traffic.Hit{Time: t.End, Client: web.ClientIP(t.Request, d.trustedProxies()), Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes})
+	d.traffic.Record(traffic.Hit{Time: t.End, Duration: t.End.Sub(t.Start), Client: web.ClientIP(t.Request, d.trustedProxies()), Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes})
 }
 
 func (d *Daemon) trustedProxies() []netip.Prefix {

@@ -13,8 +13,13 @@ import (
 // how far along it is. Entries read the byte count the accounting writer keeps, so
 // tracking costs no copy.
 type Active struct {
-	mu sync.Mutex
-	m  map[*activeDL]struct{}
+	mu   sync.Mutex
+	m    map[*activeDL]struct{}
+	done int64 // bytes of finished downloads
+	// last sample for Rate
+	lastAt    time.Time
+	lastTotal int64
+	rate      float64
 }
 
 type activeDL struct {
@@ -63,6 +68,26 @@ func (a *Active) List(withClients bool) []Download {
 	return out
 }
 
+// Rate is the bytes per second mirror downloads are being sent at, running ones included
+// (a 300 MB package at 20 KB/s counts while it goes, not only when it ends). Sampled at
+// most about once a second; callers (the live pulse) ask that often.
+func (a *Active) Rate() float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	total := a.done
+	for d := range a.m {
+		total += d.cw.sent.Load()
+	}
+	now := time.Now()
+	if el := now.Sub(a.lastAt); el >= 900*time.Millisecond {
+		if !a.lastAt.IsZero() {
+			a.rate = float64(total-a.lastTotal) / el.Seconds()
+		}
+		a.lastAt, a.lastTotal = now, total
+	}
+	return a.rate
+}
+
 // track registers mirror downloads while they run. It must sit inside Count, whose
 // writer it reads.
 func (a *Active) track(next http.Handler, client func(*http.Request) string) http.Handler {
@@ -79,6 +104,7 @@ func (a *Active) track(next http.Handler, client func(*http.Request) string) htt
 		defer func() {
 			a.mu.Lock()
 			delete(a.m, d)
+			a.done += cw.sent.Load()
 			a.mu.Unlock()
 		}()
 		next.ServeHTTP(w, r)

@@ -53,7 +53,7 @@ func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
 	d["Rate"], d["TodayBytes"], d["TodayRequests"] = 0.0, int64(0), int64(0)
 	if u.o.Traffic != nil {
 		tb, tr := u.o.Traffic.Today()
-		d["Rate"], d["TodayBytes"], d["TodayRequests"] = u.o.Traffic.Rate(), tb, tr
+		d["Rate"], d["TodayBytes"], d["TodayRequests"] = u.active.Rate(), tb, tr
 	}
 	d["Downloads"] = u.active.List(v.user != nil)
 	var repos []repoCount
@@ -154,7 +154,7 @@ func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	d := map[string]any{}
 	t := u.o.Traffic
 	tb, tr := t.Today()
-	d["Rate"], d["TodayBytes"], d["TodayRequests"] = t.Rate(), tb, tr
+	d["Rate"], d["TodayBytes"], d["TodayRequests"] = u.active.Rate(), tb, tr
 	days, err := t.BytesPerDay(30)
 	if err != nil {
 		u.log().Error("ui: traffic", "err", err)
@@ -265,7 +265,7 @@ func (u *ui) pulseJSON(withClients bool) []byte {
 		}
 		if u.o.Traffic != nil {
 			tb, tr := u.o.Traffic.Today()
-			d["traffic"] = map[string]any{"rate_bps": u.o.Traffic.Rate(), "today_bytes": tb, "today_requests": tr, "active": u.active.Len()}
+			d["traffic"] = map[string]any{"rate_bps": u.active.Rate(), "today_bytes": tb, "today_requests": tr, "active": u.active.Len()}
 		}
 		if u.o.Sync != nil {
 			st := u.o.Sync.State()

@@ -222,7 +222,7 @@ func (u *ui) requireUser(admin bool, h func(http.ResponseWriter, *http.Request, 
 			http.Error(w, "403 administrators only", http.StatusForbidden)
 			return
 		}
-		if r.Method == http.MethodPost && r.PostFormValue("csrf") != v.session.CSRF {
+		if r.Method == http.MethodPost && !v.session.ValidCSRF(r.PostFormValue("csrf")) {
 			// Same-origin checks (CrossOriginProtection) come first; this token is the
 			// second line, for old browsers without Sec-Fetch-Site.
 			http.Error(w, "403 the form is stale or came from another site; reload the page and try again", http.StatusForbidden)

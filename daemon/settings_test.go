@@ -1,0 +1,76 @@
+package daemon
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/amwi/amwi/daemon/config"
+)
+
+func TestSettingsSave(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
+	path := filepath.Join(dir, "amwi.toml")
+	orig := "# mine\n[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n"
+	os.WriteFile(path, []byte(orig), 0o640)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	s := &settings{d: d}
+	form := map[string]string{
+		"sync.enabled": "true", "sync.upstream": "ftp://nope/", "sync.fallback_upstreams": "", "sync.interval": "6h",
+		"mirror.repos": "core extra", "sync.bwlimit_kib": "x", "sync.io_busy_percent": "80", "search.per_page": "50",
+		"bench.country": "", "discord.enabled": "false", "discord.webhook_url": "", "server.trusted_proxies": "",
+	}
+	problems, err := s.Save(form)
+	if err != nil || problems["sync.bwlimit_kib"] == "" {
+		t.Fatalf("bad number: %v %v", problems, err)
+	}
+	form["sync.bwlimit_kib"] = "100"
+	problems, err = s.Save(form)
+	if err != nil || !strings.Contains(problems["sync.upstream"], "must be rsync://") {
+		t.Fatalf("bad upstream: %v %v", problems, err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != orig {
+		t.Fatalf("a refused save changed the file:\n%s", b)
+	}
+	if _, err := os.Stat(path + ".bak"); !os.IsNotExist(err) {
+		t.Errorf("a refused save wrote a backup")
+	}
+
+	form["sync.upstream"] = "rsync://mirror.example.org/archlinux/"
+	form["sync.fallback_upstreams"] = "a.example::arch/\nb.example::arch/"
+	form["search.per_page"] = "7"
+	form["server.trusted_proxies"] = "10.0.0.0/8"
+	if problems, err := s.Save(form); err != nil || len(problems) > 0 {
+		t.Fatalf("good save: %v %v", problems, err)
+	}
+	if b, _ := os.ReadFile(path + ".bak"); string(b) != orig {
+		t.Errorf("backup: %q", b)
+	}
+	again, err := config.Load(path)
+	if err != nil || again.Sync.Upstream != "rsync://mirror.example.org/archlinux/" || again.Search.PerPage != 7 ||
+		len(again.Sync.FallbackUpstreams) != 2 || again.Sync.BWLimitKiB != 100 {
+		t.Fatalf("saved file: %v %+v", err, again)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Errorf("file mode changed: %v", fi.Mode())
+	}
+	// Applied without restart.
+	if c := d.current.Load(); c.Search.PerPage != 7 || len(d.trustedProxies()) != 1 {
+		t.Errorf("not applied: %+v", c)
+	}
+	if up := d.syncer.Upstreams(); len(up) != 3 || up[0] != "rsync://mirror.example.org/archlinux/" {
+		t.Errorf("sync engine upstreams: %v", up)
+	}
+}
