@@ -64,6 +64,7 @@ test-go:
 # what a sync costs when nothing changed upstream: the lastupdate gate vs a full walk.
 bench: build
 	scripts/bench.sh
+	scripts/bench-dashboard.sh
 	$(GO) test -run '^$$' -bench NoChangeSync -benchtime 3x ./daemon/sync
 
 # BIN picks a cross-built binary, e.g. make install BIN=dist/amwi-linux-arm64 DESTDIR=…
