@@ -6,6 +6,8 @@ set -euo pipefail
 declare -A need=(
 	[bsdtar]=libarchive-tools
 	[zstd]=zstd
+	[xz]=xz-utils
+	[bzip2]=bzip2
 	[repo-add]=pacman-package-manager
 	[pacman]=pacman-package-manager
 	[rsync]=rsync
