@@ -135,4 +135,5 @@ func (m *promMetrics) observe(t Transfer) {
 func (m *promMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	m.set.WritePrometheus(w)
+	metrics.WriteProcessMetrics(w) // go_* and process_*: memory, goroutines, file descriptors
 }
