@@ -123,6 +123,7 @@ func (d *Daemon) Open() error {
 		Machine:        d.machine,
 		Traffic:        d.traffic,
 		Settings:       &settings{d: d},
+		Bench:          &benchService{d: d},
 		TrustedProxies: d.trustedProxies,
 		Ctx:            d.runCtx,
 	}), d.Log)

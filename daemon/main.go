@@ -39,6 +39,8 @@ Commands:
                      running sync, --cancel stop the running sync
   search [--repo R] [--json] TERM...
                    search the mirror's packages as pacman -Ss does
+  bench [--country C] [--json]
+                   measure the country's mirrors and rank them as upstreams
   user add [--admin] NAME
                    create a dashboard user, the password read from stdin
   config check     validate the config file, listing every problem with its line
@@ -100,6 +102,8 @@ func Main(ctx context.Context, env Env) error {
 		return c.searchCmd(args[1:])
 	case "user":
 		return c.userCmd(args[1:])
+	case "bench":
+		return c.benchCmd(ctx, args[1:])
 	case "version":
 		return c.version(args[1:])
 	}

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,7 +55,26 @@ func (s *settings) Save(form map[string]string) (map[string]string, error) {
 	if len(problems) > 0 {
 		return problems, nil
 	}
-	text := config.Render(&next)
+	return s.commit(cur, &next)
+}
+
+// update changes the current config with f and saves it like Save does (the benchmark's
+// "use as upstream").
+func (s *settings) update(f func(*config.Config)) (map[string]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.Current()
+	next := *cur
+	next.Sync.FallbackUpstreams = append([]string(nil), cur.Sync.FallbackUpstreams...)
+	f(&next)
+	return s.commit(cur, &next)
+}
+
+// commit validates next exactly as amwi.toml is validated, writes it atomically and
+// applies it; nothing changes when there is a problem.
+func (s *settings) commit(cur, next *config.Config) (map[string]string, error) {
+	problems := map[string]string{}
+	text := config.Render(next)
 	parsed, err := config.Parse(text, cur.Path)
 	var ps config.Problems
 	if errors.As(err, &ps) {
@@ -139,5 +157,3 @@ func (d *Daemon) notifier() *notify.Discord {
 	defer d.discordMu.Unlock()
 	return d.discord
 }
-
-var _ = fmt.Sprint

@@ -74,3 +74,37 @@ func TestSettingsSave(t *testing.T) {
 		t.Errorf("sync engine upstreams: %v", up)
 	}
 }
+
+func TestBenchUseAsUpstream(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
+	path := filepath.Join(dir, "amwi.toml")
+	os.WriteFile(path, []byte("[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n"), 0o644)
+	cfg, _ := config.Load(path)
+	d := &Daemon{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	rep := `{"time":"2026-11-24T00:00:00Z","country":"Testland","results":[
+{"rank":1,"host":"a","rsync_url":"rsync://a.example/arch/","usable":true},
+{"rank":2,"host":"b","rsync_url":"rsync://b.example/arch/","usable":true},
+{"rank":3,"host":"c","rsync_url":"","usable":false},
+{"rank":4,"host":"d","rsync_url":"rsync://d.example/arch/","usable":true},
+{"rank":5,"host":"e","rsync_url":"rsync://e.example/arch/","usable":true}]}`
+	os.WriteFile(filepath.Join(dir, "state", benchResultsFile), []byte(rep), 0o644)
+	b := &benchService{d: d}
+	if err := b.Use("c"); err == nil {
+		t.Error("an unusable mirror was set as upstream")
+	}
+	if err := b.Use("b"); err != nil {
+		t.Fatal(err)
+	}
+	c := d.current.Load()
+	if c.Sync.Upstream != "rsync://b.example/arch/" || strings.Join(c.Sync.FallbackUpstreams, " ") != "rsync://a.example/arch/ rsync://d.example/arch/" {
+		t.Errorf("upstream %s, fallbacks %v", c.Sync.Upstream, c.Sync.FallbackUpstreams)
+	}
+	if saved, _ := config.Load(path); saved.Sync.Upstream != "rsync://b.example/arch/" {
+		t.Errorf("not saved to amwi.toml")
+	}
+}

@@ -271,6 +271,9 @@ func (u *ui) pulseJSON(withClients bool) []byte {
 			st := u.o.Sync.State()
 			d["sync"], d["idle"] = st, !st.Running
 		}
+		if u.o.Bench != nil {
+			d["bench"] = u.o.Bench.State()
+		}
 		d["downloads"] = u.active.List(false)
 		u.pulse.public, _ = json.Marshal(d)
 		d["downloads"] = u.active.List(true)

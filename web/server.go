@@ -37,6 +37,7 @@ type Options struct {
 	Machine  MachineService
 	Traffic  TrafficService
 	Settings SettingsService
+	Bench    BenchService
 	// TrustedProxies is server.trusted_proxies (a func: settings change it at runtime).
 	TrustedProxies func() []netip.Prefix
 	// Ctx ends with the daemon: live streams close and syncs started from the web use it.

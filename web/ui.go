@@ -222,7 +222,11 @@ func (u *ui) requireUser(admin bool, h func(http.ResponseWriter, *http.Request, 
 			http.Error(w, "403 administrators only", http.StatusForbidden)
 			return
 		}
-		if r.Method == http.MethodPost && !v.session.ValidCSRF(r.PostFormValue("csrf")) {
+		token := r.Header.Get("X-CSRF-Token")
+		if token == "" && r.Method == http.MethodPost && r.Header.Get("Content-Type") != "application/json" {
+			token = r.PostFormValue("csrf")
+		}
+		if r.Method == http.MethodPost && !v.session.ValidCSRF(token) {
 			// Same-origin checks (CrossOriginProtection) come first; this token is the
 			// second line, for old browsers without Sec-Fetch-Site.
 			http.Error(w, "403 the form is stale or came from another site; reload the page and try again", http.StatusForbidden)
@@ -253,9 +257,13 @@ func (u *ui) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /search", u.searchPage)
 	mux.HandleFunc("GET /packages/{repo}/{name}", u.packagePage)
 	mux.HandleFunc("GET /traffic", u.requireUser(false, u.trafficPage))
-	mux.HandleFunc("GET /bench", u.requireUser(false, func(w http.ResponseWriter, r *http.Request, v viewer) {
-		u.render(w, r, v, "bench", "Benchmark", http.StatusOK, nil)
-	}))
+	if u.o.Bench != nil {
+		mux.HandleFunc("GET /bench", u.requireUser(false, func(w http.ResponseWriter, r *http.Request, v viewer) { u.benchPage(w, r, v) }))
+		mux.HandleFunc("POST /bench/start", u.requireUser(true, u.benchStart))
+		mux.HandleFunc("POST /bench/use", u.requireUser(true, u.benchUse))
+		mux.HandleFunc("GET /api/bench", u.requireUser(false, u.benchAPIGet))
+		mux.HandleFunc("POST /api/bench", u.requireUser(true, u.benchAPIStart))
+	}
 	mux.HandleFunc("GET /settings", u.requireUser(false, u.settingsPage))
 	mux.HandleFunc("POST /settings", u.requireUser(false, u.settingsSave))
 	mux.HandleFunc("POST /settings/discord-test", u.requireUser(false, u.discordTest))
