@@ -16,6 +16,7 @@
     num: (v) => (v == null ? "–" : String(v)),
     text: (v) => (v == null || v === "" ? "–" : String(v)),
     temp: (v) => (v == null ? "–" : v.toFixed(1) + " °C"),
+    secs: (v) => (v == null ? "–" : Math.round(v) + " s"),
   };
   const get = (o, path) => path.split(".").reduce((a, k) => (a == null ? a : a[k]), o);
 
