@@ -47,10 +47,11 @@ test-deps:
 
 # Parsers of outside input, fuzzed briefly on every run (go test -fuzz takes one target
 # of one package at a time). FUZZTIME=1m for a longer look.
-FUZZTIME ?= 5s
+FUZZTIME ?= 4s
 FUZZ := ./daemon/config:FuzzParse ./daemon/repodb:FuzzParseDesc ./daemon/repodb:FuzzParse \
 	./hw:FuzzParseMountinfo ./hw:FuzzParseUptime ./hw:FuzzParseMilliCelsius ./hw:FuzzParseModel \
-	./daemon/notify:FuzzMessage ./daemon/auth:FuzzParsePHC ./daemon/traffic:FuzzPackageName ./daemon/repodb:FuzzTarReader
+	./daemon/notify:FuzzMessage ./daemon/auth:FuzzParsePHC ./daemon/traffic:FuzzPackageName ./daemon/repodb:FuzzTarReader \
+	./mirrorlists:FuzzParseMirrorlist ./mirrorlists:FuzzParseStatus ./daemon/bench:FuzzParseLastsync
 
 test-go:
 	$(GO) vet ./...

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	stdsync "sync"
 	"time"
@@ -50,7 +51,18 @@ func candidates(ctx context.Context, cfg *config.Config, country string) ([]benc
 		return nil, nil, "", fmt.Errorf("no candidates: %w", err)
 	}
 	if len(cands) == 0 {
-		return nil, nil, "", fmt.Errorf("no mirrors in %q: check the country name as archlinux.org spells it (e.g. \"Germany\", \"United States\")", country)
+		var known []string
+		if status != nil {
+			seen := map[string]bool{}
+			for _, u := range status.URLs {
+				if u.Country != "" && !seen[u.Country] {
+					seen[u.Country] = true
+					known = append(known, u.Country)
+				}
+			}
+		}
+		sort.Strings(known)
+		return nil, nil, "", fmt.Errorf("%w in %q; the mirror status knows: %s", mirrorlists.ErrNoMirrors, country, strings.Join(known, ", "))
 	}
 	kept, dropped := mirrorlists.Filter(cands, maxDelay)
 	out := make([]bench.Candidate, len(kept))
