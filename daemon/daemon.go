@@ -52,6 +52,7 @@ type Daemon struct {
 	auth    *auth.Service
 	// current is the config in force: settings saved from the dashboard replace it.
 	current atomic.Pointer[config.Config]
+	proxies atomic.Pointer[[]netip.Prefix]
 	// runCtx ends when Run begins to stop: live streams close, notifiers stop.
 	runCtx  context.Context
 	stopRun context.CancelFunc
@@ -86,7 +87,7 @@ func (d *Daemon) Open() error {
 	if _, err := d.search.Load(); err != nil {
 		d.Log.Warn("search: some databases could not be read; search covers the rest", "err", err)
 	}
-	d.current.Store(d.Config)
+	d.setCurrent(d.Config)
 	d.runCtx, d.stopRun = context.WithCancel(context.Background())
 	d.syncer = newSyncManager(d.Config, d.store, d.Log)
 	d.syncer.Changes = d.reindex
@@ -301,12 +302,22 @@ func (d *Daemon) count(t web.Transfer) {
 	d.traffic.Record(traffic.Hit{Time: t.End, Duration: t.End.Sub(t.Start), Client: web.ClientIP(t.Request, d.trustedProxies()), Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes})
 }
 
+// trustedProxies is server.trusted_proxies, parsed once per config (every request asks).
 func (d *Daemon) trustedProxies() []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range d.current.Load().Server.TrustedProxies {
-		if pr, err := config.ParseCIDR(p); err == nil {
-			out = append(out, pr)
+	if p := d.proxies.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// setCurrent makes c the config in force.
+func (d *Daemon) setCurrent(c *config.Config) *config.Config {
+	var ps []netip.Prefix
+	for _, p := range c.Server.TrustedProxies {
+		if pr, err := config.ParseCIDR(p); err == nil { // validated already
+			ps = append(ps, pr)
 		}
 	}
-	return out
+	d.proxies.Store(&ps)
+	return d.current.Swap(c)
 }

@@ -121,7 +121,7 @@ func fields(s string) []string {
 // apply makes a new config current: the sync engine takes it from its next run, the
 // schedule is re-planned, search follows the repos, Discord the webhook.
 func (d *Daemon) apply(c *config.Config) {
-	old := d.current.Swap(c)
+	old := d.setCurrent(c)
 	d.syncer.SetConfig(syncConfig(c))
 	if !slices.Equal(searchRepos(old), searchRepos(c)) {
 		d.search.SetRepos(searchRepos(c))
