@@ -44,6 +44,16 @@ func (f *fakeSettings) Save(v map[string]string) (map[string]string, error) {
 }
 func (f *fakeSettings) TestDiscord() error { return nil }
 
+type fakeBench struct{ started []string }
+
+func (f *fakeBench) Start(c string) error        { f.started = append(f.started, c); return nil }
+func (f *fakeBench) State() BenchState           { return BenchState{} }
+func (f *fakeBench) Last() (*BenchReport, error) { return nil, nil }
+func (f *fakeBench) Use(string) error            { return nil }
+func (f *fakeBench) DefaultCountry() string      { return "" }
+
+var _ BenchService = (*fakeBench)(nil)
+
 // dashboard starts the whole handler with real accounts, store and traffic; trusted is
 // server.trusted_proxies.
 func dashboard(t *testing.T, trusted ...string) (*httptest.Server, *fakeSync) {
@@ -69,6 +79,7 @@ func dashboard(t *testing.T, trusted ...string) (*httptest.Server, *fakeSync) {
 		Auth:           a,
 		Traffic:        &traffic.Recorder{Store: st, Log: quiet()},
 		Settings:       &fakeSettings{cfg: config.Default()},
+		Bench:          &fakeBench{},
 		TrustedProxies: func() []netip.Prefix { return prefixes },
 	})
 	srv := httptest.NewServer(h)
@@ -163,13 +174,14 @@ func TestSecureCookieBehindTrustedProxy(t *testing.T) {
 func TestAdminRoutesRefuseAnonymous(t *testing.T) {
 	srv, fs := dashboard(t)
 	c := client(t)
-	for _, p := range []string{"/settings", "/users", "/traffic", "/bench"} {
+	for _, p := range []string{"/settings", "/users", "/traffic", "/bench", "/api/bench"} {
 		resp, _ := c.Get(srv.URL + p)
 		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
 			t.Errorf("GET %s anonymous: %d %s", p, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
-	for _, p := range []string{"/sync/start", "/sync/cancel", "/settings", "/settings/discord-test", "/users", "/users/delete", "/account/password", "/logout"} {
+	for _, p := range []string{"/sync/start", "/sync/cancel", "/settings", "/settings/discord-test", "/users", "/users/delete", "/account/password", "/logout",
+		"/bench/start", "/bench/use", "/api/bench"} {
 		if resp := postForm(t, c, srv.URL+p, url.Values{"name": {"x"}}); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("POST %s anonymous: %d, want 401", p, resp.StatusCode)
 		}
