@@ -164,6 +164,15 @@ func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		maxDay = max(maxDay, b.Bytes)
 	}
 	d["Days"], d["MaxDay"] = days, maxDay
+	hours, err := t.Hourly(48)
+	if err != nil {
+		u.log().Error("ui: traffic", "err", err)
+	}
+	var maxHour int64
+	for _, b := range hours {
+		maxHour = max(maxHour, b.Bytes)
+	}
+	d["Hours"], d["MaxHour"] = hours, maxHour
 	d["Clients"], _ = t.TopClients(30, 20)
 	d["Packages"], _ = t.TopPackages(30, 20)
 	u.render(w, r, v, "traffic", "Traffic", http.StatusOK, d)

@@ -58,6 +58,7 @@ type TrafficService interface {
 	TopClients(days, n int) ([]traffic.Top, error)
 	TopPackages(days, n int) ([]traffic.Top, error)
 	BytesPerDay(days int) ([]traffic.Bucket, error)
+	Hourly(hours int) ([]traffic.Bucket, error)
 }
 
 var _ TrafficService = (*traffic.Recorder)(nil)
