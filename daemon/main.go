@@ -45,6 +45,7 @@ Commands:
                    create a dashboard user, the password read from stdin
   config check     validate the config file, listing every problem with its line
   config default   print the commented default config (--local: paths under its folder)
+  migrate --from F write amwi.toml from the Python AMWI's settings.json F (--to, --force)
   version          print version, commit, Go version and platform
 
 Global flags:
@@ -104,6 +105,8 @@ func Main(ctx context.Context, env Env) error {
 		return c.userCmd(args[1:])
 	case "bench":
 		return c.benchCmd(ctx, args[1:])
+	case "migrate":
+		return c.migrateCmd(args[1:])
 	case "version":
 		return c.version(args[1:])
 	}

@@ -90,7 +90,7 @@ func WriteFile(path string, data []byte) error {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	mode := os.FileMode(0o644)
+	mode := os.FileMode(0o640) // it may hold the Discord webhook, a secret
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
