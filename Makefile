@@ -17,7 +17,12 @@ export CGO_ENABLED := 0
 # GOOS/GOARCH/GOARM triples for `make cross`: Pi Zero/1, Pi 2/3, Pi 3/4/5 64-bit, x86 NAS.
 CROSS := linux/arm/6 linux/arm/7 linux/arm64/ linux/amd64/
 
-.PHONY: all build cross run test test-deps test-go bench install clean
+# Where `make cross` and `make dist` put binaries, tarballs and SHA256SUMS.
+DISTDIR   ?= dist
+# File times inside the dist tarballs: the last commit's, so the same tree makes the same bytes.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+
+.PHONY: all build cross dist run test test-deps test-go bench install clean
 
 all: build
 
@@ -25,13 +30,32 @@ build:
 	$(GO) build $(GOFLAGS_BUILD) -o amwi ./cmd/amwi
 
 cross:
-	@mkdir -p dist
+	@mkdir -p $(DISTDIR)
 	@set -e; for t in $(CROSS); do \
 		os=$${t%%/*}; rest=$${t#*/}; arch=$${rest%%/*}; arm=$${rest#*/}; \
-		out=dist/amwi-$$os-$$arch$${arm:+v$$arm}; \
+		out=$(DISTDIR)/amwi-$$os-$$arch$${arm:+v$$arm}; \
 		echo "build $$out"; \
 		GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GO) build $(GOFLAGS_BUILD) -o $$out ./cmd/amwi; \
 	done
+
+# make dist: for each board a tarball of the tree `make install` lays out (binary, config,
+# units, sysusers/tmpfiles, mirrorlists folder), owned by root, to unpack with
+# `tar -C / --skip-old-files -xzf`, and SHA256SUMS over them (check: sha256sum -c SHA256SUMS).
+DIST_ARCHES := armv6 armv7 arm64 amd64
+DIST_TARBALLS := $(foreach a,$(DIST_ARCHES),amwi-$(VERSION)-linux-$(a).tar.gz)
+dist: cross
+	@set -e; for a in $(DIST_ARCHES); do \
+		root=$(DISTDIR)/.root-$$a; rm -rf $$root; \
+		$(MAKE) --no-print-directory install BIN=$(DISTDIR)/amwi-linux-$$a DESTDIR=$$root PREFIX=/usr \
+			SYSCONFDIR=/etc UNITDIR=/usr/lib/systemd/system SYSUSERSDIR=/usr/lib/sysusers.d \
+			TMPFILESDIR=/usr/lib/tmpfiles.d >/dev/null; \
+		out=$(DISTDIR)/amwi-$(VERSION)-linux-$$a.tar.gz; \
+		echo "dist $$out"; \
+		tar -C $$root --sort=name --owner=0 --group=0 --numeric-owner --mode=u+rwX,go+rX,go-w \
+			--mtime=@$(SOURCE_DATE_EPOCH) -cf - etc usr | gzip -9n > $$out.tmp; \
+		mv $$out.tmp $$out; rm -rf $$root; \
+	done
+	cd $(DISTDIR) && sha256sum $(DIST_TARBALLS) > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS
 
 # make run: the daemon with the embedded default config, everything under ./var/, no root.
 run: build
@@ -70,6 +94,10 @@ bench: build
 
 # BIN picks a cross-built binary, e.g. make install BIN=dist/amwi-linux-arm64 DESTDIR=…
 BIN ?= amwi
+# The systemd units, installed with @BINDIR@ made $(PREFIX)/bin: the daemon's, the sync
+# timer's, and the rsync daemon's (mirror re-export) when etc/ has them.
+UNITS := amwi.service amwi.socket amwi-sync.service amwi-sync.timer \
+	$(notdir $(wildcard etc/amwi-rsyncd*.socket etc/amwi-rsyncd*.service))
 install: $(if $(filter amwi,$(BIN)),build)
 	install -Dm755 $(BIN) $(DESTDIR)$(PREFIX)/bin/amwi
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/amwi/amwi.toml ]; then \
@@ -78,10 +106,21 @@ install: $(if $(filter amwi,$(BIN)),build)
 		install -Dm644 etc/amwi.toml $(DESTDIR)$(SYSCONFDIR)/amwi/amwi.toml; \
 	fi
 	install -dm755 $(DESTDIR)$(SYSCONFDIR)/amwi/mirrorlists
-	sed 's|@BINDIR@|$(PREFIX)/bin|g' etc/amwi.service > amwi.service.tmp
-	install -Dm644 amwi.service.tmp $(DESTDIR)$(UNITDIR)/amwi.service
-	rm -f amwi.service.tmp
-	install -Dm644 etc/amwi.socket $(DESTDIR)$(UNITDIR)/amwi.socket
+	@set -e; if [ -f etc/rsyncd-amwi.conf ]; then \
+		if [ -e $(DESTDIR)$(SYSCONFDIR)/amwi/rsyncd.conf ]; then \
+			echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/amwi/rsyncd.conf"; \
+		else \
+			echo "install -Dm644 etc/rsyncd-amwi.conf $(DESTDIR)$(SYSCONFDIR)/amwi/rsyncd.conf"; \
+			install -Dm644 etc/rsyncd-amwi.conf $(DESTDIR)$(SYSCONFDIR)/amwi/rsyncd.conf; \
+		fi; \
+	fi
+	install -dm755 $(DESTDIR)$(UNITDIR)
+	@set -e; for u in $(UNITS); do \
+		echo "install etc/$$u $(DESTDIR)$(UNITDIR)/$$u"; \
+		sed 's|@BINDIR@|$(PREFIX)/bin|g' etc/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp; \
+		chmod 644 $(DESTDIR)$(UNITDIR)/$$u.tmp; \
+		mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u; \
+	done
 	install -Dm644 etc/sysusers.d/amwi.conf $(DESTDIR)$(SYSUSERSDIR)/amwi.conf
 	install -Dm644 etc/tmpfiles.d/amwi.conf $(DESTDIR)$(TMPFILESDIR)/amwi.conf
 
