@@ -100,7 +100,6 @@ func (f *fixture) server(t *testing.T, wrap func(net.Listener) net.Listener) (*h
 type transfers struct {
 	mu   sync.Mutex
 	list []Transfer
-	c    chan struct{}
 }
 
 func (t *transfers) add(x Transfer) {

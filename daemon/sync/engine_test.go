@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	stdsync "sync"
@@ -158,15 +157,6 @@ func tree(t *testing.T, root string, under ...string) map[string]string {
 			return nil
 		})
 	}
-	return out
-}
-
-func keys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 

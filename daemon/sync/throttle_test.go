@@ -81,7 +81,6 @@ const throttleFail = -1
 
 // throttleOutcome is what a driven Run did.
 type throttleOutcome struct {
-	calls   []string // Pause/Resume on the process
 	changes []string // OnChange calls
 	total   time.Duration
 	paused  bool   // the process's state after Run returned
