@@ -68,9 +68,7 @@ func (u *ui) benchUse(w http.ResponseWriter, r *http.Request, v viewer) {
 		u.benchPage(w, r, v, "", err.Error())
 		return
 	}
-	u.render(w, r, v, "settings", "Settings", http.StatusOK,
-		map[string]any{"Values": u.settingsValues(nil), "Errors": map[string]string{}, "Path": u.o.Settings.Current().Path},
-		"Upstream set from the benchmark; the next two usable mirrors are the fallbacks.")
+	u.renderSettings(w, r, v, http.StatusOK, nil, nil, "Upstream set from the benchmark; the next two usable mirrors are the fallbacks.")
 }
 
 // benchAPI: GET /api/bench (last results and progress), POST /api/bench (start; admin,

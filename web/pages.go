@@ -75,7 +75,11 @@ func nilTime(t time.Time) any {
 }
 
 func (u *ui) syncPage(w http.ResponseWriter, r *http.Request) {
-	v := u.viewer(r)
+	u.renderSync(w, r, u.viewer(r), http.StatusOK)
+}
+
+// renderSync shows the sync page: live state, the last runs, the upstream.
+func (u *ui) renderSync(w http.ResponseWriter, r *http.Request, v viewer, status int, flash ...string) {
 	d := map[string]any{"State": dsync.State{}, "History": []dsync.Run{}, "Upstream": ""}
 	if u.o.Sync != nil {
 		d["State"] = u.o.Sync.State()
@@ -86,7 +90,7 @@ func (u *ui) syncPage(w http.ResponseWriter, r *http.Request) {
 	if u.o.Settings != nil {
 		d["Upstream"] = u.o.Settings.Current().Sync.Upstream
 	}
-	u.render(w, r, v, "sync", "Sync", http.StatusOK, d)
+	u.render(w, r, v, "sync", "Sync", status, d, flash...)
 }
 
 func (u *ui) syncStart(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -97,11 +101,7 @@ func (u *ui) syncStart(w http.ResponseWriter, r *http.Request, v viewer) {
 		if !errors.Is(err, dsync.ErrBusy) {
 			status = http.StatusBadRequest
 		}
-		d := map[string]any{"State": u.o.Sync.State(), "History": []dsync.Run{}, "Upstream": u.o.Settings.Current().Sync.Upstream}
-		if h, err := u.o.Sync.History(30); err == nil {
-			d["History"] = h
-		}
-		u.render(w, r, v, "sync", "Sync", status, d, "", err.Error())
+		u.renderSync(w, r, v, status, "", err.Error())
 		return
 	}
 	// Let the run register before the page shows its state.
@@ -201,7 +201,17 @@ func (u *ui) settingsValues(form map[string]string) map[string]any {
 }
 
 func (u *ui) settingsPage(w http.ResponseWriter, r *http.Request, v viewer) {
-	u.render(w, r, v, "settings", "Settings", http.StatusOK, map[string]any{"Values": u.settingsValues(nil), "Errors": map[string]string{}, "Path": u.o.Settings.Current().Path})
+	u.renderSettings(w, r, v, http.StatusOK, nil, nil)
+}
+
+// renderSettings shows the settings form: form (nil: the saved values) with problems next
+// to their fields, and the flash messages.
+func (u *ui) renderSettings(w http.ResponseWriter, r *http.Request, v viewer, status int, form, problems map[string]string, flash ...string) {
+	if problems == nil {
+		problems = map[string]string{}
+	}
+	u.render(w, r, v, "settings", "Settings", status,
+		map[string]any{"Values": u.settingsValues(form), "Errors": problems, "Path": u.o.Settings.Current().Path}, flash...)
 }
 
 // settingsKeys are the form fields, named as in amwi.toml.
@@ -221,12 +231,10 @@ func (u *ui) settingsSave(w http.ResponseWriter, r *http.Request, v viewer) {
 		problems = map[string]string{"": "Saving failed: " + err.Error()}
 	}
 	if len(problems) > 0 {
-		u.render(w, r, v, "settings", "Settings", http.StatusBadRequest,
-			map[string]any{"Values": u.settingsValues(form), "Errors": problems, "Path": u.o.Settings.Current().Path}, "", "Nothing was changed: fix the fields marked below.")
+		u.renderSettings(w, r, v, http.StatusBadRequest, form, problems, "", "Nothing was changed: fix the fields marked below.")
 		return
 	}
-	u.render(w, r, v, "settings", "Settings", http.StatusOK,
-		map[string]any{"Values": u.settingsValues(nil), "Errors": map[string]string{}, "Path": u.o.Settings.Current().Path}, "Settings saved and applied.")
+	u.renderSettings(w, r, v, http.StatusOK, nil, nil, "Settings saved and applied.")
 }
 
 func (u *ui) discordTest(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -234,8 +242,7 @@ func (u *ui) discordTest(w http.ResponseWriter, r *http.Request, v viewer) {
 	if err := u.o.Settings.TestDiscord(); err != nil {
 		flash, flashErr = "", "Discord test failed: "+err.Error()
 	}
-	u.render(w, r, v, "settings", "Settings", http.StatusOK,
-		map[string]any{"Values": u.settingsValues(nil), "Errors": map[string]string{}, "Path": u.o.Settings.Current().Path}, flash, flashErr)
+	u.renderSettings(w, r, v, http.StatusOK, nil, nil, flash, flashErr)
 }
 
 // statsHistory is the last 10 minutes of machine stats, for the charts' first draw.

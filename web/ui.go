@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -214,7 +215,7 @@ func (u *ui) requireUser(admin bool, h func(http.ResponseWriter, *http.Request, 
 		v := u.viewer(r)
 		switch {
 		case v.user == nil && r.Method == http.MethodGet:
-			http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.Path), http.StatusSeeOther)
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
 			return
 		case v.user == nil:
 			http.Error(w, "401 log in first", http.StatusUnauthorized)
@@ -235,10 +236,6 @@ func (u *ui) requireUser(admin bool, h func(http.ResponseWriter, *http.Request, 
 		}
 		h(w, r, v)
 	}
-}
-
-func urlQueryEscape(s string) string {
-	return strings.NewReplacer("%", "%25", "&", "%26", "?", "%3F", "#", "%23", " ", "%20").Replace(s)
 }
 
 // routes adds the dashboard to mux.
