@@ -19,10 +19,15 @@ declare -A need=(
 	[chromium]=chromium
 )
 
+# repo-add sources makepkg's shell libraries, which Debian ships in `makepkg` (only
+# recommended by pacman-package-manager, so --no-install-recommends leaves it out).
+makepkg_lib=/usr/share/makepkg/util/compress.sh
+
 missing=()
 for cmd in "${!need[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+[[ -f $makepkg_lib ]] || missing+=(makepkg)
 if ((${#missing[@]} == 0)); then
 	echo "test-deps: all test tools present"
 	exit 0
@@ -40,3 +45,4 @@ apt-get install -y -qq --no-install-recommends $pkgs
 for cmd in "${!need[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || { echo "test-deps: $cmd still missing after installing ${need[$cmd]}" >&2; exit 1; }
 done
+[[ -f $makepkg_lib ]] || { echo "test-deps: $makepkg_lib still missing after installing makepkg" >&2; exit 1; }
