@@ -90,7 +90,7 @@ test-go:
 bench: build
 	scripts/bench.sh
 	scripts/bench-dashboard.sh
-	$(GO) test -run '^$$' -bench NoChangeSync -benchtime 3x ./daemon/sync
+	$(GO) test -run '^$$' -bench NoChangeSync -benchtime 3x ./daemon/mirrorsync
 
 # BIN picks a cross-built binary, e.g. make install BIN=dist/amwi-linux-arm64 DESTDIR=…
 BIN ?= amwi

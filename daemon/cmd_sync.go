@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/amwi/amwi/daemon/config"
+	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/store"
-	"github.com/amwi/amwi/daemon/sync"
 	"github.com/amwi/amwi/internal/units"
 )
 
@@ -42,7 +42,7 @@ func (c *cli) syncCmd(ctx context.Context, args []string) error {
 	resp, err := client.Do(req)
 	switch {
 	case err != nil && daemonAbsent(err):
-		return c.syncAlone(ctx, cfg, sync.Options{Trigger: sync.TriggerCLI, Force: *force, Wait: *wait})
+		return c.syncAlone(ctx, cfg, mirrorsync.Options{Trigger: mirrorsync.TriggerCLI, Force: *force, Wait: *wait})
 	case err != nil:
 		return fmt.Errorf("ask the daemon: %w", err)
 	}
@@ -107,7 +107,7 @@ func (c *cli) cancelSync(ctx context.Context, client *http.Client) error {
 }
 
 // syncAlone runs the sync in this process, as the daemon would, when no daemon runs.
-func (c *cli) syncAlone(ctx context.Context, cfg *config.Config, o sync.Options) error {
+func (c *cli) syncAlone(ctx context.Context, cfg *config.Config, o mirrorsync.Options) error {
 	var st *store.Store
 	var err error
 	for {
@@ -116,12 +116,12 @@ func (c *cli) syncAlone(ctx context.Context, cfg *config.Config, o sync.Options)
 			break
 		}
 		// Another `amwi sync` running on its own holds the store.
-		holder := sync.Holder(cfg.State.Dir)
+		holder := mirrorsync.Holder(cfg.State.Dir)
 		if holder == "" {
 			return fmt.Errorf("the state dir %s is in use (by `amwi serve`?), but its control socket does not answer; is the daemon starting or stopping?", cfg.State.Dir)
 		}
 		if !o.Wait {
-			return fmt.Errorf("%w (%s); use --wait to queue behind it", sync.ErrBusy, holder)
+			return fmt.Errorf("%w (%s); use --wait to queue behind it", mirrorsync.ErrBusy, holder)
 		}
 		select {
 		case <-ctx.Done():
@@ -154,13 +154,13 @@ func (c *cli) syncAlone(ctx context.Context, cfg *config.Config, o sync.Options)
 }
 
 // report prints what a run did and turns its result into the exit status.
-func (c *cli) report(r sync.Run) error {
+func (c *cli) report(r mirrorsync.Run) error {
 	d := r.Duration(r.End).Round(100 * time.Millisecond)
 	switch r.Result {
-	case sync.ResultUpToDate:
+	case mirrorsync.ResultUpToDate:
 		fmt.Fprintf(c.env.Stdout, "sync %d: up to date with %s (checked in %s, %s fetched)\n", r.ID, r.Upstream, d, units.Bytes(r.Stats.BytesReceived))
 		return nil
-	case sync.ResultSuccess:
+	case mirrorsync.ResultSuccess:
 		fmt.Fprintf(c.env.Stdout, "sync %d: done from %s in %s: %d files, %s fetched, %d deleted, %d pruned",
 			r.ID, r.Upstream, d, r.Stats.FilesTransferred, units.Bytes(r.Stats.BytesReceived), r.Stats.FilesDeleted, r.Pruned)
 		if r.PausedSeconds > 0 {
@@ -196,7 +196,7 @@ func newProgressPrinter(w io.Writer) *progressPrinter {
 	return p
 }
 
-func (p *progressPrinter) state(s sync.State) {
+func (p *progressPrinter) state(s mirrorsync.State) {
 	if !s.Running {
 		return
 	}

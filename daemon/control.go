@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/amwi/amwi/daemon/auth"
-	"github.com/amwi/amwi/daemon/sync"
+	"github.com/amwi/amwi/daemon/mirrorsync"
 )
 
 // ControlSocket is the daemon's local control socket in the state dir: `amwi sync` talks
@@ -25,10 +25,10 @@ const ControlSocket = "amwi.sock"
 
 // controlMsg is one line of the NDJSON stream POST /sync answers with.
 type controlMsg struct {
-	State *sync.State `json:"state,omitempty"`
-	Run   *sync.Run   `json:"run,omitempty"`
-	Error string      `json:"error,omitempty"`
-	Busy  bool        `json:"busy,omitempty"`
+	State *mirrorsync.State `json:"state,omitempty"`
+	Run   *mirrorsync.Run   `json:"run,omitempty"`
+	Error string            `json:"error,omitempty"`
+	Busy  bool              `json:"busy,omitempty"`
 }
 
 // listenControl opens the control socket. A leftover socket file is removed: we hold the
@@ -75,7 +75,7 @@ func peerAllowed(c *net.UnixConn) bool {
 
 // controlHandler serves the control API: POST /sync (streams progress), POST /sync/cancel,
 // GET /sync.
-func controlHandler(ctx context.Context, m *sync.Manager, a *auth.Service, log *slog.Logger) http.Handler {
+func controlHandler(ctx context.Context, m *mirrorsync.Manager, a *auth.Service, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	// POST /users: `amwi user add` while the daemon holds the store.
 	mux.HandleFunc("POST /users", func(w http.ResponseWriter, r *http.Request) {
@@ -112,14 +112,14 @@ func controlHandler(ctx context.Context, m *sync.Manager, a *auth.Service, log *
 	})
 	mux.HandleFunc("POST /sync", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		o := sync.Options{Trigger: sync.TriggerCLI, Force: q.Get("force") == "1", Wait: q.Get("wait") == "1"}
-		if t := q.Get("trigger"); t == sync.TriggerWeb || t == sync.TriggerSchedule {
+		o := mirrorsync.Options{Trigger: mirrorsync.TriggerCLI, Force: q.Get("force") == "1", Wait: q.Get("wait") == "1"}
+		if t := q.Get("trigger"); t == mirrorsync.TriggerWeb || t == mirrorsync.TriggerSchedule {
 			o.Trigger = t
 		}
 		states, stop := m.Subscribe()
 		defer stop()
 		type result struct {
-			run sync.Run
+			run mirrorsync.Run
 			err error
 		}
 		done := make(chan result, 1)
@@ -140,7 +140,7 @@ func controlHandler(ctx context.Context, m *sync.Manager, a *auth.Service, log *
 			case res := <-done:
 				msg := controlMsg{Run: &res.run}
 				if res.err != nil {
-					msg = controlMsg{Error: res.err.Error(), Busy: errors.Is(res.err, sync.ErrBusy)}
+					msg = controlMsg{Error: res.err.Error(), Busy: errors.Is(res.err, mirrorsync.ErrBusy)}
 				}
 				enc.Encode(msg)
 				return

@@ -17,10 +17,10 @@ import (
 
 	"github.com/amwi/amwi/daemon/auth"
 	"github.com/amwi/amwi/daemon/config"
+	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/notify"
 	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/daemon/store"
-	"github.com/amwi/amwi/daemon/sync"
 	"github.com/amwi/amwi/daemon/systemd"
 	"github.com/amwi/amwi/daemon/traffic"
 	"github.com/amwi/amwi/hw"
@@ -44,7 +44,7 @@ type Daemon struct {
 	store   *store.Store
 	root    *os.Root
 	srv     *http.Server
-	syncer  *sync.Manager
+	syncer  *mirrorsync.Manager
 	search  *search.Service
 	control net.Listener
 	machine *hw.Sampler
@@ -91,7 +91,7 @@ func (d *Daemon) Open() error {
 	d.runCtx, d.stopRun = context.WithCancel(context.Background())
 	d.syncer = newSyncManager(d.Config, d.store, d.Log)
 	d.syncer.Changes = d.reindex
-	d.syncer.OnEvent = func(e sync.Event) { d.notifier().Notify(syncEvent(e)) }
+	d.syncer.OnEvent = func(e mirrorsync.Event) { d.notifier().Notify(syncEvent(e)) }
 	d.setDiscord(d.Config)
 	d.machine = &hw.Sampler{Reader: &hw.Reader{ProcRoot: procRoot(), SysRoot: sysRoot(), MirrorRoot: d.Config.Mirror.Root}}
 	if d.syncer.Busy != nil {
@@ -290,7 +290,7 @@ func (d *Daemon) mirrorDiskBusy() (float64, error) {
 
 // reindex rebuilds the search index after a sync and returns what changed, for the run's
 // record.
-func (d *Daemon) reindex(sync.Run) json.RawMessage {
+func (d *Daemon) reindex(mirrorsync.Run) json.RawMessage {
 	ch, err := d.search.Load()
 	if err != nil {
 		d.Log.Warn("search: reindex after sync", "err", err)

@@ -8,16 +8,16 @@ import (
 	"strings"
 
 	"github.com/amwi/amwi/daemon/config"
+	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/notify"
 	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/daemon/store"
-	"github.com/amwi/amwi/daemon/sync"
 	"github.com/amwi/amwi/hw"
 )
 
 // syncConfig is what the sync engine takes from amwi.toml.
-func syncConfig(cfg *config.Config) sync.Config {
-	c := sync.Config{
+func syncConfig(cfg *config.Config) mirrorsync.Config {
+	c := mirrorsync.Config{
 		Root:          cfg.Mirror.Root,
 		Repos:         cfg.Mirror.Repos,
 		BWLimitKiB:    cfg.Sync.BWLimitKiB,
@@ -32,8 +32,8 @@ func syncConfig(cfg *config.Config) sync.Config {
 }
 
 // newSyncManager wires the sync engine to the store and the mirror disk's busy sampler.
-func newSyncManager(cfg *config.Config, st *store.Store, log *slog.Logger) *sync.Manager {
-	m := &sync.Manager{Config: syncConfig(cfg), Store: st, Log: log}
+func newSyncManager(cfg *config.Config, st *store.Store, log *slog.Logger) *mirrorsync.Manager {
+	m := &mirrorsync.Manager{Config: syncConfig(cfg), Store: st, Log: log}
 	if cfg.Sync.IOBusyPercent > 0 {
 		dev, err := hw.FindBlockDevice(procRoot(), sysRoot(), cfg.Mirror.Root)
 		switch {
@@ -50,7 +50,7 @@ func newSyncManager(cfg *config.Config, st *store.Store, log *slog.Logger) *sync
 }
 
 // syncEvent turns a sync engine event into a Discord notification.
-func syncEvent(e sync.Event) notify.SyncEvent {
+func syncEvent(e mirrorsync.Event) notify.SyncEvent {
 	r := e.Run
 	n := notify.SyncEvent{Kind: e.Kind, Trigger: r.Trigger, Upstream: r.Upstream, Duration: r.Duration(r.End),
 		Bytes: r.Stats.BytesReceived, Files: r.Stats.FilesTransferred, Reason: r.Error, LogTail: r.StderrTail}

@@ -5,19 +5,19 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/amwi/amwi/daemon/sync"
+	"github.com/amwi/amwi/daemon/mirrorsync"
 )
 
-// SyncService is what the web side may do with the sync engine (sync.Manager implements
+// SyncService is what the web side may do with the sync engine (mirrorsync.Manager implements
 // it). GET /api/sync uses State and History; the dashboard adds Start and Cancel buttons.
 type SyncService interface {
-	State() sync.State
-	History(n int) ([]sync.Run, error)
-	Start(ctx context.Context, o sync.Options) error
+	State() mirrorsync.State
+	History(n int) ([]mirrorsync.Run, error)
+	Start(ctx context.Context, o mirrorsync.Options) error
 	Cancel() error
 }
 
-var _ SyncService = (*sync.Manager)(nil)
+var _ SyncService = (*mirrorsync.Manager)(nil)
 
 // syncAPI answers GET /api/sync: live state and the last runs.
 func syncAPI(s SyncService, log interface{ Error(string, ...any) }) http.HandlerFunc {
@@ -29,11 +29,11 @@ func syncAPI(s SyncService, log interface{ Error(string, ...any) }) http.Handler
 			return
 		}
 		if hist == nil {
-			hist = []sync.Run{}
+			hist = []mirrorsync.Run{}
 		}
 		writeJSON(w, http.StatusOK, struct {
-			State   sync.State `json:"state"`
-			History []sync.Run `json:"history"`
+			State   mirrorsync.State `json:"state"`
+			History []mirrorsync.Run `json:"history"`
 		}{s.State(), hist})
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	dsync "github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/search"
-	dsync "github.com/amwi/amwi/daemon/sync"
 	"github.com/amwi/amwi/hw"
 )
 

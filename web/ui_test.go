@@ -16,9 +16,9 @@ import (
 
 	"github.com/amwi/amwi/daemon/auth"
 	"github.com/amwi/amwi/daemon/config"
+	dsync "github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/daemon/store"
-	dsync "github.com/amwi/amwi/daemon/sync"
 	"github.com/amwi/amwi/daemon/traffic"
 )
 

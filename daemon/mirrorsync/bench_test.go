@@ -1,4 +1,4 @@
-package sync_test
+package mirrorsync_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/amwi/amwi/daemon/sync"
+	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/internal/archtest"
 )
 
@@ -50,13 +50,13 @@ func BenchmarkNoChangeSync(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			e := newBenchEnv(b, rd.URL)
-			if run, _ := e.Sync(context.Background(), sync.Options{Trigger: sync.TriggerCLI}); run.Result != sync.ResultSuccess {
+			if run, _ := e.Sync(context.Background(), mirrorsync.Options{Trigger: mirrorsync.TriggerCLI}); run.Result != mirrorsync.ResultSuccess {
 				b.Fatalf("initial sync: %+v", run)
 			}
 			var fetched int64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				run, err := e.Sync(context.Background(), sync.Options{Trigger: sync.TriggerCLI, Force: force})
+				run, err := e.Sync(context.Background(), mirrorsync.Options{Trigger: mirrorsync.TriggerCLI, Force: force})
 				if err != nil || !run.OK() {
 					b.Fatalf("%v %+v", err, run)
 				}

@@ -1,4 +1,4 @@
-package sync_test
+package mirrorsync_test
 
 import (
 	"bytes"
@@ -12,14 +12,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	stdsync "sync"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/store"
-	"github.com/amwi/amwi/daemon/sync"
 	"github.com/amwi/amwi/internal/archtest"
 )
 
@@ -52,7 +52,7 @@ func upstream(t *testing.T) (*archtest.Tree, *archtest.Rsyncd) {
 }
 
 type env struct {
-	m      *sync.Manager
+	m      *mirrorsync.Manager
 	mirror string
 	state  string
 	logs   *bytes.Buffer
@@ -60,11 +60,11 @@ type env struct {
 }
 
 type events struct {
-	mu   stdsync.Mutex
-	list []sync.Event
+	mu   sync.Mutex
+	list []mirrorsync.Event
 }
 
-func (e *events) add(ev sync.Event) { e.mu.Lock(); e.list = append(e.list, ev); e.mu.Unlock() }
+func (e *events) add(ev mirrorsync.Event) { e.mu.Lock(); e.list = append(e.list, ev); e.mu.Unlock() }
 func (e *events) kinds() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -75,7 +75,7 @@ func (e *events) kinds() []string {
 	return out
 }
 
-func newBenchEnv(b *testing.B, upstream string) *sync.Manager {
+func newBenchEnv(b *testing.B, upstream string) *mirrorsync.Manager {
 	b.Helper()
 	dir := b.TempDir()
 	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
@@ -84,8 +84,8 @@ func newBenchEnv(b *testing.B, upstream string) *sync.Manager {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	return &sync.Manager{
-		Config: sync.Config{Root: filepath.Join(dir, "mirror"), Repos: []string{"core", "extra"}, Upstreams: []string{upstream}, StateDir: filepath.Join(dir, "state")},
+	return &mirrorsync.Manager{
+		Config: mirrorsync.Config{Root: filepath.Join(dir, "mirror"), Repos: []string{"core", "extra"}, Upstreams: []string{upstream}, StateDir: filepath.Join(dir, "state")},
 		Store:  st,
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
@@ -101,8 +101,8 @@ func newEnv(t *testing.T, repos []string, upstreams ...string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e.m = &sync.Manager{
-		Config:  sync.Config{Root: e.mirror, Repos: repos, Upstreams: upstreams, StateDir: e.state, KillGrace: 2 * time.Second},
+	e.m = &mirrorsync.Manager{
+		Config:  mirrorsync.Config{Root: e.mirror, Repos: repos, Upstreams: upstreams, StateDir: e.state, KillGrace: 2 * time.Second},
 		Store:   st,
 		Log:     slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, nil)),
 		OnEvent: e.events.add,
@@ -111,7 +111,7 @@ func newEnv(t *testing.T, repos []string, upstreams ...string) *env {
 }
 
 type lockedWriter struct {
-	mu stdsync.Mutex
+	mu sync.Mutex
 	w  io.Writer
 }
 
@@ -121,10 +121,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func (e *env) sync(t *testing.T, o sync.Options) sync.Run {
+func (e *env) sync(t *testing.T, o mirrorsync.Options) mirrorsync.Run {
 	t.Helper()
 	if o.Trigger == "" {
-		o.Trigger = sync.TriggerCLI
+		o.Trigger = mirrorsync.TriggerCLI
 	}
 	run, err := e.m.Sync(context.Background(), o)
 	if err != nil {
@@ -194,8 +194,8 @@ func TestFullSyncThenUpToDate(t *testing.T) {
 	tr, rd := upstream(t)
 	e := newEnv(t, []string{"core", "extra", "multilib"}, rd.URL)
 
-	run := e.sync(t, sync.Options{})
-	if run.Result != sync.ResultSuccess || run.Upstream != rd.URL {
+	run := e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultSuccess || run.Upstream != rd.URL {
 		t.Fatalf("first sync: %+v\nlogs:\n%s", run, e.logs)
 	}
 	sameRepos(t, tr.Root, e.mirror, "core", "extra", "multilib")
@@ -221,8 +221,8 @@ func TestFullSyncThenUpToDate(t *testing.T) {
 
 	// Nothing changed upstream: only lastupdate and lastsync cross the wire.
 	rd.ClearLog(t)
-	run = e.sync(t, sync.Options{})
-	if run.Result != sync.ResultUpToDate {
+	run = e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultUpToDate {
 		t.Fatalf("second sync: %s (%s), want up to date", run.Result, run.Error)
 	}
 	for _, f := range rd.Sent(t) {
@@ -239,8 +239,8 @@ func TestFullSyncThenUpToDate(t *testing.T) {
 
 	// --force skips the gate: a full walk, nothing new to fetch.
 	rd.ClearLog(t)
-	run = e.sync(t, sync.Options{Force: true})
-	if run.Result != sync.ResultSuccess {
+	run = e.sync(t, mirrorsync.Options{Force: true})
+	if run.Result != mirrorsync.ResultSuccess {
 		t.Errorf("forced sync of an unchanged tree: %s", run.Result)
 	}
 	for _, f := range rd.Sent(t) {
@@ -250,7 +250,7 @@ func TestFullSyncThenUpToDate(t *testing.T) {
 	}
 
 	hist, err := e.m.History(10)
-	if err != nil || len(hist) != 3 || hist[0].Result != sync.ResultSuccess || hist[1].Result != sync.ResultUpToDate || !hist[0].Force {
+	if err != nil || len(hist) != 3 || hist[0].Result != mirrorsync.ResultSuccess || hist[1].Result != mirrorsync.ResultUpToDate || !hist[0].Force {
 		t.Errorf("history: %v %+v", err, hist)
 	}
 }
@@ -258,7 +258,7 @@ func TestFullSyncThenUpToDate(t *testing.T) {
 func TestMirrorFollowsUpstream(t *testing.T) {
 	tr, rd := upstream(t)
 	e := newEnv(t, []string{"core", "extra"}, rd.URL)
-	if run := e.sync(t, sync.Options{}); run.Result != sync.ResultSuccess {
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
 		t.Fatalf("%+v", run)
 	}
 	nano := archtest.Pkg{Name: "nano", Version: "8.2-1", Desc: "small editor"}
@@ -268,8 +268,8 @@ func TestMirrorFollowsUpstream(t *testing.T) {
 	os.Remove(filepath.Join(tr.Root, "pool", "packages", vim.FileName()))
 	tr.RemovePackages(t, "core", bash)
 
-	run := e.sync(t, sync.Options{})
-	if run.Result != sync.ResultSuccess {
+	run := e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultSuccess {
 		t.Fatalf("%+v\n%s", run, e.logs)
 	}
 	sameRepos(t, tr.Root, e.mirror, "core", "extra")
@@ -284,8 +284,8 @@ func TestMirrorFollowsUpstream(t *testing.T) {
 
 	// Dropping a repo from the selection frees its space.
 	e.m.Config.Repos = []string{"core"}
-	run = e.sync(t, sync.Options{Force: true})
-	if _, err := os.Stat(filepath.Join(e.mirror, "extra")); !os.IsNotExist(err) || run.Result != sync.ResultSuccess {
+	run = e.sync(t, mirrorsync.Options{Force: true})
+	if _, err := os.Stat(filepath.Join(e.mirror, "extra")); !os.IsNotExist(err) || run.Result != mirrorsync.ResultSuccess {
 		t.Errorf("extra/ still there after it left mirror.repos (%s)", run.Result)
 	}
 	if _, err := os.Stat(filepath.Join(e.mirror, "pool", "packages", big.FileName())); !os.IsNotExist(err) {
@@ -295,8 +295,8 @@ func TestMirrorFollowsUpstream(t *testing.T) {
 
 func TestFullMirrorMode(t *testing.T) {
 	tr, rd := upstream(t)
-	e := newEnv(t, []string{sync.FullMirror}, rd.URL)
-	if run := e.sync(t, sync.Options{}); run.Result != sync.ResultSuccess {
+	e := newEnv(t, []string{mirrorsync.FullMirror}, rd.URL)
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
 		t.Fatalf("%+v\n%s", run, e.logs)
 	}
 	want := tree(t, tr.Root, ".")
@@ -316,8 +316,8 @@ func TestFailover(t *testing.T) {
 	_, rd := upstream(t)
 	dead := "rsync://127.0.0.1:1/archlinux/"
 	e := newEnv(t, []string{"core"}, dead, rd.URL)
-	run := e.sync(t, sync.Options{})
-	if run.Result != sync.ResultSuccess || run.Upstream != rd.URL {
+	run := e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultSuccess || run.Upstream != rd.URL {
 		t.Fatalf("failover: %+v", run)
 	}
 	if len(run.Attempts) != 2 || run.Attempts[0].Upstream != dead || run.Attempts[0].Error == "" || run.Attempts[1].Error != "" {
@@ -327,8 +327,8 @@ func TestFailover(t *testing.T) {
 
 func TestAllUpstreamsDown(t *testing.T) {
 	e := newEnv(t, []string{"core"}, "rsync://127.0.0.1:1/archlinux/", "127.0.0.1::nomodule/")
-	run := e.sync(t, sync.Options{})
-	if run.Result != sync.ResultFailed || run.ExitCode == 0 || run.ExitMeaning == "" || !strings.Contains(run.Error, "all 2 upstreams failed") {
+	run := e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultFailed || run.ExitCode == 0 || run.ExitMeaning == "" || !strings.Contains(run.Error, "all 2 upstreams failed") {
 		t.Fatalf("%+v", run)
 	}
 	if len(run.StderrTail) == 0 {
@@ -342,8 +342,8 @@ func TestAllUpstreamsDown(t *testing.T) {
 func TestMissingRepoUpstream(t *testing.T) {
 	_, rd := upstream(t)
 	e := newEnv(t, []string{"core", "nosuchrepo"}, rd.URL)
-	run := e.sync(t, sync.Options{})
-	if run.Result != sync.ResultFailed || !strings.Contains(run.Error, "has no nosuchrepo/os/x86_64") {
+	run := e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultFailed || !strings.Contains(run.Error, "has no nosuchrepo/os/x86_64") {
 		t.Fatalf("%+v", run)
 	}
 }
@@ -353,8 +353,8 @@ func TestDiskSpaceFloor(t *testing.T) {
 	e := newEnv(t, []string{"core", "extra"}, rd.URL)
 	e.m.Config.MinFreeBytes = 2 << 30
 	e.m.FreeBytes = func(string) (uint64, error) { return 1 << 30, nil }
-	run := e.sync(t, sync.Options{})
-	if run.Result != sync.ResultFailed || !strings.Contains(run.Error, "1.00 GiB free, sync needs at least 2.00 GiB") {
+	run := e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultFailed || !strings.Contains(run.Error, "1.00 GiB free, sync needs at least 2.00 GiB") {
 		t.Fatalf("%+v", run)
 	}
 	if _, err := os.Stat(filepath.Join(e.mirror, "core")); !os.IsNotExist(err) {
@@ -363,7 +363,7 @@ func TestDiskSpaceFloor(t *testing.T) {
 
 	// Space runs out during the transfer: the run stops cleanly and says so.
 	e.m.Config.BWLimitKiB = 512
-	var calls stdsync.Map
+	var calls sync.Map
 	e.m.FreeBytes = func(string) (uint64, error) {
 		n, _ := calls.LoadOrStore("n", new(int))
 		*n.(*int)++
@@ -372,8 +372,8 @@ func TestDiskSpaceFloor(t *testing.T) {
 		}
 		return 10 << 30, nil
 	}
-	run = e.sync(t, sync.Options{})
-	if run.Result != sync.ResultFailed || !strings.Contains(run.Error, "stopped") || !strings.Contains(run.Error, "free") {
+	run = e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultFailed || !strings.Contains(run.Error, "stopped") || !strings.Contains(run.Error, "free") {
 		t.Fatalf("space ran out mid-run: %+v", run)
 	}
 }
@@ -383,30 +383,30 @@ func TestOneAtATime(t *testing.T) {
 	_, rd := upstream(t)
 	e := newEnv(t, []string{"core", "extra"}, rd.URL)
 	e.m.Config.BWLimitKiB = 2048 // ~3 s for the big package
-	done := make(chan sync.Run)
-	go func() { done <- e.sync(t, sync.Options{Trigger: sync.TriggerSchedule}) }()
+	done := make(chan mirrorsync.Run)
+	go func() { done <- e.sync(t, mirrorsync.Options{Trigger: mirrorsync.TriggerSchedule}) }()
 	waitRunning(t, e.m)
-	_, err := e.m.Sync(context.Background(), sync.Options{Trigger: sync.TriggerCLI})
-	if !errors.Is(err, sync.ErrBusy) || !strings.Contains(err.Error(), "schedule, since") {
+	_, err := e.m.Sync(context.Background(), mirrorsync.Options{Trigger: mirrorsync.TriggerCLI})
+	if !errors.Is(err, mirrorsync.ErrBusy) || !strings.Contains(err.Error(), "schedule, since") {
 		t.Fatalf("second sync: %v, want ErrBusy naming the holder", err)
 	}
 	// Another process (here: another Manager on the same state dir) sees the flock.
-	other := &sync.Manager{Config: e.m.Config, Store: nil, Log: e.m.Log}
-	_, err = other.Sync(context.Background(), sync.Options{Trigger: sync.TriggerCLI})
-	if !errors.Is(err, sync.ErrBusy) || !strings.Contains(err.Error(), "pid ") {
+	other := &mirrorsync.Manager{Config: e.m.Config, Store: nil, Log: e.m.Log}
+	_, err = other.Sync(context.Background(), mirrorsync.Options{Trigger: mirrorsync.TriggerCLI})
+	if !errors.Is(err, mirrorsync.ErrBusy) || !strings.Contains(err.Error(), "pid ") {
 		t.Fatalf("sync from another process: %v, want ErrBusy with the holder's pid", err)
 	}
-	queued, err := e.m.Sync(context.Background(), sync.Options{Trigger: sync.TriggerCLI, Wait: true})
+	queued, err := e.m.Sync(context.Background(), mirrorsync.Options{Trigger: mirrorsync.TriggerCLI, Wait: true})
 	first := <-done
-	if err != nil || first.Result != sync.ResultSuccess || queued.Result != sync.ResultUpToDate || !queued.Start.After(first.End.Add(-time.Millisecond)) {
+	if err != nil || first.Result != mirrorsync.ResultSuccess || queued.Result != mirrorsync.ResultUpToDate || !queued.Start.After(first.End.Add(-time.Millisecond)) {
 		t.Fatalf("queued: %v %+v after %+v", err, queued, first)
 	}
 }
 
-func waitRunning(t *testing.T, m *sync.Manager) {
+func waitRunning(t *testing.T, m *mirrorsync.Manager) {
 	t.Helper()
 	for i := 0; i < 500; i++ {
-		if s := m.State(); s.Running && (s.Phase == sync.PhasePool || s.Phase == sync.PhaseRepos) {
+		if s := m.State(); s.Running && (s.Phase == mirrorsync.PhasePool || s.Phase == mirrorsync.PhaseRepos) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -418,26 +418,26 @@ func TestCancelThenResume(t *testing.T) {
 	tr, rd := upstream(t)
 	e := newEnv(t, []string{"core", "extra"}, rd.URL)
 	e.m.Config.BWLimitKiB = 256
-	done := make(chan sync.Run)
-	go func() { done <- e.sync(t, sync.Options{}) }()
+	done := make(chan mirrorsync.Run)
+	go func() { done <- e.sync(t, mirrorsync.Options{}) }()
 	waitRunning(t, e.m)
 	time.Sleep(500 * time.Millisecond)
 	if err := e.m.Cancel(); err != nil {
 		t.Fatal(err)
 	}
 	run := <-done
-	if run.Result != sync.ResultCancelled {
+	if run.Result != mirrorsync.ResultCancelled {
 		t.Fatalf("cancelled run: %+v", run)
 	}
-	if err := e.m.Cancel(); !errors.Is(err, sync.ErrNotRunning) {
+	if err := e.m.Cancel(); !errors.Is(err, mirrorsync.ErrNotRunning) {
 		t.Errorf("cancel with nothing running: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(e.mirror, "lastupdate")); !os.IsNotExist(err) {
 		t.Errorf("a cancelled first sync wrote lastupdate: the next one would think it is current")
 	}
 	e.m.Config.BWLimitKiB = 0
-	run = e.sync(t, sync.Options{})
-	if run.Result != sync.ResultSuccess {
+	run = e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultSuccess {
 		t.Fatalf("after cancel: %+v", run)
 	}
 	sameRepos(t, tr.Root, e.mirror, "core", "extra")
@@ -458,7 +458,7 @@ func TestStaleTmpRemoved(t *testing.T) {
 	stale := filepath.Join(e.mirror, "core", "os", "x86_64", ".~tmp~")
 	os.MkdirAll(stale, 0o755)
 	os.WriteFile(filepath.Join(stale, "core.db.tar.gz"), []byte("half"), 0o644)
-	if run := e.sync(t, sync.Options{}); run.Result != sync.ResultSuccess {
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
 		t.Fatalf("%+v", run)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
@@ -471,7 +471,7 @@ func TestStaleTmpRemoved(t *testing.T) {
 
 func TestNoUpstream(t *testing.T) {
 	e := newEnv(t, []string{"core"})
-	if _, err := e.m.Sync(context.Background(), sync.Options{}); !errors.Is(err, sync.ErrNoUpstream) {
+	if _, err := e.m.Sync(context.Background(), mirrorsync.Options{}); !errors.Is(err, mirrorsync.ErrNoUpstream) {
 		t.Fatalf("%v", err)
 	}
 }
@@ -495,18 +495,18 @@ func TestThrottleAndPriority(t *testing.T) {
 	e := newEnv(t, []string{"core", "extra"}, rd.URL)
 	e.m.Config.BWLimitKiB = 1536 // ~4 s for the big package
 	e.m.Config.IOBusyPercent = 80
-	var mu stdsync.Mutex
+	var mu sync.Mutex
 	busy := 95.0
 	e.m.Busy = func() (float64, error) { mu.Lock(); defer mu.Unlock(); return busy, nil }
-	done := make(chan sync.Run)
-	go func() { done <- e.sync(t, sync.Options{}) }()
+	done := make(chan mirrorsync.Run)
+	go func() { done <- e.sync(t, mirrorsync.Options{}) }()
 	waitRunning(t, e.m)
 
 	pgid := func() string {
 		var holder struct {
 			PGID int `json:"rsync_pgid"`
 		}
-		b, _ := os.ReadFile(filepath.Join(e.state, sync.LockFile))
+		b, _ := os.ReadFile(filepath.Join(e.state, mirrorsync.LockFile))
 		if json.Unmarshal(b, &holder) != nil || holder.PGID <= 1 {
 			return ""
 		}
@@ -540,7 +540,7 @@ func TestThrottleAndPriority(t *testing.T) {
 	busy = 5
 	mu.Unlock()
 	run := <-done
-	if run.Result != sync.ResultSuccess || run.PausedSeconds < 1 {
+	if run.Result != mirrorsync.ResultSuccess || run.PausedSeconds < 1 {
 		t.Fatalf("throttled run: %s, paused %.1fs (%s)", run.Result, run.PausedSeconds, run.Error)
 	}
 }
@@ -552,8 +552,8 @@ func TestCancelWhilePaused(t *testing.T) {
 	e.m.Config.BWLimitKiB = 512
 	e.m.Config.IOBusyPercent = 50
 	e.m.Busy = func() (float64, error) { return 100, nil }
-	done := make(chan sync.Run)
-	go func() { done <- e.sync(t, sync.Options{}) }()
+	done := make(chan mirrorsync.Run)
+	go func() { done <- e.sync(t, mirrorsync.Options{}) }()
 	waitRunning(t, e.m)
 	for i := 0; i < 200 && !e.m.State().Paused; i++ {
 		time.Sleep(25 * time.Millisecond)
@@ -562,7 +562,7 @@ func TestCancelWhilePaused(t *testing.T) {
 	e.m.Cancel()
 	select {
 	case run := <-done:
-		if run.Result != sync.ResultCancelled {
+		if run.Result != mirrorsync.ResultCancelled {
 			t.Fatalf("%+v", run)
 		}
 		if time.Since(start) > 5*time.Second {
@@ -579,13 +579,13 @@ func TestRsyncKilled(t *testing.T) {
 	tr, rd := upstream(t)
 	e := newEnv(t, []string{"core", "extra"}, rd.URL)
 	e.m.Config.BWLimitKiB = 512
-	done := make(chan sync.Run)
-	go func() { done <- e.sync(t, sync.Options{}) }()
+	done := make(chan mirrorsync.Run)
+	go func() { done <- e.sync(t, mirrorsync.Options{}) }()
 	waitRunning(t, e.m)
 	var holder struct {
 		PGID int `json:"rsync_pgid"`
 	}
-	b, _ := os.ReadFile(filepath.Join(e.state, sync.LockFile))
+	b, _ := os.ReadFile(filepath.Join(e.state, mirrorsync.LockFile))
 	if err := json.Unmarshal(b, &holder); err != nil || holder.PGID <= 1 {
 		t.Fatalf("no rsync pgid in the lock (%v): %s", err, b)
 	}
@@ -593,11 +593,11 @@ func TestRsyncKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := <-done
-	if run.Result != sync.ResultFailed || run.ExitMeaning != "killed by a signal" {
+	if run.Result != mirrorsync.ResultFailed || run.ExitMeaning != "killed by a signal" {
 		t.Fatalf("run with rsync killed: %+v", run)
 	}
 	e.m.Config.BWLimitKiB = 0
-	if run := e.sync(t, sync.Options{}); run.Result != sync.ResultSuccess {
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
 		t.Fatalf("next run: %+v", run)
 	}
 	sameRepos(t, tr.Root, e.mirror, "core", "extra")

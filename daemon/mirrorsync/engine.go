@@ -1,4 +1,4 @@
-package sync
+package mirrorsync
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	stdsync "sync"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -162,7 +162,7 @@ type Manager struct {
 	// FreeBytes reports free space under a path; default statfs.
 	FreeBytes func(path string) (uint64, error)
 
-	mu     stdsync.Mutex
+	mu     sync.Mutex
 	state  State
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the running sync ends

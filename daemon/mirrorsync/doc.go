@@ -12,4 +12,4 @@
 //
 // It does not know about HTTP, the control socket or notifications' wire formats: the
 // daemon wires those to Manager's methods and OnEvent.
-package sync
+package mirrorsync

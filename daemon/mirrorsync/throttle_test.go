@@ -1,4 +1,4 @@
-package sync
+package mirrorsync
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	stdsync "sync"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -24,7 +24,7 @@ import (
 // throttleClock is a fake clock; the mutex keeps the race detector honest when a test
 // reads it while Run is live.
 type throttleClock struct {
-	mu    stdsync.Mutex
+	mu    sync.Mutex
 	start time.Time
 	t     time.Time
 }

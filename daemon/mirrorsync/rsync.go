@@ -1,4 +1,4 @@
-package sync
+package mirrorsync
 
 import (
 	"bufio"
@@ -10,7 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	stdsync "sync"
+	"sync"
 	"syscall"
 	"time"
 
@@ -165,7 +165,7 @@ type rsyncRun struct {
 	tail       *lineRing      // stderr tail, shared across a run's phases
 	stats      Stats          // filled from --stats
 	progress   Progress       // last reported
-	mu         stdsync.Mutex  // guards progress
+	mu         sync.Mutex     // guards progress
 }
 
 // RsyncError is a failed rsync.
@@ -228,7 +228,7 @@ func (r *rsyncRun) run(ctx context.Context) error {
 		}
 	}()
 
-	var wg stdsync.WaitGroup
+	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -327,7 +327,7 @@ func setIdlePriority(pid int) {
 
 // lineRing keeps the last n lines.
 type lineRing struct {
-	mu    stdsync.Mutex
+	mu    sync.Mutex
 	n     int
 	lines []string
 }
