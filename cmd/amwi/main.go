@@ -10,9 +10,12 @@ import (
 	"syscall"
 
 	"github.com/amwi/amwi/daemon"
+	"github.com/amwi/amwi/daemon/mirrorsync"
 )
 
 func main() {
+	// A sync starts amwi's own binary as the guard of its rsync (see mirrorsync).
+	mirrorsync.RunGuardIfAsked()
 	// systemd stops services with SIGTERM; Ctrl-C sends SIGINT. Both end ctx.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := daemon.Main(ctx, daemon.Env{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +20,10 @@ const (
 	ResultRunning   = "running"
 	ResultUpToDate  = "up to date"
 	ResultSuccess   = "success"
-	ResultFailed    = "failed"
+	// ResultIncomplete: files the databases name could not be fetched; what could be was
+	// published, lastupdate was not advanced, and the next sync tries again.
+	ResultIncomplete = "incomplete"
+	ResultFailed     = "failed"
 	ResultCancelled = "cancelled"
 )
 
@@ -35,12 +36,13 @@ const (
 
 // Phases of a run, in order.
 const (
-	PhaseChecking  = "checking upstream"
-	PhaseListing   = "listing repositories"
-	PhasePool      = "fetching packages"
-	PhaseRepos     = "updating repositories"
-	PhaseMirror    = "syncing full mirror"
-	PhaseFinishing = "finishing"
+	PhaseChecking       = "checking upstream"
+	PhaseStaging        = "fetching databases"
+	PhasePool           = "fetching packages"
+	PhaseVerifying      = "checking package checksums"
+	PhasePublishing     = "publishing"
+	PhaseMirror         = "syncing the rest of the full mirror"
+	PhaseCheckingMirror = "checking the mirror"
 )
 
 // historyKeep bounds the run history in the store.
@@ -68,6 +70,7 @@ type Config struct {
 	IOBusyPercent int
 	StateDir      string
 	RsyncBin      string        // default "rsync"
+	GuardBin      string        // the rsync guard's binary; default amwi's own (os.Executable)
 	KillGrace     time.Duration // SIGTERM → SIGKILL, default 10s
 }
 
@@ -95,7 +98,13 @@ type Run struct {
 	LastUpdate    int64    `json:"lastupdate,omitempty"`
 	PausedSeconds float64  `json:"paused_seconds"`
 	Pruned        int      `json:"pruned,omitempty"`
+	Fetched       int      `json:"fetched,omitempty"`   // pool files asked for
+	Verified      int      `json:"verified,omitempty"`  // new packages checked against %SHA256SUM%
+	Refused       int      `json:"refused,omitempty"`   // upstream entries refused (control characters, unsafe links)
+	HeldBack      []string `json:"held_back,omitempty"` // repos kept at their previous state (gaps)
 	StderrTail    []string `json:"stderr_tail,omitempty"`
+	// Check is the mirror checked against its own databases at the end of the run.
+	Check *Report `json:"check,omitempty"`
 	// Changes is filled by whoever watches the databases (package search).
 	Changes json.RawMessage `json:"changes,omitempty"`
 }
@@ -257,12 +266,15 @@ func (m *Manager) Sync(ctx context.Context, o Options) (Run, error) {
 	m.save(run)
 	m.publish()
 
-	tail := newLineRing(20)
+	tail := newLineRing(tailLines)
 	err = m.do(ctx, &run, tail)
 	run.End = m.now()
 	run.StderrTail = tail.all()
+	var inc *IncompleteError
 	switch {
 	case err == nil:
+	case errors.As(err, &inc):
+		run.Result, run.Error = ResultIncomplete, err.Error()
 	case context.Cause(ctx) == errCancelled || errors.Is(err, errCancelled):
 		run.Result, run.Error = ResultCancelled, "cancelled"
 		if ctx.Err() != nil && context.Cause(ctx) == errCancelled {
@@ -273,11 +285,14 @@ func (m *Manager) Sync(ctx context.Context, o Options) (Run, error) {
 	default:
 		run.Result, run.Error = ResultFailed, err.Error()
 	}
+	if len(run.Error) > maxErrorLen {
+		run.Error = run.Error[:maxErrorLen] + "…"
+	}
 	var re *RsyncError
 	if errors.As(err, &re) {
 		run.ExitCode, run.ExitMeaning = re.Code, re.Meaning
 	}
-	if run.Result == ResultSuccess && m.Changes != nil {
+	if run.changed() && m.Changes != nil {
 		run.Changes = m.Changes(run)
 	}
 	m.save(run)
@@ -307,18 +322,29 @@ func (m *Manager) finish(run Run) {
 	}
 	m.Log.Log(context.Background(), level, "sync finished", "run", run.ID, "result", run.Result, "upstream", run.Upstream,
 		"bytes", run.Stats.BytesReceived, "files", run.Stats.FilesTransferred, "duration", run.Duration(run.End).Round(time.Millisecond), "err", run.Error)
-	switch {
-	case run.Result == ResultSuccess:
+	switch run.Result {
+	case ResultSuccess:
 		m.event("succeeded", run)
-	case run.Result == ResultFailed:
+	case ResultIncomplete:
+		m.event("incomplete", run)
+	case ResultFailed:
 		m.event("failed", run)
 	}
-	if run.Result == ResultSuccess {
+	if run.changed() {
 		for _, f := range m.OnSuccess {
 			f(run)
 		}
 	}
 }
+
+// changed reports a run that may have published new databases.
+func (r Run) changed() bool { return r.Result == ResultSuccess || r.Result == ResultIncomplete }
+
+// Bounds on what a run record keeps of what upstream and rsync said.
+const (
+	maxErrorLen = 1000
+	tailLines   = 12
+)
 
 func (m *Manager) event(kind string, run Run) {
 	if m.OnEvent != nil {
@@ -491,15 +517,17 @@ func (m *Manager) checkSpace() error {
 	return nil
 }
 
-// do is the run itself: space check, stale staging clean-up, then each upstream in turn.
+// do is the run itself: leftovers of an interrupted run go, the space check, then each
+// upstream in turn until one leaves the mirror complete.
 func (m *Manager) do(ctx context.Context, run *Run, tail *lineRing) error {
+	// Leftovers first: they may be what fills the disk.
+	if removed, err := removeLeftovers(m.Config.Root); err != nil {
+		return fmt.Errorf("remove what an interrupted sync left: %w", err)
+	} else if len(removed) > 0 {
+		m.Log.Info("sync: removed what an interrupted run left", "count", len(removed), "first", removed[0])
+	}
 	if err := m.checkSpace(); err != nil {
 		return err
-	}
-	if removed, err := removeStaleTmp(m.Config.Root); err != nil {
-		return fmt.Errorf("remove stale .~tmp~ dirs: %w", err)
-	} else if len(removed) > 0 {
-		m.Log.Info("sync: removed staging dirs of an interrupted run", "dirs", removed)
 	}
 	// Watch the free space while rsync writes; stop cleanly below the floor.
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -521,7 +549,10 @@ func (m *Manager) do(ctx context.Context, run *Run, tail *lineRing) error {
 			}
 		}
 	}()
-	var err error
+	var (
+		err        error
+		incomplete error // the last upstream that published with gaps
+	)
 	for _, up := range m.Config.Upstreams {
 		up = normalizeUpstream(up)
 		m.update(func(s *State) { s.Upstream = up })
@@ -529,19 +560,35 @@ func (m *Manager) do(ctx context.Context, run *Run, tail *lineRing) error {
 		if cause := context.Cause(spaceCtx); cause != nil && errors.Is(cause, ErrDiskSpace) {
 			err = fmt.Errorf("stopped: %w", cause)
 		}
+		if err != nil && (errors.Is(err, ErrDiskSpace) || errors.Is(err, ErrDiskFull)) {
+			// Nothing half-written stays: the temporary files go, the live mirror was
+			// never touched, the complete packages stay for the next run.
+			removeLeftovers(m.Config.Root)
+		}
 		att := Attempt{Upstream: up}
 		if err != nil {
 			att.Error = err.Error()
+			if len(att.Error) > maxErrorLen {
+				att.Error = att.Error[:maxErrorLen] + "…"
+			}
 		}
 		run.Attempts = append(run.Attempts, att)
-		if err == nil {
+		var inc *IncompleteError
+		switch {
+		case err == nil:
 			run.Upstream = up
 			return nil
+		case errors.As(err, &inc):
+			run.Upstream = up
+			incomplete = err
 		}
-		if ctx.Err() != nil || errors.Is(err, ErrDiskSpace) {
+		if ctx.Err() != nil || errors.Is(err, ErrDiskSpace) || errors.Is(err, ErrDiskFull) {
 			return err
 		}
-		m.Log.Warn("sync: upstream failed", "upstream", up, "err", err)
+		m.Log.Warn("sync: upstream failed", "upstream", up, "err", att.Error)
+	}
+	if incomplete != nil {
+		return incomplete
 	}
 	if len(m.Config.Upstreams) > 1 {
 		return fmt.Errorf("all %d upstreams failed; last: %w", len(m.Config.Upstreams), err)
@@ -558,6 +605,12 @@ func normalizeUpstream(u string) string {
 }
 
 func (m *Manager) rsync(ctx context.Context, run *Run, tail *lineRing, phase string, stdin []byte, args ...string) (*rsyncRun, error) {
+	return m.rsyncProgress(ctx, run, tail, phase, stdin, nil, args...)
+}
+
+// rsyncProgress runs one rsync of a run; percent, when set, turns rsync's progress into
+// the run's (one phase may take several rsyncs).
+func (m *Manager) rsyncProgress(ctx context.Context, run *Run, tail *lineRing, phase string, stdin []byte, percent func(Progress) int, args ...string) (*rsyncRun, error) {
 	m.update(func(s *State) { s.Phase, s.Percent, s.File = phase, 0, "" })
 	bin := m.Config.RsyncBin
 	if bin == "" {
@@ -568,14 +621,18 @@ func (m *Manager) rsync(ctx context.Context, run *Run, tail *lineRing, phase str
 		grace = 10 * time.Second
 	}
 	base := run.Stats
-	r := &rsyncRun{Bin: bin, Args: args, KillGrace: grace, tail: tail, OnStart: m.lock.rsyncStarted}
+	r := &rsyncRun{Bin: bin, Args: args, Guard: m.Config.GuardBin, KillGrace: grace, tail: tail, OnStart: m.lock.rsyncStarted}
 	if stdin != nil {
 		r.Stdin = bytes.NewReader(stdin)
 	}
 	r.OnProgress = func(p Progress) {
+		pct := p.Percent
+		if percent != nil {
+			pct = percent(p)
+		}
 		m.update(func(s *State) {
 			s.Bytes, s.Files = base.TransferredSize+p.Bytes, base.FilesTransferred+p.Files
-			s.Percent, s.RateBps, s.File = p.Percent, p.RateBps, p.File
+			s.Percent, s.RateBps, s.File = pct, p.RateBps, p.File
 		})
 	}
 	var throttleDone chan time.Duration
@@ -605,6 +662,10 @@ func (m *Manager) rsync(ctx context.Context, run *Run, tail *lineRing, phase str
 		if ctx.Err() != nil {
 			return r, fmt.Errorf("%s: %w", phase, context.Cause(ctx))
 		}
+		if tail.contains("No space left on device") || tail.contains("Disk quota exceeded") {
+			free, _ := m.freeBytes(m.Config.Root)
+			return r, fmt.Errorf("%s: %w on %s (%s free): the mirror is unchanged; make room and sync again (%v)", phase, ErrDiskFull, m.Config.Root, gib(free), err)
+		}
 		var re *RsyncError
 		if errors.As(err, &re) && re.Code == 24 {
 			// Files vanished upstream mid-run: normal on a live mirror (the next run
@@ -626,125 +687,3 @@ func (m *Manager) flags(extra ...string) []string {
 	return append(out, extra...)
 }
 
-// syncFrom does the gate and, when needed, the transfer from one upstream.
-func (m *Manager) syncFrom(ctx context.Context, up string, run *Run, tail *lineRing) error {
-	root := m.Config.Root + "/"
-	// The gate: fetch upstream's lastupdate only (a few hundred bytes).
-	gateDir := filepath.Join(m.Config.StateDir, "gate")
-	if err := os.MkdirAll(gateDir, 0o750); err != nil {
-		return err
-	}
-	os.Remove(filepath.Join(gateDir, "lastupdate"))
-	if _, err := m.rsync(ctx, run, tail, PhaseChecking, nil, append([]string{"-rt", "--timeout=600", "--contimeout=60", "--no-motd", "--stats"},
-		append(onlyTopFiles("lastupdate"), up, gateDir+"/")...)...); err != nil {
-		return err
-	}
-	upstreamLU, err := readStamp(filepath.Join(gateDir, "lastupdate"))
-	if err != nil {
-		return fmt.Errorf("upstream %s: %w (is it an Arch mirror root?)", up, err)
-	}
-	run.LastUpdate = upstreamLU
-	localLU, _ := readStamp(filepath.Join(m.Config.Root, "lastupdate"))
-	if !run.Force && localLU == upstreamLU {
-		if _, err := m.rsync(ctx, run, tail, PhaseFinishing, nil, append([]string{"-rt", "--timeout=600", "--contimeout=60", "--no-motd", "--stats"},
-			append(onlyTopFiles("lastsync"), up, root)...)...); err != nil {
-			return err
-		}
-		run.Result = ResultUpToDate
-		return nil
-	}
-	started := *run
-	started.Upstream = up
-	m.event("started", started)
-
-	full := len(m.Config.Repos) == 1 && m.Config.Repos[0] == FullMirror
-	if full {
-		args := m.flags("--info=progress2,name1", "--stats")
-		args = append(append(append(args, filesExcluded...), fullMirrorExcludes...), up, root)
-		if _, err := m.rsync(ctx, run, tail, PhaseMirror, nil, args...); err != nil {
-			return err
-		}
-	} else {
-		if err := m.syncRepos(ctx, up, run, tail); err != nil {
-			return err
-		}
-	}
-	// lastupdate and lastsync last: they say "everything before me is in place".
-	if _, err := m.rsync(ctx, run, tail, PhaseFinishing, nil, append([]string{"-rt", "--delay-updates", "--timeout=600", "--contimeout=60", "--no-motd", "--stats"},
-		append(onlyTopFiles("lastupdate", "lastsync"), up, root)...)...); err != nil {
-		return err
-	}
-	if !full {
-		removed, err := pruneSelection(m.Config.Root, m.Config.Repos)
-		run.Pruned = len(removed)
-		if err != nil {
-			return err
-		}
-	}
-	run.Result = ResultSuccess
-	return nil
-}
-
-// syncRepos fetches the selected repos: first the pool files their symlinks point to (no
-// deletion, so every package a database may name is there before the database), then the
-// os/x86_64 dirs with their databases, links and deletions.
-func (m *Manager) syncRepos(ctx context.Context, up string, run *Run, tail *lineRing) error {
-	root := m.Config.Root + "/"
-	listArgs := append([]string{"--list-only", "-rl", "--timeout=600", "--contimeout=60", "--no-motd"}, repoFilters(m.Config.Repos)...)
-	var listing bytes.Buffer
-	if err := m.rsyncList(ctx, run, tail, &listing, append(listArgs, up)...); err != nil {
-		return err
-	}
-	entries, err := parseList(&listing)
-	if err != nil {
-		return fmt.Errorf("read upstream listing: %w", err)
-	}
-	have := map[string]bool{}
-	for _, e := range entries {
-		have[e.Path] = true
-	}
-	for _, r := range m.Config.Repos {
-		if !have[r+"/os/"+arch] {
-			return fmt.Errorf("upstream %s has no %s/os/%s: check mirror.repos and the upstream path", up, r, arch)
-		}
-	}
-	if refs := poolRefs(entries); len(refs) > 0 {
-		args := append([]string{"-lptH", "--safe-links", "--delay-updates", "--timeout=600", "--contimeout=60", "--no-motd",
-			"--files-from=-", "--info=progress2,name1", "--stats"}, m.flags()[len(archFlags):]...)
-		if _, err := m.rsync(ctx, run, tail, PhasePool, []byte(strings.Join(refs, "\n")+"\n"), append(args, up, root)...); err != nil {
-			return err
-		}
-	}
-	args := append(m.flags("--info=progress2,name1", "--stats"), repoFilters(m.Config.Repos)...)
-	_, err = m.rsync(ctx, run, tail, PhaseRepos, nil, append(args, up, root)...)
-	return err
-}
-
-// rsyncList runs rsync --list-only, whose listing goes to w.
-func (m *Manager) rsyncList(ctx context.Context, run *Run, tail *lineRing, w *bytes.Buffer, args ...string) error {
-	m.update(func(s *State) { s.Phase, s.Percent, s.File = PhaseListing, 0, "" })
-	r := &rsyncRun{Bin: m.Config.RsyncBin, Args: args, KillGrace: 10 * time.Second, tail: tail, Stdout: w, OnStart: m.lock.rsyncStarted}
-	if r.Bin == "" {
-		r.Bin = "rsync"
-	}
-	if err := r.run(ctx); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", PhaseListing, context.Cause(ctx))
-		}
-		return fmt.Errorf("%s: %w", PhaseListing, err)
-	}
-	return nil
-}
-
-// readStamp reads a lastupdate/lastsync file: Unix seconds and a newline.
-func readStamp(path string) (int64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", filepath.Base(path), err)
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s holds %q, not a Unix time", filepath.Base(path), strings.TrimSpace(string(b)))
-	}
-	return n, nil
-}

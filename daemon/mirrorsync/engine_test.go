@@ -244,7 +244,7 @@ func TestFullSyncThenUpToDate(t *testing.T) {
 		t.Errorf("forced sync of an unchanged tree: %s", run.Result)
 	}
 	for _, f := range rd.Sent(t) {
-		if f != "lastupdate" {
+		if f != "lastupdate" && f != "lastsync" {
 			t.Errorf("forced sync of an unchanged tree fetched %s again", f)
 		}
 	}
@@ -361,13 +361,21 @@ func TestDiskSpaceFloor(t *testing.T) {
 		t.Errorf("a sync refused for space still fetched files")
 	}
 
+	// Not enough room for what the new databases name: refused before fetching, saying
+	// how much is needed.
+	e.m.FreeBytes = func(string) (uint64, error) { return 2<<30 + 1<<20, nil }
+	run = e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultFailed || !strings.Contains(run.Error, "needs 0.01 GiB for 4 new files, 2.00 GiB free") {
+		t.Fatalf("estimate: %+v", run)
+	}
+	if pool, _ := os.ReadDir(filepath.Join(e.mirror, "pool", "packages")); len(pool) != 0 {
+		t.Errorf("a sync refused for its estimate fetched %d pool files", len(pool))
+	}
+
 	// Space runs out during the transfer: the run stops cleanly and says so.
 	e.m.Config.BWLimitKiB = 512
-	var calls sync.Map
 	e.m.FreeBytes = func(string) (uint64, error) {
-		n, _ := calls.LoadOrStore("n", new(int))
-		*n.(*int)++
-		if *n.(*int) > 1 {
+		if e.m.State().Phase == mirrorsync.PhasePool {
 			return 1 << 20, nil
 		}
 		return 10 << 30, nil
@@ -406,7 +414,7 @@ func TestOneAtATime(t *testing.T) {
 func waitRunning(t *testing.T, m *mirrorsync.Manager) {
 	t.Helper()
 	for i := 0; i < 500; i++ {
-		if s := m.State(); s.Running && (s.Phase == mirrorsync.PhasePool || s.Phase == mirrorsync.PhaseRepos) {
+		if s := m.State(); s.Running && (s.Phase == mirrorsync.PhasePool) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -464,7 +472,7 @@ func TestStaleTmpRemoved(t *testing.T) {
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("stale .~tmp~ survived")
 	}
-	if !strings.Contains(e.logs.String(), "removed staging dirs") {
+	if !strings.Contains(e.logs.String(), "removed what an interrupted run left") {
 		t.Errorf("removal not logged:\n%s", e.logs)
 	}
 }
@@ -582,14 +590,8 @@ func TestRsyncKilled(t *testing.T) {
 	done := make(chan mirrorsync.Run)
 	go func() { done <- e.sync(t, mirrorsync.Options{}) }()
 	waitRunning(t, e.m)
-	var holder struct {
-		PGID int `json:"rsync_pgid"`
-	}
-	b, _ := os.ReadFile(filepath.Join(e.state, mirrorsync.LockFile))
-	if err := json.Unmarshal(b, &holder); err != nil || holder.PGID <= 1 {
-		t.Fatalf("no rsync pgid in the lock (%v): %s", err, b)
-	}
-	if err := unix.Kill(holder.PGID, unix.SIGKILL); err != nil {
+	pid := runningRsync(t, e.state)
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	run := <-done
@@ -601,4 +603,24 @@ func TestRsyncKilled(t *testing.T) {
 		t.Fatalf("next run: %+v", run)
 	}
 	sameRepos(t, tr.Root, e.mirror, "core", "extra")
+}
+
+// runningRsync waits for the lock to name an rsync that is running and returns its pid.
+func runningRsync(t *testing.T, state string) int {
+	t.Helper()
+	var b []byte
+	for i := 0; i < 500; i++ {
+		var holder struct {
+			PGID int `json:"rsync_pgid"`
+		}
+		b, _ = os.ReadFile(filepath.Join(state, mirrorsync.LockFile))
+		if json.Unmarshal(b, &holder) == nil && holder.PGID > 1 {
+			if comm, err := os.ReadFile("/proc/" + strconv.Itoa(holder.PGID) + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "rsync" {
+				return holder.PGID
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("the lock never named a running rsync: %s", b)
+	return 0
 }

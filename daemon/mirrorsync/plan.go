@@ -1,16 +1,11 @@
 package mirrorsync
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 )
 
@@ -24,16 +19,25 @@ const FullMirror = "*"
 var filesExcluded = []string{"--exclude=*.links.tar.gz*"}
 
 // fullMirrorExcludes are Arch's excludes for a full mirror. lastupdate and lastsync are
-// fetched last, on their own, so they change only once everything else is in place.
+// written by amwi itself, once everything else is in place.
 var fullMirrorExcludes = []string{"--exclude=/other", "--exclude=/sources", "--exclude=/lastupdate", "--exclude=/lastsync"}
 
-// repoFilters selects the repos' os/x86_64 trees and nothing else. Excluded paths on our
-// side are protected from --delete, so pool/ (managed by poolFiles) stays put.
+// repoFilters selects the repos' os/x86_64 trees and nothing else. What the filters
+// exclude is protected from --delete on our side.
 func repoFilters(repos []string) []string {
 	out := append([]string(nil), filesExcluded...)
 	for _, r := range repos {
 		out = append(out, "--include=/"+r+"/", "--include=/"+r+"/os/", "--include=/"+r+"/os/"+arch+"/***")
 	}
+	return append(out, "--exclude=*")
+}
+
+// fullStageFilters selects every repo's os/x86_64 tree (a full mirror's staging): any
+// top-level dir but the pool and the trees that are not repos.
+func fullStageFilters() []string {
+	out := append([]string(nil), filesExcluded...)
+	out = append(out, "--exclude=/pool/", "--exclude=/iso/", "--exclude=/images/", "--exclude=/other/", "--exclude=/sources/", "--exclude=/.*",
+		"--include=/*/", "--include=/*/os/", "--include=/*/os/"+arch+"/***")
 	return append(out, "--exclude=*")
 }
 
@@ -46,63 +50,8 @@ func onlyTopFiles(names ...string) []string {
 	return append(out, "--exclude=*")
 }
 
-// listEntry is one line of `rsync --list-only`.
-type listEntry struct {
-	Path   string
-	Link   string // symlink target, "" for other kinds
-	IsLink bool
-}
-
-var listRe = regexp.MustCompile(`^([-dlpcbs][-rwxsStT]{9})\s+[\d,.]+\s+\d{4}/\d\d/\d\d\s+\d\d:\d\d:\d\d\s+(.+)$`)
-
-// parseList reads `rsync --list-only -r` output.
-func parseList(r io.Reader) ([]listEntry, error) {
-	var out []listEntry
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		m := listRe.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		e := listEntry{Path: m[2]}
-		if m[1][0] == 'l' {
-			name, target, ok := strings.Cut(m[2], " -> ")
-			if !ok {
-				continue
-			}
-			e = listEntry{Path: name, Link: target, IsLink: true}
-		}
-		out = append(out, e)
-	}
-	return out, sc.Err()
-}
-
-// poolRefs returns the pool files (relative to the mirror root) that the symlinks of the
-// listing point to, sorted. A link that leaves the tree or points outside pool/ is ignored:
-// --safe-links would not copy it either.
-func poolRefs(entries []listEntry) []string {
-	set := map[string]bool{}
-	for _, e := range entries {
-		if !e.IsLink || path.IsAbs(e.Link) {
-			continue
-		}
-		p := path.Clean(path.Join(path.Dir(e.Path), e.Link))
-		if strings.HasPrefix(p, "pool/") && !strings.Contains(p, "..") {
-			set[p] = true
-		}
-	}
-	out := make([]string, 0, len(set))
-	for p := range set {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// localPoolRefs reads the symlinks of the local repos' os/x86_64 dirs.
-func localPoolRefs(root string, repos []string) (map[string]bool, error) {
-	refs := map[string]bool{}
+// livePoolRefs adds to refs the pool files the live repos' links lead to.
+func livePoolRefs(root string, repos []string, refs map[string]bool) error {
 	for _, r := range repos {
 		dir := filepath.Join(root, r, "os", arch)
 		des, err := os.ReadDir(dir)
@@ -110,32 +59,32 @@ func localPoolRefs(root string, repos []string) (map[string]bool, error) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		var entries []listEntry
 		for _, de := range des {
 			if de.Type()&fs.ModeSymlink == 0 {
 				continue
 			}
-			target, err := os.Readlink(filepath.Join(dir, de.Name()))
+			t, err := os.Readlink(filepath.Join(dir, de.Name()))
 			if err != nil {
-				return nil, err
+				return err
 			}
-			entries = append(entries, listEntry{Path: r + "/os/" + arch + "/" + de.Name(), Link: target, IsLink: true})
-		}
-		for _, p := range poolRefs(entries) {
-			refs[p] = true
+			if p, ok := linkTarget(r, t); ok && strings.HasPrefix(p, "pool/") {
+				refs[p] = true
+			}
 		}
 	}
-	return refs, nil
+	return nil
 }
 
-// pruneSelection removes what a selective mirror no longer needs: pool files no selected
-// repo links to, and the trees of repos no longer selected. It returns what it removed.
-// Only pool/ files and top-level dirs that look like repos (they hold os/) are touched.
-func pruneSelection(root string, repos []string) (removed []string, err error) {
-	refs, err := localPoolRefs(root, repos)
-	if err != nil {
+// prunePool removes pool files that no live repo links to and that keep does not name. It
+// returns what it removed.
+func prunePool(root string, repos []string, keep map[string]bool) (removed []string, err error) {
+	refs := map[string]bool{}
+	for p := range keep {
+		refs[p] = true
+	}
+	if err := livePoolRefs(root, repos, refs); err != nil {
 		return nil, fmt.Errorf("read package links: %w", err)
 	}
 	poolDir := filepath.Join(root, "pool")
@@ -157,6 +106,18 @@ func pruneSelection(root string, repos []string) (removed []string, err error) {
 	})
 	if err != nil {
 		return removed, fmt.Errorf("prune pool: %w", err)
+	}
+	return removed, nil
+}
+
+// pruneSelection removes what a selective mirror no longer needs: pool files no selected
+// repo links to (unless keep names them), and the trees of repos no longer selected. It
+// returns what it removed. Only pool/ files and top-level dirs that look like repos (they
+// hold os/) are touched.
+func pruneSelection(root string, repos []string, keep map[string]bool) (removed []string, err error) {
+	removed, err = prunePool(root, repos, keep)
+	if err != nil {
+		return removed, err
 	}
 	selected := map[string]bool{}
 	for _, r := range repos {
@@ -180,13 +141,40 @@ func pruneSelection(root string, repos []string) (removed []string, err error) {
 	return removed, nil
 }
 
-// removeStaleTmp deletes the .~tmp~ staging dirs an interrupted rsync --delay-updates left.
-func removeStaleTmp(root string) (removed []string, err error) {
+// removeLeftovers deletes what an interrupted run left: rsync's .~tmp~ staging dirs
+// (--delay-updates) anywhere in the tree, the temporary files of amwi's transfers, and the
+// .NAME.XXXXXX temporary files older amwi versions left in pool/. It goes before any space
+// check: leftovers may be what filled the disk.
+func removeLeftovers(root string) (removed []string, err error) {
+	tmp := filepath.Join(root, workDir, "tmp")
+	if des, err := os.ReadDir(tmp); err == nil {
+		for _, de := range des {
+			if err := os.RemoveAll(filepath.Join(tmp, de.Name())); err != nil {
+				return removed, err
+			}
+			removed = append(removed, filepath.Join(tmp, de.Name()))
+		}
+	}
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			if p != root && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
 			return err
 		}
-		if d.IsDir() && d.Name() == ".~tmp~" {
+		if !d.IsDir() {
+			if d.Name()[0] == '.' && filepath.Base(filepath.Dir(filepath.Dir(p))) == "pool" {
+				if err := os.Remove(p); err != nil {
+					return err
+				}
+				removed = append(removed, p)
+			}
+			return nil
+		}
+		switch {
+		case p == filepath.Join(root, workDir):
+			return filepath.SkipDir
+		case d.Name() == tmpDirName:
 			if err := os.RemoveAll(p); err != nil {
 				return err
 			}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,11 +155,12 @@ func parseRate(s string) float64 {
 	return v * mult
 }
 
-// rsyncRun is one rsync process.
+// rsyncRun is one rsync process, started through the guard (guard.go).
 type rsyncRun struct {
 	Bin        string
 	Args       []string
-	OnStart    func(pgid int) // after start: priorities, throttle
+	Guard      string         // the guard's executable: amwi's own binary
+	OnStart    func(pgid int) // after start: the throttle
 	OnProgress func(Progress) // as rsync reports
 	KillGrace  time.Duration  // SIGTERM → SIGKILL
 	Stdin      io.Reader      // e.g. --files-from=-
@@ -183,83 +186,176 @@ func (e *RsyncError) Error() string {
 	return msg
 }
 
-// run starts rsync in its own process group and waits. When ctx ends rsync's group gets
-// SIGCONT (it may be paused by the throttle) and SIGTERM, then SIGKILL after KillGrace.
-func (r *rsyncRun) run(ctx context.Context) error {
-	cmd := exec.Command(r.Bin, r.Args...)
-	// Own process group: the throttle stops and continues rsync and the helpers it forks
-	// together. Pdeathsig: rsync must not go on writing the mirror when amwi is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/local/bin:/usr/bin:/bin"}
-	cmd.Stdin = r.Stdin
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start rsync: %w", err)
-	}
-	pgid := cmd.Process.Pid
-	// Whatever happens below, never leave rsync stopped or running behind us.
-	defer unix.Kill(-pgid, unix.SIGCONT)
-	setIdlePriority(pgid)
-	if r.OnStart != nil {
-		r.OnStart(pgid)
-	}
+// guardStartTimeout bounds the wait for the guard to report rsync's pid.
+const guardStartTimeout = 10 * time.Second
 
-	stop := make(chan struct{})
-	defer close(stop)
+// pipeDrain bounds how long output is read after rsync ended: the guard has killed its
+// group by then, so the pipes close at once unless something else holds them.
+const pipeDrain = 2 * time.Second
+
+// run starts rsync through the guard and waits. rsync runs in its own process group (the
+// throttle stops and continues it with the helpers it forks); when ctx ends the group gets
+// SIGCONT (it may be paused) and SIGTERM, then SIGKILL after KillGrace. run returns as soon
+// as rsync has ended, however it ended.
+func (r *rsyncRun) run(ctx context.Context) error {
+	guard := r.Guard
+	if guard == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find amwi's own binary for the rsync guard: %w", err)
+		}
+		guard = exe
+	}
+	// rsync is looked up in amwi's PATH (an admin's wrapper there is honoured) and runs
+	// with a fixed, minimal environment.
+	bin, err := exec.LookPath(r.Bin)
+	if err != nil {
+		return fmt.Errorf("rsync not found (%s): install rsync (apt install rsync; pacman -S rsync): %w", r.Bin, err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return err
+	}
+	pidR, pidW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		return err
+	}
+	cmd := exec.Command(guard, append([]string{bin}, r.Args...)...)
+	cmd.Env = []string{GuardEnv + "=1", "LC_ALL=C", "PATH=" + rsyncPath()}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = r.Stdin, outW, errW
+	cmd.ExtraFiles = []*os.File{pidW}
+	// The guard learns of amwi's death by Pdeathsig, which the kernel ties to the thread
+	// that forked it: that thread stays locked to this goroutine until the guard is reaped.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
 	go func() {
-		select {
-		case <-ctx.Done():
-		case <-stop:
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
 			return
 		}
-		unix.Kill(-pgid, unix.SIGCONT)
-		unix.Kill(-pgid, unix.SIGTERM)
-		select {
-		case <-time.After(r.KillGrace):
-			unix.Kill(-pgid, unix.SIGKILL)
-		case <-stop:
-		}
+		started <- nil
+		exited <- cmd.Wait()
 	}()
+	err = <-started
+	outW.Close()
+	errW.Close()
+	pidW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		pidR.Close()
+		return fmt.Errorf("start rsync guard %s: %w", guard, err)
+	}
+	pidR.SetReadDeadline(time.Now().Add(guardStartTimeout))
+	pgid := readPID(pidR)
+	pidR.Close()
 
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		if r.Stdout != nil {
-			io.Copy(r.Stdout, stdout)
+			io.Copy(r.Stdout, outR)
 		} else {
-			r.readStdout(stdout)
+			r.readStdout(outR)
 		}
 	}()
 	go func() {
 		defer wg.Done()
-		sc := bufio.NewScanner(stderr)
+		sc := bufio.NewScanner(errR)
+		sc.Buffer(make([]byte, 4096), 64<<10)
 		for sc.Scan() {
 			if l := strings.TrimSpace(sc.Text()); l != "" {
 				r.tail.add(l)
 			}
 		}
+		io.Copy(io.Discard, errR) // past an over-long line
 	}()
-	wg.Wait()
-	err = cmd.Wait()
-	unix.Kill(-pgid, unix.SIGKILL) // helpers rsync forked, if any outlived it
-	if err == nil {
+	if pgid > 1 {
+		if r.OnStart != nil {
+			r.OnStart(pgid)
+		}
+	}
+	var waitErr error
+	killTimer := (<-chan time.Time)(nil)
+	ctxDone := ctx.Done()
+wait:
+	for {
+		select {
+		case waitErr = <-exited:
+			break wait
+		case <-ctxDone:
+			ctxDone = nil
+			if pgid > 1 {
+				unix.Kill(-pgid, unix.SIGCONT)
+				unix.Kill(-pgid, unix.SIGTERM)
+			} else {
+				cmd.Process.Signal(unix.SIGTERM)
+			}
+			killTimer = time.After(r.KillGrace)
+		case <-killTimer:
+			if pgid > 1 {
+				unix.Kill(-pgid, unix.SIGCONT)
+				unix.Kill(-pgid, unix.SIGKILL)
+			}
+			cmd.Process.Kill()
+		}
+	}
+	if pgid > 1 {
+		// Never leave anything of the group stopped or running behind us (the guard has
+		// done this already unless it was killed itself).
+		unix.Kill(-pgid, unix.SIGCONT)
+		unix.Kill(-pgid, unix.SIGKILL)
+	}
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(pipeDrain):
+	}
+	outR.Close()
+	errR.Close()
+	<-drained
+	if waitErr == nil {
 		return nil
 	}
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return fmt.Errorf("rsync: %w", err)
+	if !errors.As(waitErr, &ee) {
+		return fmt.Errorf("rsync: %w", waitErr)
 	}
 	code := ee.ExitCode()
+	if code == 127 && pgid <= 1 {
+		return fmt.Errorf("rsync could not be started (%s): %s", r.Bin, r.tail.last())
+	}
 	return &RsyncError{Code: code, Meaning: ExitMeaning(code), Last: r.tail.last()}
 }
+
+// readPID reads the rsync pid the guard reports; 0 when it reported none.
+func readPID(f *os.File) int {
+	b := make([]byte, 32)
+	n, _ := io.ReadFull(f, b)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
+// rsyncPath is the PATH rsync is looked up in and runs with.
+func rsyncPath() string { return "/usr/local/bin:/usr/bin:/bin" }
 
 // readStdout splits rsync's stdout on \r and \n: progress2 rewrites its line with \r,
 // name1 prints file names one per line, --stats prints its summary at the end.
@@ -316,15 +412,6 @@ func statsNoise(line string) bool {
 	return false
 }
 
-// setIdlePriority puts rsync at the idle I/O class and nice 19 so everything else on the
-// box (LAN downloads first) comes before it. It is applied right after start, before rsync
-// has connected and forked its receiver, which inherits it.
-func setIdlePriority(pid int) {
-	const ioprioWhoProcess, ioprioClassIdle, ioprioClassShift = 1, 3, 13
-	unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(pid), ioprioClassIdle<<ioprioClassShift)
-	unix.Setpriority(unix.PRIO_PROCESS, pid, 19)
-}
-
 // lineRing keeps the last n lines.
 type lineRing struct {
 	mu    sync.Mutex
@@ -337,13 +424,29 @@ func newLineRing(n int) *lineRing { return &lineRing{n: n} }
 func (l *lineRing) add(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(s) > 500 {
-		s = s[:500] + "…"
+	// rsync's messages quote upstream's file names: a record or a log line stays small.
+	if len(s) > maxLineLen {
+		s = s[:maxLineLen] + "…"
 	}
 	l.lines = append(l.lines, s)
 	if len(l.lines) > l.n {
 		l.lines = l.lines[len(l.lines)-l.n:]
 	}
+}
+
+// maxLineLen bounds one kept line of rsync's stderr.
+const maxLineLen = 240
+
+// contains reports whether a kept line contains sub.
+func (l *lineRing) contains(sub string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.lines {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *lineRing) all() []string {

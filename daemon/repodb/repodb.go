@@ -72,12 +72,45 @@ func Parse(r io.Reader, name string, l Limits) ([]Package, error) {
 	return pkgs, nil
 }
 
-// readTar streams the tar and parses each NAME-VER-REL/desc member; other members (the
-// directories, files in .files databases, anything else) are skipped.
+// Walk reads a database from r like Parse but hands each package to fn as it is parsed
+// instead of collecting them: a caller that keeps a few fields of each (the sync's file
+// manifest) never holds the whole database in memory. An error from fn stops the walk and
+// is returned as it is.
+func Walk(r io.Reader, name string, l Limits, fn func(*Package) error) error {
+	l = l.withDefaults()
+	d, err := newDecompressor(bufio.NewReaderSize(r, 64<<10), l.MaxUncompressed)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer d.close()
+	var fnErr error
+	err = walkTar(d, name, l, func(p *Package) error {
+		fnErr = fn(p)
+		return fnErr
+	})
+	if fnErr != nil && err == fnErr {
+		return fnErr
+	}
+	if err != nil {
+		return d.explain(err, name)
+	}
+	return nil
+}
+
+// readTar collects every package of the tar.
 func readTar(d *decompressor, name string, l Limits) ([]Package, error) {
+	var pkgs pkgList
+	if err := walkTar(d, name, l, func(p *Package) error { pkgs.add(*p); return nil }); err != nil {
+		return nil, err
+	}
+	return pkgs.all(), nil
+}
+
+// walkTar streams the tar and parses each NAME-VER-REL/desc member; other members (the
+// directories, files in .files databases, anything else) are skipped.
+func walkTar(d *decompressor, name string, l Limits, fn func(*Package) error) error {
 	tr := newTarReader(d)
 	var (
-		pkgs  pkgList
 		buf   []byte // reused for every desc
 		count int
 	)
@@ -87,37 +120,39 @@ func readTar(d *decompressor, name string, l Limits) ([]Package, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: read tar (after %d packages): %w", name, count, err)
+			return fmt.Errorf("%s: read tar (after %d packages): %w", name, count, err)
 		}
 		if typ != '0' || !isDesc(tr.name) {
 			continue
 		}
 		if count >= l.MaxPackages {
-			return nil, fmt.Errorf("%s: more than %d packages (Limits.MaxPackages): %w", name, l.MaxPackages, ErrLimit)
+			return fmt.Errorf("%s: more than %d packages (Limits.MaxPackages): %w", name, l.MaxPackages, ErrLimit)
 		}
 		// Checking the declared size is the MaxEntry+1 cap: the tar reader never yields
 		// more than it, so nothing oversized is allocated or read.
 		if size > l.MaxEntry {
-			return nil, fmt.Errorf("%s: entry %q: %d bytes, larger than %d (Limits.MaxEntry): %w", name, tr.name, size, l.MaxEntry, ErrLimit)
+			return fmt.Errorf("%s: entry %q: %d bytes, larger than %d (Limits.MaxEntry): %w", name, tr.name, size, l.MaxEntry, ErrLimit)
 		}
 		buf = grow(buf, int(size))
 		if err := tr.readAll(buf); err != nil {
-			return nil, fmt.Errorf("%s: entry %q: %w", name, tr.name, err)
+			return fmt.Errorf("%s: entry %q: %w", name, tr.name, err)
 		}
 		p, err := parseDesc(buf)
 		if err != nil {
-			return nil, fmt.Errorf("%s: entry %q: %w", name, tr.name, err)
+			return fmt.Errorf("%s: entry %q: %w", name, tr.name, err)
 		}
-		pkgs.add(p)
+		if err := fn(&p); err != nil {
+			return err
+		}
 		count++
 	}
 	// Read what follows the end of the archive (bsdtar pads to 10 KiB) so that the
 	// decompressor reaches its end and checks its checksum: a database cut short in the
 	// padding is reported, not half-trusted.
 	if _, err := io.Copy(io.Discard, d); err != nil {
-		return nil, fmt.Errorf("%s: after the tar end: %w", name, err)
+		return fmt.Errorf("%s: after the tar end: %w", name, err)
 	}
-	return pkgs.all(), nil
+	return nil
 }
 
 // pkgList collects packages in chunks and copies them once into a slice of the right

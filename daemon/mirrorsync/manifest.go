@@ -1,0 +1,374 @@
+package mirrorsync
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/amwi/amwi/daemon/repodb"
+)
+
+// A repo's os/x86_64 directory, as this file sees it: the database (REPO.db, a link to
+// REPO.db.tar.gz) names package files (%FILENAME%, %CSIZE%, %SHA256SUM%); the directory
+// holds, for each, a relative link ../../../pool/{packages,community}/FILE and usually
+// FILE.sig beside it. The mirror is consistent when every named file, and its .sig where
+// there is one, leads to a regular file of the named size.
+
+// dbFile is one package file a database names.
+type dbFile struct {
+	name   string // %FILENAME%: a plain file name (checked)
+	size   int64  // %CSIZE%
+	sum    [sha256.Size]byte
+	hasSum bool // v1 and v2 databases carry %SHA256SUM%; very old ones may not
+}
+
+// repoDir is one repo's os/x86_64 directory read from disk (live or staged) with its
+// database.
+type repoDir struct {
+	repo  string
+	dir   string            // on disk
+	files []dbFile          // named by the database
+	links map[string]string // every symlink: name → target
+	regs  map[string]int64  // every regular file: name → size
+	bad   []string          // the first entries refused (control characters, unsafe links), quoted
+	nBad  int               // how many were refused
+	// badNames are the refused directory entries' raw names (to take them out).
+	badNames []string
+}
+
+// refuse records an entry that is not taken.
+func (d *repoDir) refuse(quoted string) {
+	d.nBad++
+	if len(d.bad) < maxProblems {
+		d.bad = append(d.bad, quoted)
+	}
+}
+
+// dbName is the repo's database link, e.g. core.db.
+func dbName(repo string) string { return repo + ".db" }
+
+// readRepoDir reads dir, the os/x86_64 directory of repo, and the database in it.
+func readRepoDir(dir, repo string) (*repoDir, error) {
+	d := &repoDir{repo: repo, dir: dir, links: map[string]string{}, regs: map[string]int64{}}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, de := range des {
+		name := de.Name()
+		if !safeName(name) {
+			d.refuse(quoteName(repo + "/os/" + arch + "/" + name))
+			d.badNames = append(d.badNames, name)
+			continue
+		}
+		switch {
+		case de.Type()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(filepath.Join(dir, name))
+			if err != nil {
+				return nil, err
+			}
+			if _, ok := linkTarget(repo, t); !ok {
+				d.refuse(quoteName(repo+"/os/"+arch+"/"+name) + " -> " + quoteName(t))
+				d.badNames = append(d.badNames, name)
+				continue
+			}
+			d.links[name] = t
+		case de.Type().IsRegular():
+			fi, err := de.Info()
+			if err != nil {
+				return nil, err
+			}
+			d.regs[name] = fi.Size()
+		}
+	}
+	db := filepath.Join(dir, dbName(repo))
+	f, err := os.Open(db)
+	if err != nil {
+		return nil, fmt.Errorf("%s/os/%s: no readable database: %w", repo, arch, err)
+	}
+	defer f.Close()
+	err = repodb.Walk(f, repo+"/os/"+arch+"/"+dbName(repo), repodb.Limits{}, func(p *repodb.Package) error {
+		if !safeName(p.Filename) || strings.ContainsRune(p.Filename, '/') {
+			d.refuse("database entry " + quoteName(p.Filename))
+			return nil
+		}
+		e := dbFile{name: p.Filename, size: p.CSize}
+		if b, err := hex.DecodeString(p.SHA256Sum); err == nil && len(b) == sha256.Size {
+			copy(e.sum[:], b)
+			e.hasSum = true
+		}
+		d.files = append(d.files, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(d.files, func(i, j int) bool { return d.files[i].name < d.files[j].name })
+	return d, nil
+}
+
+// safeName reports whether an upstream name may be taken: valid UTF-8, no control
+// characters, not a dot name (rsync's and amwi's staging names), not empty.
+func safeName(name string) bool {
+	if name == "" || name[0] == '.' || !utf8.ValidString(name) || len(name) > 255 {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// linkTarget resolves a link of repo's os/x86_64 directory to a mirror-relative path. Only
+// two kinds are taken: into pool/ (packages) and within the directory (REPO.db →
+// REPO.db.tar.gz); absolute links and any other relative ones are refused.
+func linkTarget(repo, target string) (string, bool) {
+	if target == "" || path.IsAbs(target) || !safePath(target) {
+		return "", false
+	}
+	dir := repo + "/os/" + arch
+	p := path.Join(dir, target)
+	switch {
+	case strings.HasPrefix(p, "pool/") && strings.Count(p, "/") == 2:
+		return p, true
+	case path.Dir(p) == dir:
+		return p, true
+	}
+	return "", false
+}
+
+// safePath reports whether every part of a slash path is a safe name or "..".
+func safePath(p string) bool {
+	for _, part := range strings.Split(p, "/") {
+		if part != ".." && !safeName(part) {
+			return false
+		}
+	}
+	return true
+}
+
+// quoteName quotes an upstream name for a log line or a record: control characters
+// escaped, and cut to 120 bytes, so no name can make either large.
+func quoteName(s string) string {
+	q := fmt.Sprintf("%q", s)
+	if len(q) > 120 {
+		q = q[:117] + "…\""
+	}
+	return q
+}
+
+// poolRefs adds to refs the pool files the directory's links lead to.
+func (d *repoDir) poolRefs(refs map[string]bool) {
+	for _, t := range d.links {
+		if p, ok := linkTarget(d.repo, t); ok && strings.HasPrefix(p, "pool/") {
+			refs[p] = true
+		}
+	}
+}
+
+// Report is a check of the mirror against its own databases: the sync's after every run,
+// `amwi verify` on demand.
+type Report struct {
+	Repos        []string `json:"repos"`
+	Files        int      `json:"files"`           // package files the databases name, and their .sig files
+	Hashed       int64    `json:"hashed_bytes"`    // bytes read to compare %SHA256SUM% (verify --full)
+	Missing      int      `json:"missing"`         // named, but not there
+	WrongSize    int      `json:"wrong_size"`      // there, but not of the named size (truncated, changed)
+	Corrupt      int      `json:"corrupt"`         // of the right size, but not the named SHA-256 (verify --full)
+	Dangling     int      `json:"dangling"`        // links leading nowhere
+	Leftovers    int      `json:"leftovers"`       // staging leftovers of an interrupted sync
+	Unreferenced int      `json:"unreferenced"`    // files nothing names (verify only; the sync prunes them)
+	Refused      int      `json:"refused"`         // upstream entries refused: control characters, unsafe links
+	Problems     []string `json:"problems"`        // the first few, "path: what"
+	Errors       []string `json:"errors,omitempty"` // what could not be checked at all
+}
+
+// maxProblems bounds Report.Problems: a record or an API answer stays a few KiB.
+const maxProblems = 12
+
+// Gaps counts what breaks the promise that every named file can be downloaded.
+func (r *Report) Gaps() int {
+	return r.Missing + r.WrongSize + r.Corrupt + r.Dangling + len(r.Errors)
+}
+
+// OK reports a mirror with nothing wrong (unreferenced files are not wrong).
+func (r *Report) OK() bool { return r.Gaps() == 0 && r.Leftovers == 0 }
+
+func (r *Report) problem(p, what string) {
+	if len(r.Problems) < maxProblems {
+		r.Problems = append(r.Problems, p+": "+what)
+	}
+}
+
+func (r *Report) failed(repo string, err error) {
+	if len(r.Errors) < maxProblems {
+		msg := err.Error()
+		if len(msg) > 300 {
+			msg = msg[:300] + "…"
+		}
+		r.Errors = append(r.Errors, repo+": "+msg)
+	} else {
+		r.Errors = append(r.Errors[:maxProblems-1], "…")
+	}
+}
+
+// merge adds o's counts to r.
+func (r *Report) merge(o *Report) {
+	r.Repos = append(r.Repos, o.Repos...)
+	r.Files += o.Files
+	r.Hashed += o.Hashed
+	r.Missing += o.Missing
+	r.WrongSize += o.WrongSize
+	r.Corrupt += o.Corrupt
+	r.Dangling += o.Dangling
+	r.Leftovers += o.Leftovers
+	r.Unreferenced += o.Unreferenced
+	r.Refused += o.Refused
+	for _, p := range o.Problems {
+		if len(r.Problems) < maxProblems {
+			r.Problems = append(r.Problems, p)
+		}
+	}
+	for _, e := range o.Errors {
+		if len(r.Errors) < maxProblems {
+			r.Errors = append(r.Errors, e)
+		}
+	}
+}
+
+// hashFunc checks one file's content against its %SHA256SUM%; nil skips hashing.
+type hashFunc func(path string, f dbFile) (ok bool, n int64, err error)
+
+// check compares the directory with its database, reading the mirror under root: every
+// named file and its .sig must lead to a regular file (of the named size), and every link
+// must lead somewhere. need, when not nil, collects the pool files that are missing or of
+// the wrong size (what a sync must fetch).
+func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]int64) {
+	r.Repos = append(r.Repos, d.repo)
+	r.Refused += d.nBad
+	for _, n := range d.bad {
+		r.problem(n, "refused (control characters or an unsafe link)")
+	}
+	prefix := d.repo + "/os/" + arch + "/"
+	named := make(map[string]bool, 2*len(d.files))
+	for _, f := range d.files {
+		named[f.name] = true
+		r.Files++
+		p, st, err := d.lead(root, f.name)
+		switch {
+		case p == "":
+			r.Missing++
+			r.problem(prefix+f.name, "named by "+dbName(d.repo)+" but not in the directory")
+		case err != nil:
+			r.Missing++
+			r.problem(prefix+f.name, "missing ("+p+")")
+			addNeed(need, p, f.size)
+		case st.Size() != f.size:
+			r.WrongSize++
+			r.problem(prefix+f.name, fmt.Sprintf("%d bytes, the database says %d", st.Size(), f.size))
+			addNeed(need, p, f.size)
+		case hash != nil && f.hasSum:
+			ok, n, err := hash(filepath.Join(root, filepath.FromSlash(p)), f)
+			r.Hashed += n
+			if err != nil {
+				r.Missing++
+				r.problem(prefix+f.name, "unreadable: "+err.Error())
+			} else if !ok {
+				r.Corrupt++
+				r.problem(prefix+f.name, "SHA-256 differs from the database's")
+			}
+		}
+		sig := f.name + ".sig"
+		if _, isLink := d.links[sig]; !isLink {
+			if _, isReg := d.regs[sig]; !isReg {
+				continue // upstream has no .sig for it
+			}
+		}
+		named[sig] = true
+		r.Files++
+		p, st, err = d.lead(root, sig)
+		if err != nil || st.Size() == 0 {
+			r.Missing++
+			r.problem(prefix+sig, "missing ("+p+")")
+			addNeed(need, p, sigSizeGuess)
+		}
+	}
+	// Every other link must lead somewhere too (REPO.db → REPO.db.tar.gz, .files, .sig of
+	// the databases, links to packages the database does not name).
+	for name := range d.links {
+		if named[name] {
+			continue
+		}
+		if p, _, err := d.lead(root, name); err != nil {
+			r.Dangling++
+			r.problem(prefix+name, "link leads nowhere ("+p+")")
+			if strings.HasPrefix(p, "pool/") {
+				addNeed(need, p, sigSizeGuess)
+			}
+		}
+	}
+}
+
+// sigSizeGuess is what a .sig (or another file without a named size) is counted as when
+// estimating the space a sync needs: detached signatures are 100–600 bytes.
+const sigSizeGuess = 1024
+
+func addNeed(need map[string]int64, p string, size int64) {
+	if need != nil && strings.HasPrefix(p, "pool/") {
+		need[p] = size
+	}
+}
+
+// lead returns the mirror-relative path an entry of the directory leads to and what is
+// there: itself for a regular file, the target for a link. p is "" when the directory has
+// no such entry. A pool file must be a regular file, not another link.
+func (d *repoDir) lead(root, name string) (p string, st fs.FileInfo, err error) {
+	if t, ok := d.links[name]; ok {
+		p, _ = linkTarget(d.repo, t)
+		var full string
+		if strings.HasPrefix(p, "pool/") {
+			full = filepath.Join(root, filepath.FromSlash(p))
+		} else {
+			full = filepath.Join(d.dir, path.Base(p))
+		}
+		st, err = os.Lstat(full)
+		if err == nil && !st.Mode().IsRegular() {
+			err = errors.New("not a regular file")
+		}
+		return p, st, err
+	}
+	if _, ok := d.regs[name]; ok {
+		p = d.repo + "/os/" + arch + "/" + name
+		st, err = os.Lstat(filepath.Join(d.dir, name))
+		return p, st, err
+	}
+	return "", nil, fs.ErrNotExist
+}
+
+// sha256File hashes a file and compares it with f's %SHA256SUM%.
+func sha256File(path string, f dbFile) (bool, int64, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return false, 0, err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	n, err := copyBuf(h, fh)
+	if err != nil {
+		return false, n, err
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum == f.sum, n, nil
+}

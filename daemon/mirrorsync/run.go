@@ -1,0 +1,701 @@
+package mirrorsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// How a run keeps the mirror consistent (what pacman sees is complete, or loudly not):
+//
+//  1. The gate: upstream's lastupdate and lastsync, one tiny fetch. Its lastupdate is pinned
+//     for the round: it is what the mirror's lastupdate becomes if the round completes, so an
+//     upstream that moves on during the run can only make the next run sync again, never hide
+//     a gap. An upstream behind the mirror is refused.
+//  2. Staging: the repos' os/x86_64 dirs (databases, links) are fetched into .amwi/staging/,
+//     which persists between runs, so a run with nothing new costs a walk, not a copy.
+//  3. The new databases say which pool files are needed; those not on disk are fetched
+//     straight into pool/ (they are invisible to pacman until a database names them, so a
+//     run that dies keeps every complete file for the next one), after a space estimate.
+//  4. Every newly fetched package is checked against %SHA256SUM% (once more fetched on a
+//     mismatch, then the run fails naming it).
+//  5. The staged dirs are checked: every named file there with its size. A gap (upstream
+//     changed between the steps) starts another round; after maxRounds, gaps are reported.
+//  6. Publishing: each repo's staged dir is swapped with the live one in one rename
+//     (renameat2 RENAME_EXCHANGE), so databases and links switch at once. A repo with gaps
+//     keeps its previous state. Then pool files nothing names are pruned, the live mirror is
+//     checked again, and only a complete mirror gets the pinned lastupdate.
+
+// workDir is amwi's own dir in the mirror root: the staged repos and rsync's temporary
+// files. Dot names are never served, and the rsync re-export excludes it.
+const workDir = ".amwi"
+
+// maxRounds bounds how often one upstream is asked again when it changed during the run.
+const maxRounds = 3
+
+// fetchBatch is how many pool files one rsync fetches: rsync's --files-from costs time
+// quadratic in the list's length (31,000 names: 3 s of CPU; 4,096: 0.06 s).
+const fetchBatch = 4096
+
+// stampMax bounds lastupdate/lastsync: a Unix time and a newline; anything longer is refused.
+const stampMax = 32
+
+// ErrDiskFull: the mirror's filesystem filled up during the transfer.
+var ErrDiskFull = errors.New("the disk is full")
+
+// BehindError is an upstream older than the mirror: syncing from it would roll back.
+type BehindError struct {
+	Upstream      string
+	By            time.Duration
+	Theirs, Ours  int64
+}
+
+func (e *BehindError) Error() string {
+	return fmt.Sprintf("upstream is %s behind this mirror (its lastupdate %d, ours %d): refused, it would roll the mirror back (amwi sync --force overrides)",
+		roundAge(e.By), e.Theirs, e.Ours)
+}
+
+// IncompleteError is a run that left files the databases name unfetched.
+type IncompleteError struct {
+	Gaps     int      // files named but not on the mirror (or not of their size)
+	HeldBack []string // repos kept at their previous state because of them
+	Examples []string
+}
+
+func (e *IncompleteError) Error() string {
+	msg := fmt.Sprintf("%d files the upstream's databases name could not be fetched", e.Gaps)
+	if len(e.Examples) > 0 {
+		msg += " (" + strings.Join(e.Examples[:min(3, len(e.Examples))], "; ") + ")"
+	}
+	if len(e.HeldBack) > 0 {
+		msg += "; kept at the previous state: " + strings.Join(e.HeldBack, ", ")
+	}
+	return msg + "; the next sync tries again"
+}
+
+func roundAge(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d h", int(d.Hours()))
+	case d >= 2*time.Minute:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	}
+	return fmt.Sprintf("%d s", int(d.Seconds()))
+}
+
+// gate is what the gate read from one upstream.
+type gate struct {
+	lastupdate, lastsync int64
+}
+
+func (m *Manager) root() string       { return m.Config.Root }
+func (m *Manager) stagingDir() string { return filepath.Join(m.Config.Root, workDir, "staging") }
+func (m *Manager) tempDir() string    { return filepath.Join(m.Config.Root, workDir, "tmp") }
+func (m *Manager) full() bool         { return len(m.Config.Repos) == 1 && m.Config.Repos[0] == FullMirror }
+
+// fetchGate fetches upstream's lastupdate and lastsync (at most stampMax bytes each) into
+// the state dir and reads them.
+func (m *Manager) fetchGate(ctx context.Context, up string, run *Run, tail *lineRing) (gate, error) {
+	dir := filepath.Join(m.Config.StateDir, "gate")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return gate{}, err
+	}
+	for _, f := range []string{"lastupdate", "lastsync"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	args := append([]string{"-rt", "--max-size=" + strconv.Itoa(stampMax), "--timeout=600", "--contimeout=60", "--no-motd", "--stats"},
+		append(onlyTopFiles("lastupdate", "lastsync"), up, dir+"/")...)
+	if _, err := m.rsync(ctx, run, tail, PhaseChecking, nil, args...); err != nil {
+		return gate{}, err
+	}
+	var g gate
+	var err error
+	if g.lastupdate, err = readStamp(filepath.Join(dir, "lastupdate")); err != nil {
+		return g, fmt.Errorf("upstream %s: %w (is it an Arch mirror root?)", up, err)
+	}
+	if g.lastsync, err = readStamp(filepath.Join(dir, "lastsync")); err != nil {
+		g.lastsync = 0 // optional: some mirrors do not publish it
+	}
+	if ahead := time.Unix(g.lastupdate, 0).Sub(m.now()); ahead > 24*time.Hour {
+		return g, fmt.Errorf("upstream %s: its lastupdate is %s in the future: its clock or its tree is broken; refused", up, roundAge(ahead))
+	}
+	return g, nil
+}
+
+// readStamp reads a lastupdate/lastsync file: a Unix time in decimal and a newline. The
+// file is read with a bound and anything else is refused with a short message.
+func readStamp(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("no %s (or one larger than %d bytes)", filepath.Base(path), stampMax)
+		}
+		return 0, err
+	}
+	defer f.Close()
+	b := make([]byte, stampMax+1)
+	n, _ := f.Read(b)
+	if n > stampMax {
+		return 0, fmt.Errorf("%s is larger than %d bytes: not a Unix time", filepath.Base(path), stampMax)
+	}
+	s := strings.TrimRight(string(b[:n]), "\n\r ")
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 || strings.ContainsAny(s, "+-") {
+		return 0, fmt.Errorf("%s holds %s, not a Unix time", filepath.Base(path), quoteName(s))
+	}
+	return v, nil
+}
+
+// writeStamp writes a lastupdate/lastsync file atomically.
+func writeStamp(path string, v int64) error {
+	return writeFileAtomic(path, []byte(strconv.FormatInt(v, 10)+"\n"), 0o644)
+}
+
+// primaryFile remembers sync.upstream as it was when the mirror last completed: an older
+// state from a *changed* sync.upstream is the admin's deliberate choice, not a rollback.
+const primaryFile = "primary"
+
+func (m *Manager) recordedPrimary() string {
+	b, err := os.ReadFile(filepath.Join(m.Config.StateDir, "gate", primaryFile))
+	if err != nil || len(b) > 4096 {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// notBehind refuses an upstream older than the mirror, unless forced or the admin just
+// changed sync.upstream to it.
+func (m *Manager) notBehind(up string, g gate, run *Run) error {
+	ours, err := readStamp(filepath.Join(m.root(), "lastupdate"))
+	if err != nil || g.lastupdate >= ours {
+		return nil
+	}
+	e := &BehindError{Upstream: up, By: time.Duration(ours-g.lastupdate) * time.Second, Theirs: g.lastupdate, Ours: ours}
+	switch {
+	case run.Force:
+		m.Log.Warn("sync: upstream is behind this mirror; syncing anyway (--force)", "upstream", up, "behind", roundAge(e.By))
+		return nil
+	case up == normalizeUpstream(m.Config.Upstreams[0]) && m.recordedPrimary() != "" && m.recordedPrimary() != up:
+		m.Log.Warn("sync: the new sync.upstream is behind this mirror; taking its state (the upstream was changed)", "upstream", up, "behind", roundAge(e.By))
+		return nil
+	}
+	return e
+}
+
+// syncFrom is one upstream's part of a run: the gate and, when needed, rounds of staging,
+// fetching and checking, then publishing.
+func (m *Manager) syncFrom(ctx context.Context, up string, run *Run, tail *lineRing) error {
+	for round := 1; ; round++ {
+		g, err := m.fetchGate(ctx, up, run, tail)
+		if err != nil {
+			return err
+		}
+		if err := m.notBehind(up, g, run); err != nil {
+			return err
+		}
+		run.LastUpdate = g.lastupdate
+		if round == 1 && !run.Force {
+			ours, _ := readStamp(filepath.Join(m.root(), "lastupdate"))
+			if ours == g.lastupdate {
+				rep := m.checkLive()
+				run.Check = rep
+				if rep.OK() {
+					if g.lastsync > 0 {
+						if err := writeStamp(filepath.Join(m.root(), "lastsync"), g.lastsync); err != nil {
+							return fmt.Errorf("write lastsync: %w", err)
+						}
+					}
+					run.Result = ResultUpToDate
+					return nil
+				}
+				m.Log.Warn("sync: the mirror is current but incomplete; repairing it", "gaps", rep.Gaps(), "leftovers", rep.Leftovers, "first", first(rep.Problems))
+			}
+		}
+		if round == 1 {
+			started := *run
+			started.Upstream = up
+			m.event("started", started)
+		}
+		st, err := m.stage(ctx, up, run, tail)
+		if err != nil {
+			return err
+		}
+		if err := m.fetchNeeded(ctx, up, run, tail, st); err != nil {
+			return err
+		}
+		st.check(m.root())
+		if st.gaps() == 0 || round == maxRounds {
+			return m.publishRepos(ctx, up, st, g, run, tail)
+		}
+		m.Log.Info("sync: upstream changed during the run; fetching its new state", "upstream", up, "round", round, "gaps", st.gaps(), "first", first(st.problems()))
+	}
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// staged is the state of the staging dir after a round's staging rsync.
+type staged struct {
+	dirs    []*repoDir
+	reports map[string]*Report // per repo, from the last check
+	refused int
+}
+
+func (s *staged) check(root string) {
+	s.reports = map[string]*Report{}
+	for _, d := range s.dirs {
+		r := &Report{}
+		d.check(root, r, nil, nil)
+		s.reports[d.repo] = r
+	}
+}
+
+func (s *staged) gaps() int {
+	n := 0
+	for _, r := range s.reports {
+		n += r.Gaps()
+	}
+	return n
+}
+
+func (s *staged) problems() []string {
+	var out []string
+	for _, d := range s.dirs {
+		out = append(out, s.reports[d.repo].Problems...)
+	}
+	return out
+}
+
+// stage fetches the selected repos' os/x86_64 dirs into the staging dir and reads them.
+func (m *Manager) stage(ctx context.Context, up string, run *Run, tail *lineRing) (*staged, error) {
+	dir := m.stagingDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(m.tempDir(), 0o755); err != nil {
+		return nil, err
+	}
+	var filters []string
+	if m.full() {
+		filters = fullStageFilters()
+	} else {
+		filters = repoFilters(m.Config.Repos)
+		// Repos that left mirror.repos: their staged copies go (rsync protects what
+		// its filters exclude).
+		m.removeUnselected(dir)
+	}
+	// --link-dest: a file the live mirror has already is linked, not fetched again (the
+	// first run after a fresh start, or files that went back to an older state).
+	args := append([]string{"-rlpt", "--safe-links", "--delete", "--temp-dir=" + m.tempDir(), "--link-dest=" + m.root(),
+		"--timeout=600", "--contimeout=60", "--no-motd", "--info=progress2,name1", "--stats"}, m.bwlimit()...)
+	args = append(append(args, filters...), up, dir+"/")
+	if _, err := m.rsync(ctx, run, tail, PhaseStaging, nil, args...); err != nil {
+		return nil, err
+	}
+	repos := m.Config.Repos
+	if m.full() {
+		var err error
+		if repos, err = stagedRepos(dir); err != nil {
+			return nil, err
+		}
+	}
+	st := &staged{}
+	for _, repo := range repos {
+		rd := filepath.Join(dir, repo, "os", arch)
+		if _, err := os.Stat(rd); err != nil {
+			return nil, fmt.Errorf("upstream %s has no %s/os/%s: check mirror.repos and the upstream path", up, repo, arch)
+		}
+		d, err := readRepoDir(rd, repo)
+		if err != nil {
+			return nil, fmt.Errorf("upstream's %s: %w", repo, err)
+		}
+		// Entries refused (control characters, unsafe links) are taken out of the staged
+		// dir: they are never published.
+		for _, b := range d.badRaw() {
+			os.Remove(filepath.Join(rd, b))
+		}
+		if d.nBad > 0 {
+			m.Log.Warn("sync: refused upstream entries (control characters, unsafe links)", "repo", repo, "count", d.nBad, "first", d.bad[0])
+			st.refused += d.nBad
+		}
+		st.dirs = append(st.dirs, d)
+	}
+	run.Refused = st.refused
+	return st, nil
+}
+
+// stagedRepos lists the repos in the staging dir (full mirror): dirs with os/x86_64.
+func stagedRepos(dir string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, de := range des {
+		if !de.IsDir() || !safeName(de.Name()) {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(dir, de.Name(), "os", arch)); err == nil && fi.IsDir() {
+			out = append(out, de.Name())
+		}
+	}
+	return out, nil
+}
+
+// removeUnselected removes staged repos that are not selected.
+func (m *Manager) removeUnselected(dir string) {
+	sel := map[string]bool{}
+	for _, r := range m.Config.Repos {
+		sel[r] = true
+	}
+	des, _ := os.ReadDir(dir)
+	for _, de := range des {
+		if !sel[de.Name()] {
+			os.RemoveAll(filepath.Join(dir, de.Name()))
+		}
+	}
+}
+
+// fetchNeeded fetches the pool files the staged dirs need and checks the new packages
+// against their databases' SHA-256.
+func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *lineRing, st *staged) error {
+	need := map[string]int64{}
+	sums := map[string]dbFile{} // pool path → the package file it should be
+	for _, d := range st.dirs {
+		d.check(m.root(), &Report{}, nil, need)
+		for _, f := range d.files {
+			if t, ok := d.links[f.name]; ok {
+				if p, ok := linkTarget(d.repo, t); ok && strings.HasPrefix(p, "pool/") {
+					sums[p] = f
+				}
+			}
+		}
+	}
+	// Files an interrupted run fetched but could not check are checked now.
+	pending := m.readPending()
+	if len(need) == 0 && len(pending) == 0 {
+		return nil
+	}
+	files := make([]string, 0, len(need))
+	var bytes int64
+	for p, n := range need {
+		files = append(files, p)
+		bytes += n
+	}
+	sort.Strings(files)
+	if err := m.checkRoom(len(files), bytes); err != nil {
+		return err
+	}
+	if err := m.writePending(append(files, pending...)); err != nil {
+		return fmt.Errorf("record the files to fetch: %w", err)
+	}
+	if err := m.fetchPool(ctx, up, run, tail, files, bytes); err != nil {
+		return err
+	}
+	check := append(files, pending...)
+	bad := m.checkSums(ctx, run, check, sums)
+	if len(bad) > 0 {
+		m.Log.Warn("sync: packages do not match their databases' SHA-256; fetching them again", "count", len(bad), "first", bad[0])
+		if err := m.fetchPool(ctx, up, run, tail, bad, 0); err != nil {
+			return err
+		}
+		if bad = m.checkSums(ctx, run, bad, sums); len(bad) > 0 {
+			return fmt.Errorf("%d package files do not match their databases' SHA-256 after fetching them twice: %s (the upstream serves other files than its databases name)",
+				len(bad), strings.Join(bad[:min(3, len(bad))], ", "))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	m.clearPending()
+	return nil
+}
+
+// checkRoom refuses a fetch that would take the disk below sync.min_free_gib.
+func (m *Manager) checkRoom(files int, bytes int64) error {
+	free, err := m.freeBytes(m.root())
+	if err != nil {
+		return err
+	}
+	if uint64(bytes)+m.Config.MinFreeBytes > free {
+		return fmt.Errorf("%w on %s: this sync needs %s for %d new files, %s free, and sync.min_free_gib keeps %s free; make room (or lower mirror.repos) and sync again",
+			ErrDiskSpace, m.root(), gib(uint64(bytes)), files, gib(free), gib(m.Config.MinFreeBytes))
+	}
+	return nil
+}
+
+// fetchPool fetches pool files (mirror-relative paths) straight into pool/, in batches.
+// Files upstream no longer has are left to the check that follows.
+func (m *Manager) fetchPool(ctx context.Context, up string, run *Run, tail *lineRing, files []string, total int64) error {
+	base := run.Stats.TransferredSize
+	for i := 0; i < len(files); i += fetchBatch {
+		batch := files[i:min(i+fetchBatch, len(files))]
+		list := []byte(strings.Join(batch, "\x00") + "\x00")
+		args := append([]string{"-pt", "--files-from=-", "--from0", "--temp-dir=" + m.tempDir(),
+			"--timeout=600", "--contimeout=60", "--no-motd", "--info=progress2,name1", "--stats"}, m.bwlimit()...)
+		_, err := m.rsyncProgress(ctx, run, tail, PhasePool, list, func(p Progress) int {
+			if total <= 0 {
+				return p.Percent
+			}
+			return int(min(100, 100*(run.Stats.TransferredSize-base+p.Bytes)/total))
+		}, append(args, up, m.root()+"/")...)
+		var re *RsyncError
+		switch {
+		case err == nil:
+		case errors.As(err, &re) && (re.Code == 23 || re.Code == 24) && ctx.Err() == nil:
+			// Some files are not upstream (any more): the check after the fetch finds
+			// which, and the next round asks upstream again.
+			m.Log.Info("sync: some packages were not on the upstream", "upstream", up, "rsync", re.Last)
+		default:
+			return err
+		}
+		run.Fetched += len(batch)
+	}
+	return nil
+}
+
+// checkSums hashes the named pool files that are packages of a staged database and
+// returns those whose SHA-256 is not the database's (they are removed).
+func (m *Manager) checkSums(ctx context.Context, run *Run, files []string, sums map[string]dbFile) (bad []string) {
+	m.update(func(s *State) { s.Phase, s.Percent, s.File = PhaseVerifying, 0, "" })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// This thread reads every new package: it alone goes to the idle I/O class and
+		// nice 19 (the daemon keeps serving at full speed), and is retired afterwards.
+		runtime.LockOSThread()
+		setIdlePriority(0)
+		for i, p := range files {
+			if ctx.Err() != nil {
+				return
+			}
+			f, ok := sums[p]
+			if !ok || !f.hasSum {
+				continue
+			}
+			full := filepath.Join(m.root(), filepath.FromSlash(p))
+			ok, _, err := sha256File(full, f)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // not fetched: the check reports it
+			}
+			run.Verified++
+			if err != nil || !ok {
+				os.Remove(full)
+				bad = append(bad, p)
+			}
+			if i%64 == 0 {
+				pct := 100 * (i + 1) / len(files)
+				m.update(func(s *State) { s.Percent, s.File = pct, p })
+			}
+		}
+	}()
+	<-done
+	return bad
+}
+
+// pendingFile lists, NUL-separated, the pool files a run is fetching: a run killed before
+// checking their SHA-256 leaves it, and the next run checks them.
+const pendingFile = "pending"
+
+func (m *Manager) readPending() []string {
+	b, err := os.ReadFile(filepath.Join(m.Config.StateDir, pendingFile))
+	if err != nil || len(b) > 64<<20 {
+		return nil
+	}
+	var out []string
+	for _, p := range strings.Split(string(b), "\x00") {
+		if strings.HasPrefix(p, "pool/") && safePath(p) && !strings.Contains(p, "..") {
+			if _, err := os.Lstat(filepath.Join(m.root(), filepath.FromSlash(p))); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func (m *Manager) writePending(files []string) error {
+	return writeFileAtomic(filepath.Join(m.Config.StateDir, pendingFile), []byte(strings.Join(files, "\x00")), 0o640)
+}
+
+func (m *Manager) clearPending() { os.Remove(filepath.Join(m.Config.StateDir, pendingFile)) }
+
+// publishRepos swaps complete staged repos into place, prunes, checks the live mirror, and
+// advances lastupdate only when it is complete.
+func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gate, run *Run, tail *lineRing) error {
+	m.update(func(s *State) { s.Phase, s.Percent, s.File = PhasePublishing, 0, "" })
+	root := m.root()
+	syncfs(root) // the new pool files reach the disk before any database names them
+	keep := map[string]bool{} // pool files a repo kept back still needs, for the prune
+	var held []string
+	var incomplete IncompleteError
+	for _, d := range st.dirs {
+		live := filepath.Join(root, d.repo, "os", arch)
+		rep := st.reports[d.repo]
+		if gaps := rep.Gaps(); gaps > 0 {
+			incomplete.Gaps += gaps
+			incomplete.Examples = append(incomplete.Examples, rep.Problems...)
+			if m.liveGaps(d.repo) < gaps {
+				// The live repo is better than the new state: keep it, keep what the
+				// staged one already has for the next run.
+				held = append(held, d.repo)
+				d.poolRefs(keep)
+				continue
+			}
+		}
+		if err := exchange(d.dir, live); err != nil {
+			return fmt.Errorf("publish %s: %w", d.repo, err)
+		}
+	}
+	syncfs(root)
+	incomplete.HeldBack = held
+	run.HeldBack = held
+	if !m.full() {
+		removed, err := pruneSelection(root, m.Config.Repos, keep)
+		run.Pruned = len(removed)
+		if err != nil {
+			return err
+		}
+	} else {
+		var repos []string
+		for _, d := range st.dirs {
+			repos = append(repos, d.repo)
+		}
+		if err := m.syncRest(ctx, up, run, tail, repos); err != nil {
+			return err
+		}
+		removed, err := prunePool(root, repos, keep)
+		run.Pruned = len(removed)
+		if err != nil {
+			return err
+		}
+	}
+	rep := m.checkLive()
+	run.Check = rep
+	if incomplete.Gaps > 0 || !rep.OK() {
+		if incomplete.Gaps == 0 {
+			incomplete.Gaps = rep.Gaps() + rep.Leftovers
+			incomplete.Examples = rep.Problems
+		}
+		return &incomplete
+	}
+	if err := writeStamp(filepath.Join(root, "lastupdate"), g.lastupdate); err != nil {
+		return fmt.Errorf("write lastupdate: %w", err)
+	}
+	if g.lastsync > 0 {
+		if err := writeStamp(filepath.Join(root, "lastsync"), g.lastsync); err != nil {
+			return fmt.Errorf("write lastsync: %w", err)
+		}
+	}
+	writeFileAtomic(filepath.Join(m.Config.StateDir, "gate", primaryFile), []byte(normalizeUpstream(m.Config.Upstreams[0])+"\n"), 0o640)
+	run.Result = ResultSuccess
+	return nil
+}
+
+// liveGaps counts the gaps of the live repo (a repo not there yet counts as all gaps).
+func (m *Manager) liveGaps(repo string) int {
+	d, err := readRepoDir(filepath.Join(m.root(), repo, "os", arch), repo)
+	if err != nil {
+		return 1 << 30
+	}
+	r := &Report{}
+	d.check(m.root(), r, nil, nil)
+	return r.Gaps()
+}
+
+// checkLive checks the published mirror against its own databases (sizes, links,
+// leftovers).
+func (m *Manager) checkLive() *Report {
+	m.update(func(s *State) { s.Phase, s.Percent, s.File = PhaseCheckingMirror, 0, "" })
+	repos := m.Config.Repos
+	if m.full() {
+		repos = nil
+	}
+	rep, err := Verify(context.Background(), m.root(), repos, VerifyOptions{})
+	if err != nil {
+		rep = &Report{}
+		rep.failed("mirror", err)
+	}
+	rep.Unreferenced = 0 // the sync prunes; only `amwi verify` reports them
+	var keep []string
+	for _, p := range rep.Problems {
+		if !strings.HasSuffix(p, ": no repo links to it") && !strings.Contains(p, ": not named by ") {
+			keep = append(keep, p)
+		}
+	}
+	rep.Problems = keep
+	return rep
+}
+
+// exchange puts the staged dir in the live dir's place in one step (the old one lands in
+// the staging place, where the next run's rsync brings it up to date). Filesystems without
+// RENAME_EXCHANGE (vfat, some network filesystems) get two renames.
+func exchange(stagedDir, live string) error {
+	if err := os.MkdirAll(filepath.Dir(live), 0o755); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(live); errors.Is(err, fs.ErrNotExist) {
+		return os.Rename(stagedDir, live)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, stagedDir, unix.AT_FDCWD, live, unix.RENAME_EXCHANGE)
+	if err == nil || !(errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP)) {
+		return err
+	}
+	old := stagedDir + ".old"
+	os.RemoveAll(old)
+	if err := os.Rename(live, old); err != nil {
+		return err
+	}
+	if err := os.Rename(stagedDir, live); err != nil {
+		os.Rename(old, live)
+		return err
+	}
+	return os.Rename(old, stagedDir)
+}
+
+// syncfs flushes the mirror's filesystem.
+func syncfs(root string) {
+	if f, err := os.Open(root); err == nil {
+		unix.Syncfs(int(f.Fd()))
+		f.Close()
+	}
+}
+
+// syncRest is the full mirror's last step: everything that is not a repo's os/x86_64 or
+// the pool (iso/, images/, …), the Arch way, with its own deletions.
+func (m *Manager) syncRest(ctx context.Context, up string, run *Run, tail *lineRing, repos []string) error {
+	args := append(m.flags("--info=progress2,name1", "--stats"), filesExcluded...)
+	args = append(args, fullMirrorExcludes...)
+	for _, r := range repos {
+		args = append(args, "--exclude=/"+r+"/os/"+arch)
+	}
+	args = append(args, "--exclude=/pool", "--exclude=/"+workDir, up, m.root()+"/")
+	_, err := m.rsync(ctx, run, tail, PhaseMirror, nil, args...)
+	return err
+}
+
+// badRaw returns the raw names of the entries readRepoDir refused.
+func (d *repoDir) badRaw() []string { return d.badNames }
+
+// bwlimit is --bwlimit when sync.bwlimit_kib is set.
+func (m *Manager) bwlimit() []string {
+	if m.Config.BWLimitKiB > 0 {
+		return []string{"--bwlimit=" + strconv.Itoa(m.Config.BWLimitKiB)}
+	}
+	return nil
+}
