@@ -526,6 +526,7 @@ func (m *Manager) do(ctx context.Context, run *Run, tail *lineRing) error {
 	} else if len(removed) > 0 {
 		m.Log.Info("sync: removed what an interrupted run left", "count", len(removed), "first", removed[0])
 	}
+	m.pruneRetired()
 	if err := m.checkSpace(); err != nil {
 		return err
 	}

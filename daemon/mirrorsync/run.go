@@ -541,7 +541,13 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 	m.update(func(s *State) { s.Phase, s.Percent, s.File = PhasePublishing, 0, "" })
 	root := m.root()
 	syncfs(root) // the new pool files reach the disk before any database names them
-	keep := map[string]bool{} // pool files a repo kept back still needs, for the prune
+	// Packages the live databases name now stay reachable for retireGrace after they
+	// are replaced: a pacman that read the old database a moment ago still gets them.
+	var before []retiredLink
+	for _, d := range st.dirs {
+		before = append(before, liveLinks(root, d.repo)...)
+	}
+	keep := map[string]bool{} // kept through the prune: what held-back repos' next state has
 	var held []string
 	var incomplete IncompleteError
 	for _, d := range st.dirs {
@@ -563,6 +569,9 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 		}
 	}
 	syncfs(root)
+	for _, r := range m.retire(before) {
+		keep[r.pool] = true
+	}
 	incomplete.HeldBack = held
 	run.HeldBack = held
 	if !m.full() {

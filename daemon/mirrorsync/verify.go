@@ -24,6 +24,9 @@ type VerifyOptions struct {
 	Full bool
 	// Progress, when set, is called every ~250 ms and at the end.
 	Progress func(VerifyProgress)
+	// Keep are mirror-relative paths (links, pool files) not counted as unreferenced: the
+	// packages a sync replaced and keeps for a while (Retired).
+	Keep []string
 }
 
 // VerifyProgress is how far a verification got.
@@ -76,6 +79,10 @@ func Verify(ctx context.Context, root string, repos []string, o VerifyOptions) (
 func verify(ctx context.Context, root string, repos []string, o VerifyOptions) (*Report, error) {
 	rep := &Report{}
 	refs := map[string]bool{}
+	keep := map[string]bool{}
+	for _, p := range o.Keep {
+		keep[p] = true
+	}
 	var dirs []*repoDir
 	var prog VerifyProgress
 	for _, repo := range repos {
@@ -143,7 +150,7 @@ func verify(ctx context.Context, root string, repos []string, o VerifyOptions) (
 			<-ticked
 			return rep, err
 		}
-		unreferencedInDir(d, rep)
+		unreferencedInDir(d, rep, keep)
 	}
 	close(stop)
 	<-ticked
@@ -151,6 +158,9 @@ func verify(ctx context.Context, root string, repos []string, o VerifyOptions) (
 		p := prog
 		p.Files, p.Bytes = int(files.Load()), bytes.Load()
 		o.Progress(p)
+	}
+	for p := range keep {
+		refs[p] = true
 	}
 	if err := unreferencedInPool(root, refs, rep); err != nil {
 		rep.failed("pool", err)
@@ -179,13 +189,13 @@ func findRepos(root string) ([]string, error) {
 
 // unreferencedInDir counts entries of a repo dir that are neither named by its database
 // (with their .sig) nor one of its database files.
-func unreferencedInDir(d *repoDir, rep *Report) {
+func unreferencedInDir(d *repoDir, rep *Report, keep map[string]bool) {
 	named := make(map[string]bool, 2*len(d.files))
 	for _, f := range d.files {
 		named[f.name], named[f.name+".sig"] = true, true
 	}
 	check := func(name string) {
-		if named[name] || strings.HasPrefix(name, d.repo+".db") || strings.HasPrefix(name, d.repo+".files") || strings.HasPrefix(name, d.repo+".links") {
+		if named[name] || keep[d.repo+"/os/"+arch+"/"+name] || strings.HasPrefix(name, d.repo+".db") || strings.HasPrefix(name, d.repo+".files") || strings.HasPrefix(name, d.repo+".links") {
 			return
 		}
 		rep.Unreferenced++

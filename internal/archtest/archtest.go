@@ -59,6 +59,9 @@ type Pkg struct {
 	PayloadSize int64
 	// BuildDate defaults to a fixed time so trees are reproducible.
 	BuildDate time.Time
+	// Pool is the pool dir the file lives in: "packages" (default) or "community", as on
+	// Arch's mirrors.
+	Pool string
 }
 
 func (p Pkg) withDefaults() Pkg {
@@ -74,7 +77,16 @@ func (p Pkg) withDefaults() Pkg {
 	if p.BuildDate.IsZero() {
 		p.BuildDate = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	}
+	if p.Pool == "" {
+		p.Pool = "packages"
+	}
 	return p
+}
+
+// PoolPath is the package file's path relative to the tree's root: pool/POOL/FILE.
+func (p Pkg) PoolPath() string {
+	p = p.withDefaults()
+	return "pool/" + p.Pool + "/" + p.FileName()
 }
 
 // FileName is the package file's name, as Arch names it.
@@ -105,21 +117,14 @@ func (tr *Tree) PkgPath(repo string, p Pkg) string {
 func BuildTree(t testing.TB, root string, repos ...Repo) *Tree {
 	t.Helper()
 	Require(t, "bsdtar", "repo-add", "zstd")
-	pool := filepath.Join(root, "pool", "packages")
-	must(t, os.MkdirAll(pool, 0o755))
+	must(t, os.MkdirAll(filepath.Join(root, "pool", "packages"), 0o755))
 	work := t.TempDir()
 	for _, r := range repos {
 		dir := filepath.Join(root, r.Name, "os", "x86_64")
 		must(t, os.MkdirAll(dir, 0o755))
 		var links []string
 		for _, p := range r.Pkgs {
-			file := p.FileName()
-			if _, err := os.Stat(filepath.Join(pool, file)); os.IsNotExist(err) {
-				BuildPkg(t, work, pool, p)
-			}
-			link := filepath.Join(dir, file)
-			must(t, os.Symlink(filepath.Join("..", "..", "..", "pool", "packages", file), link))
-			links = append(links, link)
+			links = append(links, placePkg(t, work, root, dir, p, false))
 		}
 		args := append([]string{"--quiet", "--nocolor", filepath.Join(dir, r.Name+".db.tar.gz")}, links...)
 		run(t, "", "repo-add", args...)
@@ -134,15 +139,11 @@ func BuildTree(t testing.TB, root string, repos ...Repo) *Tree {
 // database with repo-add (replacing older versions), then bumps lastupdate.
 func (tr *Tree) AddPackages(t testing.TB, repo string, pkgs ...Pkg) {
 	t.Helper()
-	pool := filepath.Join(tr.Root, "pool", "packages")
 	dir := filepath.Join(tr.Root, repo, "os", "x86_64")
 	must(t, os.MkdirAll(dir, 0o755))
 	var links []string
 	for _, p := range pkgs {
-		BuildPkg(t, t.TempDir(), pool, p)
-		link := filepath.Join(dir, p.FileName())
-		must(t, os.Symlink(filepath.Join("..", "..", "..", "pool", "packages", p.FileName()), link))
-		links = append(links, link)
+		links = append(links, placePkg(t, t.TempDir(), tr.Root, dir, p, true))
 	}
 	run(t, "", "repo-add", append([]string{"--quiet", "--nocolor", filepath.Join(dir, repo+".db.tar.gz")}, links...)...)
 	tr.Touch(t)
@@ -156,11 +157,77 @@ func (tr *Tree) RemovePackages(t testing.TB, repo string, pkgs ...Pkg) {
 	var names []string
 	for _, p := range pkgs {
 		names = append(names, p.Name)
-		os.Remove(filepath.Join(dir, p.FileName()))
-		os.Remove(filepath.Join(tr.Root, "pool", "packages", p.FileName()))
+		for _, ext := range []string{"", ".sig"} {
+			os.Remove(filepath.Join(dir, p.FileName()+ext))
+			os.Remove(filepath.Join(tr.Root, filepath.FromSlash(p.PoolPath())+ext))
+		}
 	}
 	run(t, "", "repo-remove", append([]string{"--quiet", "--nocolor", filepath.Join(dir, repo+".db.tar.gz")}, names...)...)
 	tr.Touch(t)
+}
+
+// placePkg builds p into the tree's pool (unless it is there and rebuild is false), with a
+// detached .sig beside it as Arch publishes them, and links both into dir. It returns the
+// package link, for repo-add (which puts the .sig next to it into the database).
+func placePkg(t testing.TB, work, root, dir string, p Pkg, rebuild bool) string {
+	t.Helper()
+	p = p.withDefaults()
+	pool := filepath.Join(root, "pool", p.Pool)
+	must(t, os.MkdirAll(pool, 0o755))
+	file := p.FileName()
+	if _, err := os.Stat(filepath.Join(pool, file)); rebuild || os.IsNotExist(err) {
+		BuildPkg(t, work, pool, p)
+		// Not a real OpenPGP signature (tests run pacman with SigLevel = Never), but a
+		// file of a signature's size that repo-add embeds as %PGPSIG%.
+		writeRandom(t, filepath.Join(pool, file+".sig"), 310, file+".sig")
+	}
+	link := filepath.Join(dir, file)
+	for _, ext := range []string{"", ".sig"} {
+		os.Remove(link + ext)
+		must(t, os.Symlink("../../../pool/"+p.Pool+"/"+file+ext, link+ext))
+	}
+	return link
+}
+
+// Realistic builds, under root, a tree shaped like a real Arch mirror's: core, extra and
+// multilib with packages in pool/packages and pool/community, a .sig beside each, names
+// with epochs and '+', databases with their .tar.gz.old copies, empty testing and staging
+// repos, iso/, images/, other/ and sources/, and a *.links.tar.gz nobody should fetch.
+func Realistic(t testing.TB, root string) (*Tree, []Repo) {
+	t.Helper()
+	repos := []Repo{
+		{Name: "core", Pkgs: []Pkg{
+			{Name: "glibc", Version: "2.40+r16-1", Desc: "GNU C Library"},
+			{Name: "bash", Version: "5.2.037-1", Desc: "The GNU Bourne Again shell", Depends: []string{"glibc"}},
+			{Name: "zlib", Version: "1:1.3.1-2", Desc: "Compression library"},
+		}},
+		{Name: "extra", Pkgs: []Pkg{
+			{Name: "libsigc++", Version: "2.12.1-2", Desc: "Callback framework for C++", Pool: "community"},
+			{Name: "vim", Version: "9.1.0866-1", Desc: "Vi Improved", Depends: []string{"glibc"}},
+			{Name: "hello", Version: "2:2.12.1-3", Desc: "GNU hello", Pool: "community"},
+			{Name: "bigdata", Version: "1.0-1", Desc: "a large package", PayloadSize: 3 << 20},
+		}},
+		{Name: "multilib", Pkgs: []Pkg{
+			{Name: "lib32-glibc", Version: "2.40+r16-1", Desc: "GNU C Library (32-bit)"},
+		}},
+		{Name: "core-testing"},
+		{Name: "extra-staging"},
+	}
+	tr := BuildTree(t, root, repos...)
+	for _, r := range repos {
+		dir := filepath.Join(root, r.Name, "os", "x86_64")
+		for _, db := range []string{r.Name + ".db.tar.gz", r.Name + ".files.tar.gz"} {
+			b, err := os.ReadFile(filepath.Join(dir, db))
+			must(t, err)
+			must(t, os.WriteFile(filepath.Join(dir, db+".old"), b, 0o644))
+		}
+	}
+	must(t, os.WriteFile(filepath.Join(root, "core", "os", "x86_64", "core.links.tar.gz"), []byte("not fetched"), 0o644))
+	for _, d := range []string{"iso/2026.11.01", "images/v20261101", "other/archboot", "sources/packages"} {
+		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+		must(t, os.WriteFile(filepath.Join(root, d, "README"), []byte(d+"\n"), 0o644))
+	}
+	return tr, repos
 }
 
 // Touch bumps lastupdate (and lastsync), as the upstream does when a database changed.
