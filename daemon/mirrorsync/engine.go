@@ -17,14 +17,14 @@ import (
 
 // Results a run ends with.
 const (
-	ResultRunning   = "running"
-	ResultUpToDate  = "up to date"
-	ResultSuccess   = "success"
+	ResultRunning  = "running"
+	ResultUpToDate = "up to date"
+	ResultSuccess  = "success"
 	// ResultIncomplete: files the databases name could not be fetched; what could be was
 	// published, lastupdate was not advanced, and the next sync tries again.
 	ResultIncomplete = "incomplete"
 	ResultFailed     = "failed"
-	ResultCancelled = "cancelled"
+	ResultCancelled  = "cancelled"
 )
 
 // Triggers: who asked for a run.
@@ -687,4 +687,3 @@ func (m *Manager) flags(extra ...string) []string {
 	}
 	return append(out, extra...)
 }
-

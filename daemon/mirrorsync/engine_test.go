@@ -290,7 +290,6 @@ func TestMirrorFollowsUpstream(t *testing.T) {
 		}
 	}
 
-
 	// Dropping a repo from the selection frees its space.
 	e.m.Config.Repos = []string{"core"}
 	run = e.sync(t, mirrorsync.Options{Force: true})

@@ -369,11 +369,11 @@ func TestHostileUpstream(t *testing.T) {
 	long := strings.Repeat("x", 200)
 	os.WriteFile(filepath.Join(tr.Root, "pool", "packages", "evil\nname.pkg.tar.zst"), []byte("x"), 0o644)
 	for name, target := range map[string]string{
-		"evil\nname.pkg.tar.zst":      "../../../pool/packages/evil\nname.pkg.tar.zst",
-		"abs.pkg.tar.zst":             "/etc/passwd",
-		"escape.pkg.tar.zst":          "../../../../../../etc/passwd",
-		"iso.pkg.tar.zst":             "../../../iso/2026.11.01/README",
-		"bell\a" + long + ".pkg":      "../../../pool/packages/x",
+		"evil\nname.pkg.tar.zst":     "../../../pool/packages/evil\nname.pkg.tar.zst",
+		"abs.pkg.tar.zst":            "/etc/passwd",
+		"escape.pkg.tar.zst":         "../../../../../../etc/passwd",
+		"iso.pkg.tar.zst":            "../../../iso/2026.11.01/README",
+		"bell\a" + long + ".pkg":     "../../../pool/packages/x",
 		"ok-but-escaping-target.sig": "../../../pool/../../x",
 	} {
 		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {

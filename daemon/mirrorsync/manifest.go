@@ -181,16 +181,16 @@ func (d *repoDir) poolRefs(refs map[string]bool) {
 // `amwi verify` on demand.
 type Report struct {
 	Repos        []string `json:"repos"`
-	Files        int      `json:"files"`           // package files the databases name, and their .sig files
-	Hashed       int64    `json:"hashed_bytes"`    // bytes read to compare %SHA256SUM% (verify --full)
-	Missing      int      `json:"missing"`         // named, but not there
-	WrongSize    int      `json:"wrong_size"`      // there, but not of the named size (truncated, changed)
-	Corrupt      int      `json:"corrupt"`         // of the right size, but not the named SHA-256 (verify --full)
-	Dangling     int      `json:"dangling"`        // links leading nowhere
-	Leftovers    int      `json:"leftovers"`       // staging leftovers of an interrupted sync
-	Unreferenced int      `json:"unreferenced"`    // files nothing names (verify only; the sync prunes them)
-	Refused      int      `json:"refused"`         // upstream entries refused: control characters, unsafe links
-	Problems     []string `json:"problems"`        // the first few, "path: what"
+	Files        int      `json:"files"`            // package files the databases name, and their .sig files
+	Hashed       int64    `json:"hashed_bytes"`     // bytes read to compare %SHA256SUM% (verify --full)
+	Missing      int      `json:"missing"`          // named, but not there
+	WrongSize    int      `json:"wrong_size"`       // there, but not of the named size (truncated, changed)
+	Corrupt      int      `json:"corrupt"`          // of the right size, but not the named SHA-256 (verify --full)
+	Dangling     int      `json:"dangling"`         // links leading nowhere
+	Leftovers    int      `json:"leftovers"`        // staging leftovers of an interrupted sync
+	Unreferenced int      `json:"unreferenced"`     // files nothing names (verify only; the sync prunes them)
+	Refused      int      `json:"refused"`          // upstream entries refused: control characters, unsafe links
+	Problems     []string `json:"problems"`         // the first few, "path: what"
 	Errors       []string `json:"errors,omitempty"` // what could not be checked at all
 }
 

@@ -55,9 +55,9 @@ var ErrDiskFull = errors.New("the disk is full")
 
 // BehindError is an upstream older than the mirror: syncing from it would roll back.
 type BehindError struct {
-	Upstream      string
-	By            time.Duration
-	Theirs, Ours  int64
+	Upstream     string
+	By           time.Duration
+	Theirs, Ours int64
 }
 
 func (e *BehindError) Error() string {
