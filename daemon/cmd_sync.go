@@ -221,6 +221,18 @@ func (p *progressPrinter) state(s mirrorsync.State) {
 	p.drawn = true
 }
 
+// line draws one progress line on a terminal (nothing otherwise).
+func (p *progressPrinter) line(s string) {
+	if !p.tty {
+		return
+	}
+	if len(s) > 120 {
+		s = s[:119] + "…"
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s", s)
+	p.drawn = true
+}
+
 func (p *progressPrinter) end() {
 	if p.drawn {
 		fmt.Fprint(p.w, "\r\033[K")

@@ -306,7 +306,45 @@ func (d *Daemon) health() map[string]error {
 	} else {
 		checks["mirror"] = nil
 	}
+	checks["sync"] = d.syncHealth()
+	checks["verify"] = d.verifyHealth()
 	return checks
+}
+
+// syncHealth says what the last finished sync left: a failed or incomplete one is
+// degraded (the mirror serves its last good state), with what is missing.
+func (d *Daemon) syncHealth() error {
+	h, err := d.syncer.History(5)
+	if err != nil {
+		return fmt.Errorf("sync history: %w", err)
+	}
+	for _, r := range h {
+		switch r.Result {
+		case mirrorsync.ResultRunning:
+			continue
+		case mirrorsync.ResultIncomplete:
+			return &web.Degraded{Reason: fmt.Sprintf("sync %d incomplete %s ago: %d files missing: %s", r.ID, d.Now().Sub(r.End).Round(time.Second), r.Missing, r.Error)}
+		case mirrorsync.ResultFailed:
+			return &web.Degraded{Reason: fmt.Sprintf("sync %d failed %s ago: %s", r.ID, d.Now().Sub(r.End).Round(time.Second), r.Error)}
+		}
+		if r.Check != nil && !r.Check.OK() {
+			return &web.Degraded{Reason: fmt.Sprintf("the mirror is incomplete: %d files missing or damaged", r.Check.Gaps()+r.Check.Leftovers)}
+		}
+		return nil
+	}
+	return nil
+}
+
+// verifyHealth reports damage the last `amwi verify` found, until a later sync.
+func (d *Daemon) verifyHealth() error {
+	v, err := d.syncer.LastVerification()
+	if err != nil || v == nil || v.Report.OK() {
+		return nil
+	}
+	if h, _ := d.syncer.History(1); len(h) > 0 && h[0].End.After(v.End) && h[0].Check != nil && h[0].Check.OK() && v.Report.Corrupt == 0 {
+		return nil // a later sync repaired what the sizes showed
+	}
+	return &web.Degraded{Reason: fmt.Sprintf("amwi verify found %d files missing or damaged %s ago (amwi verify --repair, then amwi sync)", v.Report.Gaps()+v.Report.Leftovers, d.Now().Sub(v.End).Round(time.Second))}
 }
 
 // count is the traffic hook; for now it keeps totals (the traffic stats issue stores more).

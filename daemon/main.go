@@ -41,6 +41,9 @@ Commands:
                    search the mirror's packages as pacman -Ss does
   bench [--country C] [--json]
                    measure the country's mirrors and rank them as upstreams
+  verify [--full] [--repair] [--json]
+                   check the mirror against its own databases: sizes, links,
+                     leftovers; --full also every package's SHA-256
   user add [--admin] NAME
                    create a dashboard user, the password read from stdin
   config check     validate the config file, listing every problem with its line
@@ -101,6 +104,8 @@ func Main(ctx context.Context, env Env) error {
 		return c.syncCmd(ctx, args[1:])
 	case "search":
 		return c.searchCmd(args[1:])
+	case "verify":
+		return c.verifyCmd(ctx, args[1:])
 	case "user":
 		return c.userCmd(args[1:])
 	case "bench":

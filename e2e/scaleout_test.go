@@ -319,8 +319,8 @@ func TestScaleOut(t *testing.T) {
 			links++
 		}
 	}
-	if links != 3 || got["lastupdate"] == "" || got["lastsync"] == "" || got["pool/packages"] != "dir" {
-		t.Errorf("secondary: %d symlinks into pool/ in core (want 3), lastupdate %q, lastsync %q", links, got["lastupdate"], got["lastsync"])
+	if links != 6 || got["lastupdate"] == "" || got["lastsync"] == "" || got["pool/packages"] != "dir" {
+		t.Errorf("secondary: %d symlinks into pool/ in core (want 3 packages and 3 .sig), lastupdate %q, lastsync %q", links, got["lastupdate"], got["lastsync"])
 	}
 	if b, _ := os.ReadFile(filepath.Join(secondary, "lastupdate")); strings.TrimSpace(string(b)) != strconv.FormatInt(tr.LastUpdate, 10) {
 		t.Errorf("secondary lastupdate %q, upstream's %d", b, tr.LastUpdate)

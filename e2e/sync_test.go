@@ -63,8 +63,8 @@ func TestSyncAloneThenPacman(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "mirror", "extra")); !os.IsNotExist(err) {
 		t.Errorf("extra/ fetched although repos = [\"core\"]")
 	}
-	if pool, _ := os.ReadDir(filepath.Join(dir, "mirror", "pool", "packages")); len(pool) != 3 {
-		t.Errorf("pool holds %d files, want core's 3", len(pool))
+	if pool, _ := os.ReadDir(filepath.Join(dir, "mirror", "pool", "packages")); len(pool) != 6 {
+		t.Errorf("pool holds %d files, want core's 3 packages and their .sig files", len(pool))
 	}
 	out, code = run(t, nil, nil, "-c", cfg, "sync")
 	if code != 0 || !strings.Contains(out, "sync 2: up to date") {
@@ -222,13 +222,9 @@ func TestKill9MidSync(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.wait(t, 10*time.Second)
-	// rsync's main process dies with the daemon (Pdeathsig); the helper it forked may
-	// not, and the next start stops it, as systemd's KillMode=control-group would.
+	// rsync, and the receiver it forked, die with the daemon (its guard kills them).
+	noRsyncWithin(t, rd.Addr, dir, 2*time.Second)
 	p2, base2 := serve(t, cfg)
-	if out, _ := exec.Command("pgrep", "-f", "rsync.*"+rd.Addr+".*"+dir).CombinedOutput(); len(out) > 0 {
-		ps, _ := exec.Command("ps", "-o", "pid,ppid,pgid,stat,args", "-p", strings.Join(strings.Fields(string(out)), ",")).CombinedOutput()
-		t.Errorf("rsync of the killed daemon still runs after the restart:\n%s\n%s", ps, p2.Output())
-	}
 	_, hist := apiSync(t, base2)
 	if len(hist) != 1 || hist[0]["result"] != "failed" || !strings.Contains(fmt.Sprint(hist[0]["error"]), "interrupted") {
 		t.Fatalf("after kill -9, history: %v", hist)
@@ -244,6 +240,83 @@ func TestKill9MidSync(t *testing.T) {
 			t.Errorf("%s differs from upstream after the recovery sync", f)
 		}
 	}
+}
+
+// noRsyncWithin fails t unless every rsync of upstream addr into dir ends within d.
+func noRsyncWithin(t *testing.T, addr, dir string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		out, _ := exec.Command("pgrep", "-f", "rsync.*"+addr+".*"+dir).CombinedOutput()
+		if len(out) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ps, _ := exec.Command("ps", "-o", "pid,ppid,pgid,stat,args", "-p", strings.Join(strings.Fields(string(out)), ",")).CombinedOutput()
+			t.Fatalf("rsync still runs %s after amwi was killed:\n%s", d, ps)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestKill9SyncAloneResumes: `amwi sync` (no daemon) killed with SIGKILL mid-transfer
+// takes its rsync with it at once; the next `amwi sync` keeps the packages the killed one
+// completed and fetches only the rest.
+func TestKill9SyncAloneResumes(t *testing.T) {
+	t.Parallel()
+	var bigs []archtest.Pkg
+	for i := 0; i < 4; i++ {
+		bigs = append(bigs, archtest.Pkg{Name: fmt.Sprintf("large%d", i), Version: "1-1", Desc: "large", PayloadSize: 1 << 20})
+	}
+	tr, rd := syncUpstream(t, bigs...)
+	dir := t.TempDir()
+	slow := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "bwlimit_kib = 768")
+	cmd := exec.Command(amwiBin, "-c", slow, "sync")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	complete := func() int {
+		n := 0
+		for _, b := range bigs {
+			if fi, err := os.Stat(filepath.Join(dir, "mirror", b.PoolPath())); err == nil && fi.Size() > 1<<20 {
+				n++
+			}
+		}
+		return n
+	}
+	for i := 0; complete() < 2; i++ {
+		if i > 2000 {
+			t.Fatal("two large packages never arrived")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	noRsyncWithin(t, rd.Addr, dir, time.Second)
+	have := complete()
+	// The upstream's side of the killed connection logs what it was sending when it
+	// notices; let it, before the second sync's log starts.
+	time.Sleep(time.Second)
+	rd.ClearLog(t)
+	fast := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "")
+	out, code := run(t, nil, nil, "-c", fast, "sync")
+	if code != 0 || !strings.Contains(out, "sync 2: done") {
+		t.Fatalf("sync after kill -9: exit %d\n%s", code, out)
+	}
+	refetched := 0
+	for _, f := range rd.Sent(t) {
+		if strings.HasPrefix(f, "pool/packages/large") && strings.HasSuffix(f, ".pkg.tar.zst") {
+			refetched++
+		}
+	}
+	if refetched != len(bigs)-have {
+		t.Errorf("the second sync fetched %d large packages; %d of %d were complete before the kill\n%s\n%v", refetched, have, len(bigs), out, rd.Sent(t))
+	}
+	hist, _ := exec.Command(amwiBin, "-c", fast, "verify").CombinedOutput()
+	if !strings.Contains(string(hist), "no problems") {
+		t.Errorf("amwi verify after the resumed sync:\n%s", hist)
+	}
+	_ = tr
 }
 
 // TestTwoSyncsAlone: with no daemon, a second `amwi sync` says which one holds the sync

@@ -15,6 +15,22 @@ type SyncService interface {
 	History(n int) ([]mirrorsync.Run, error)
 	Start(ctx context.Context, o mirrorsync.Options) error
 	Cancel() error
+	// LastVerification is the last `amwi verify` (nil: none yet).
+	LastVerification() (*mirrorsync.Verification, error)
+}
+
+// lastFinished is the newest run that has ended, or nil.
+func lastFinished(s SyncService) *mirrorsync.Run {
+	h, err := s.History(5)
+	if err != nil {
+		return nil
+	}
+	for i := range h {
+		if h[i].Result != mirrorsync.ResultRunning {
+			return &h[i]
+		}
+	}
+	return nil
 }
 
 var _ SyncService = (*mirrorsync.Manager)(nil)
@@ -31,10 +47,15 @@ func syncAPI(s SyncService, log interface{ Error(string, ...any) }) http.Handler
 		if hist == nil {
 			hist = []mirrorsync.Run{}
 		}
+		v, err := s.LastVerification()
+		if err != nil {
+			log.Error("api: last verification", "err", err)
+		}
 		writeJSON(w, http.StatusOK, struct {
-			State   mirrorsync.State `json:"state"`
-			History []mirrorsync.Run `json:"history"`
-		}{s.State(), hist})
+			State        mirrorsync.State         `json:"state"`
+			History      []mirrorsync.Run         `json:"history"`
+			Verification *mirrorsync.Verification `json:"verification"`
+		}{s.State(), hist, v})
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/amwi/amwi/daemon/mirrorsync"
 )
 
 // promMetrics is /metrics in Prometheus text format, for people who already run Grafana.
@@ -46,6 +48,40 @@ func newMetrics(o Options, active *Active) *promMetrics {
 		}
 		m.set.NewGauge("amwi_sync_last_duration_seconds", last(func(r runInfo) float64 { return r.seconds }))
 		m.set.NewGauge("amwi_sync_last_bytes", last(func(r runInfo) float64 { return r.bytes }))
+		finished := func(f func(r *mirrorsync.Run) float64) func() float64 {
+			return func() float64 {
+				if r := lastFinished(s); r != nil {
+					return f(r)
+				}
+				return 0
+			}
+		}
+		// 1 when the last finished sync left the mirror current and complete.
+		m.set.NewGauge("amwi_sync_last_ok", finished(func(r *mirrorsync.Run) float64 { return b2f(r.OK()) }))
+		// Files the mirror's databases name that the last sync's check found missing or
+		// damaged (0: complete).
+		m.set.NewGauge("amwi_mirror_problem_files", finished(func(r *mirrorsync.Run) float64 {
+			if r.Check == nil {
+				return 0
+			}
+			return float64(r.Check.Gaps() + r.Check.Leftovers)
+		}))
+		// The upstream's lastupdate the mirror is complete with (its freshness).
+		m.set.NewGauge("amwi_mirror_lastupdate_timestamp_seconds", func() float64 {
+			if t := mirrorStamp(o.MirrorRoot, "lastupdate"); !t.IsZero() {
+				return float64(t.Unix())
+			}
+			return 0
+		})
+		// Files the upstream's databases name that the last sync could not fetch.
+		m.set.NewGauge("amwi_sync_last_missing_files", finished(func(r *mirrorsync.Run) float64 { return float64(r.Missing) }))
+		// What the last `amwi verify` found.
+		m.set.NewGauge("amwi_verify_problem_files", func() float64 {
+			if v, err := s.LastVerification(); err == nil && v != nil {
+				return float64(v.Report.Gaps() + v.Report.Leftovers)
+			}
+			return 0
+		})
 	}
 	if o.Search != nil {
 		for _, repo := range o.Search.Index().Repos {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -21,8 +22,14 @@ type repoCount struct {
 }
 
 // readStamp reads lastupdate/lastsync from the mirror root (zero time when absent).
-func (u *ui) readStamp(name string) time.Time {
-	f, err := u.o.MirrorRoot.Open(name)
+func (u *ui) readStamp(name string) time.Time { return mirrorStamp(u.o.MirrorRoot, name) }
+
+// mirrorStamp reads lastupdate/lastsync from the mirror root (zero time when absent).
+func mirrorStamp(root *os.Root, name string) time.Time {
+	if root == nil {
+		return time.Time{}
+	}
+	f, err := root.Open(name)
 	if err != nil {
 		return time.Time{}
 	}
@@ -46,8 +53,11 @@ func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
 	d["Sync"] = dsync.State{}
 	if u.o.Sync != nil {
 		d["Sync"] = u.o.Sync.State()
-		if h, err := u.o.Sync.History(1); err == nil && len(h) > 0 {
-			d["LastRun"] = h[0]
+		if r := lastFinished(u.o.Sync); r != nil {
+			d["LastRun"] = *r
+		}
+		if v, err := u.o.Sync.LastVerification(); err == nil && v != nil {
+			d["Verification"] = v
 		}
 	}
 	d["Rate"], d["TodayBytes"], d["TodayRequests"] = 0.0, int64(0), int64(0)
@@ -85,6 +95,9 @@ func (u *ui) renderSync(w http.ResponseWriter, r *http.Request, v viewer, status
 		d["State"] = u.o.Sync.State()
 		if h, err := u.o.Sync.History(30); err == nil {
 			d["History"] = h
+		}
+		if v, err := u.o.Sync.LastVerification(); err == nil && v != nil {
+			d["Verification"] = v
 		}
 	}
 	if u.o.Settings != nil {

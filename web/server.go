@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -21,7 +22,8 @@ type Options struct {
 	SendTimeout time.Duration
 	Log         *slog.Logger
 	Now         func() time.Time
-	// Health returns named checks; any non-nil error makes /healthz answer 503.
+	// Health returns named checks: a *Degraded error makes /healthz say "degraded", any
+	// other non-nil error "failing" (503).
 	Health func() map[string]error
 	// OnTransfer sees every finished request (traffic accounting); may be nil.
 	OnTransfer func(Transfer)
@@ -109,6 +111,14 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
+// Degraded marks a health check's finding that leaves the mirror serving but not as it
+// should be (a sync that failed or left files out): /healthz then says "degraded" and
+// still answers 200, so load balancers keep sending clients; any other error is
+// "failing", 503.
+type Degraded struct{ Reason string }
+
+func (d *Degraded) Error() string { return d.Reason }
+
 func healthz(w http.ResponseWriter, checks func() map[string]error) {
 	out := struct {
 		Status string            `json:"status"`
@@ -116,17 +126,24 @@ func healthz(w http.ResponseWriter, checks func() map[string]error) {
 	}{Status: "ok", Checks: map[string]string{}}
 	if checks != nil {
 		for name, err := range checks() {
-			if err != nil {
-				out.Status = "failing"
-				out.Checks[name] = err.Error()
-			} else {
+			var d *Degraded
+			switch {
+			case err == nil:
 				out.Checks[name] = "ok"
+				continue
+			case errors.As(err, &d):
+				if out.Status == "ok" {
+					out.Status = "degraded"
+				}
+			default:
+				out.Status = "failing"
 			}
+			out.Checks[name] = err.Error()
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	if out.Status != "ok" {
+	if out.Status == "failing" {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	_ = json.NewEncoder(w).Encode(out)

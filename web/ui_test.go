@@ -33,6 +33,9 @@ func (f *fakeSync) Start(_ context.Context, o dsync.Options) error {
 	return nil
 }
 func (f *fakeSync) Cancel() error { return dsync.ErrNotRunning }
+func (f *fakeSync) LastVerification() (*dsync.Verification, error) {
+	return nil, nil
+}
 
 var _ SyncService = (*fakeSync)(nil)
 

@@ -102,6 +102,7 @@ type Run struct {
 	Verified      int      `json:"verified,omitempty"`  // new packages checked against %SHA256SUM%
 	Refused       int      `json:"refused,omitempty"`   // upstream entries refused (control characters, unsafe links)
 	HeldBack      []string `json:"held_back,omitempty"` // repos kept at their previous state (gaps)
+	Missing       int      `json:"missing,omitempty"`   // incomplete: files the upstream's databases name that could not be fetched
 	StderrTail    []string `json:"stderr_tail,omitempty"`
 	// Check is the mirror checked against its own databases at the end of the run.
 	Check *Report `json:"check,omitempty"`
@@ -274,7 +275,7 @@ func (m *Manager) Sync(ctx context.Context, o Options) (Run, error) {
 	switch {
 	case err == nil:
 	case errors.As(err, &inc):
-		run.Result, run.Error = ResultIncomplete, err.Error()
+		run.Result, run.Error, run.Missing = ResultIncomplete, err.Error(), inc.Gaps
 	case context.Cause(ctx) == errCancelled || errors.Is(err, errCancelled):
 		run.Result, run.Error = ResultCancelled, "cancelled"
 		if ctx.Err() != nil && context.Cause(ctx) == errCancelled {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/internal/archtest"
 )
@@ -525,6 +527,139 @@ func TestReplacedPackagesStayAWhile(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.mirror, oldVim.PoolPath())); err == nil {
 		t.Errorf("the replaced vim is still there two hours later")
+	}
+	consistent(t, e.mirror, selected)
+}
+
+// mountTmpfs mounts a tmpfs of size at dir for the test: a real small disk to fill.
+func mountTmpfs(t *testing.T, dir, size string) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Fatal("this test fills a real disk, a small tmpfs it mounts: run it as root (CI does, and make test-deps needs root too)")
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0755", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs at %s: %v %s", dir, err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+}
+
+func freeBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize)
+}
+
+// TestDiskFull: the disk fills up during the transfer (ENOSPC, on a real small
+// filesystem). The run fails saying the disk is full, leaves nothing half-written and the
+// previous mirror served and consistent; once there is room an ordinary sync completes.
+// Then: leftovers of an interrupted run are what fills the disk; the next sync removes
+// them before it checks the free space, and completes.
+func TestDiskFull(t *testing.T) {
+	tr, rd := realUpstream(t)
+	e := newEnv(t, selected, rd.URL)
+	mountTmpfs(t, e.mirror, "16m")
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("initial sync: %s %s", run.Result, run.Error)
+	}
+	before := stamp(t, filepath.Join(e.mirror, "lastupdate"))
+	huge := archtest.Pkg{Name: "huge", Desc: "fills the disk", PayloadSize: 4 << 20}
+	tr.AddPackages(t, "extra", huge)
+
+	e.m.Config.BWLimitKiB = 1024
+	filler := filepath.Join(e.mirror, "filler")
+	done := make(chan mirrorsync.Run)
+	go func() { done <- e.sync(t, mirrorsync.Options{}) }()
+	waitRunning(t, e.m)
+	time.Sleep(300 * time.Millisecond)
+	// Leave 1 MiB: the 4 MiB package cannot fit.
+	if err := os.WriteFile(filler, make([]byte, freeBytes(t, e.mirror)-1<<20), 0o644); err != nil {
+		t.Fatalf("fill the disk: %v", err)
+	}
+	run := <-done
+	if run.Result != mirrorsync.ResultFailed || !strings.Contains(run.Error, "disk is full") {
+		t.Fatalf("run that filled the disk: %s %q\n%s", run.Result, run.Error, e.logs)
+	}
+	if got := stamp(t, filepath.Join(e.mirror, "lastupdate")); got != before {
+		t.Errorf("lastupdate advanced by a run that filled the disk")
+	}
+	if _, err := os.Lstat(filepath.Join(e.mirror, "extra", "os", "x86_64", huge.FileName())); err == nil {
+		t.Errorf("extra was published without room for its package")
+	}
+	consistent(t, e.mirror, selected)
+
+	os.Remove(filler)
+	e.m.Config.BWLimitKiB = 0
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("after making room: %s %s", run.Result, run.Error)
+	}
+	equalsUpstream(t, tr.Root, e.mirror, selected...)
+	consistent(t, e.mirror, selected)
+
+	// An interrupted run's leftovers fill the disk below sync.min_free_gib.
+	tr.AddPackages(t, "extra", archtest.Pkg{Name: "medium", Desc: "1 MiB", PayloadSize: 1 << 20})
+	for _, d := range []string{filepath.Join(e.mirror, "extra", "os", "x86_64", ".~tmp~"), filepath.Join(e.mirror, ".amwi", "tmp")} {
+		os.MkdirAll(d, 0o755)
+	}
+	free := freeBytes(t, e.mirror)
+	os.WriteFile(filepath.Join(e.mirror, "extra", "os", "x86_64", ".~tmp~", "extra.db.tar.gz"), make([]byte, free/2), 0o644)
+	os.WriteFile(filepath.Join(e.mirror, ".amwi", "tmp", ".huge.pkg.tar.zst.Ab12Cd"), make([]byte, free/2-64<<10), 0o644)
+	e.m.Config.MinFreeBytes = 2 << 20
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("with leftovers filling the disk: %s %s", run.Result, run.Error)
+	}
+	equalsUpstream(t, tr.Root, e.mirror, selected...)
+	consistent(t, e.mirror, selected)
+}
+
+// TestVerifyFindsDamage: an SD card truncates one package and flips a bit in another.
+// Verify (sizes) finds the truncated one, --full also the flipped one, and strays count as
+// unreferenced; once the damaged files are removed, an ordinary sync (upstream unchanged)
+// repairs the mirror.
+func TestVerifyFindsDamage(t *testing.T) {
+	_, rd := realUpstream(t)
+	e := newEnv(t, selected, rd.URL)
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("initial sync: %+v", run)
+	}
+	_, repos := archtest.Realistic(t, t.TempDir())
+	truncated := filepath.Join(e.mirror, repos[1].Pkgs[3].PoolPath()) // bigdata
+	flipped := filepath.Join(e.mirror, repos[0].Pkgs[0].PoolPath())   // glibc
+	fi, _ := os.Stat(truncated)
+	os.Truncate(truncated, fi.Size()/2)
+	b, _ := os.ReadFile(flipped)
+	b[len(b)-100] ^= 1
+	os.WriteFile(flipped, b, 0o644)
+	os.WriteFile(filepath.Join(e.mirror, "pool", "packages", "stray-1-1-x86_64.pkg.tar.zst"), []byte("x"), 0o644)
+
+	rep, err := mirrorsync.Verify(context.Background(), e.mirror, selected, mirrorsync.VerifyOptions{})
+	if err != nil || rep.WrongSize != 1 || rep.Corrupt != 0 || rep.Unreferenced != 1 || rep.OK() {
+		t.Fatalf("verify (sizes): %v %+v", err, rep)
+	}
+	var damaged []string
+	var last mirrorsync.VerifyProgress
+	rep, err = mirrorsync.Verify(context.Background(), e.mirror, selected, mirrorsync.VerifyOptions{Full: true,
+		OnDamaged: func(p string) { damaged = append(damaged, p) },
+		Progress:  func(p mirrorsync.VerifyProgress) { last = p }})
+	if err != nil || rep.WrongSize != 1 || rep.Corrupt != 1 || len(damaged) != 2 {
+		t.Fatalf("verify --full: %v %+v, damaged %v", err, rep, damaged)
+	}
+	if last.Files != last.TotalFiles || last.TotalFiles == 0 || rep.Hashed == 0 {
+		t.Errorf("progress at the end: %+v, hashed %d", last, rep.Hashed)
+	}
+	if !strings.Contains(strings.Join(rep.Problems, "\n"), "SHA-256 differs") {
+		t.Errorf("problems do not name the corrupt file: %v", rep.Problems)
+	}
+	for _, p := range damaged {
+		os.Remove(p)
+	}
+	// Upstream did not change: the sync finds the mirror current but incomplete, and
+	// fetches what is missing.
+	run := e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("repairing sync: %s %s", run.Result, run.Error)
 	}
 	consistent(t, e.mirror, selected)
 }

@@ -192,6 +192,9 @@ type Report struct {
 	Refused      int      `json:"refused"`          // upstream entries refused: control characters, unsafe links
 	Problems     []string `json:"problems"`         // the first few, "path: what"
 	Errors       []string `json:"errors,omitempty"` // what could not be checked at all
+
+	onDamaged func(path string) // VerifyOptions.OnDamaged
+	onFile    func(f dbFile)    // after each named file, for progress
 }
 
 // maxProblems bounds Report.Problems: a record or an API answer stays a few KiB.
@@ -276,6 +279,9 @@ func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]i
 			addNeed(need, p, f.size)
 		case st.Size() != f.size:
 			r.WrongSize++
+			if r.onDamaged != nil {
+				r.onDamaged(filepath.Join(root, filepath.FromSlash(p)))
+			}
 			r.problem(prefix+f.name, fmt.Sprintf("%d bytes, the database says %d", st.Size(), f.size))
 			addNeed(need, p, f.size)
 		case hash != nil && f.hasSum:
@@ -286,8 +292,14 @@ func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]i
 				r.problem(prefix+f.name, "unreadable: "+err.Error())
 			} else if !ok {
 				r.Corrupt++
+				if r.onDamaged != nil {
+					r.onDamaged(filepath.Join(root, filepath.FromSlash(p)))
+				}
 				r.problem(prefix+f.name, "SHA-256 differs from the database's")
 			}
+		}
+		if r.onFile != nil {
+			r.onFile(f)
 		}
 		sig := f.name + ".sig"
 		if _, isLink := d.links[sig]; !isLink {

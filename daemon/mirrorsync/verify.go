@@ -24,6 +24,9 @@ type VerifyOptions struct {
 	Full bool
 	// Progress, when set, is called every ~250 ms and at the end.
 	Progress func(VerifyProgress)
+	// OnDamaged, when set, gets the path of every package file of the wrong size or (Full)
+	// the wrong SHA-256: what `amwi verify --repair` removes.
+	OnDamaged func(path string)
 	// Keep are mirror-relative paths (links, pool files) not counted as unreferenced: the
 	// packages a sync replaced and keeps for a while (Retired).
 	Keep []string
@@ -77,7 +80,7 @@ func Verify(ctx context.Context, root string, repos []string, o VerifyOptions) (
 }
 
 func verify(ctx context.Context, root string, repos []string, o VerifyOptions) (*Report, error) {
-	rep := &Report{}
+	rep := &Report{onDamaged: o.OnDamaged}
 	refs := map[string]bool{}
 	keep := map[string]bool{}
 	for _, p := range o.Keep {
@@ -124,27 +127,21 @@ func verify(ctx context.Context, root string, repos []string, o VerifyOptions) (
 	} else {
 		close(ticked)
 	}
+	rep.onFile = func(f dbFile) {
+		files.Add(1)
+		bytes.Add(f.size)
+	}
 	var hash hashFunc
 	if o.Full {
 		hash = func(path string, f dbFile) (bool, int64, error) {
 			if err := ctx.Err(); err != nil {
 				return false, 0, err
 			}
-			ok, n, err := sha256File(path, f)
-			bytes.Add(n)
-			return ok, n, err
+			return sha256File(path, f)
 		}
 	}
 	for _, d := range dirs {
-		counted := func(path string, f dbFile) (bool, int64, error) {
-			files.Add(1)
-			if hash == nil {
-				bytes.Add(f.size)
-				return true, 0, nil
-			}
-			return hash(path, f)
-		}
-		d.check(root, rep, counted, nil)
+		d.check(root, rep, hash, nil)
 		if err := ctx.Err(); err != nil {
 			close(stop)
 			<-ticked
@@ -279,7 +276,13 @@ func SaveVerification(stateDir string, v Verification) error {
 	return writeFileAtomic(filepath.Join(stateDir, VerifyFile), append(b, '\n'), 0o640)
 }
 
-// LastVerification reads the last verification's record; nil when there was none.
+// LastVerification is the last `amwi verify`'s record; nil when there was none.
+func (m *Manager) LastVerification() (*Verification, error) {
+	return LastVerification(m.Config.StateDir)
+}
+
+// LastVerification reads the last verification's record in stateDir; nil when there was
+// none.
 func LastVerification(stateDir string) (*Verification, error) {
 	f, err := os.Open(filepath.Join(stateDir, VerifyFile))
 	if errors.Is(err, fs.ErrNotExist) {

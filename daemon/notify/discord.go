@@ -25,7 +25,9 @@ import (
 const (
 	KindStarted   = "started"
 	KindSucceeded = "succeeded"
-	KindFailed    = "failed"
+	// KindIncomplete: the sync ended, but files its databases name could not be fetched.
+	KindIncomplete = "incomplete"
+	KindFailed     = "failed"
 )
 
 // What started a sync.
@@ -37,14 +39,14 @@ const (
 
 // SyncEvent is what the sync engine reports.
 type SyncEvent struct {
-	Kind                    string        // KindStarted, KindSucceeded or KindFailed
+	Kind                    string        // KindStarted, KindSucceeded, KindIncomplete or KindFailed
 	Trigger                 string        // TriggerSchedule, TriggerCLI or TriggerWeb
 	Upstream                string        // rsync URL of the upstream used; shown, it holds no secret
 	Duration                time.Duration // for succeeded and failed
 	Bytes                   int64         // bytes received
 	Files                   int           // files transferred
 	Added, Updated, Removed int           // packages changed (0 when unknown)
-	Reason                  string        // for failed: one line
+	Reason                  string        // for failed and incomplete: one line
 	LogTail                 []string      // for failed: rsync's last stderr lines; the last 10 are shown
 }
 
@@ -79,10 +81,11 @@ const (
 )
 
 const (
-	colourBlue  = 0x3498db
-	colourGreen = 0x2ecc71
-	colourRed   = 0xe74c3c
-	colourGrey  = 0x95a5a6
+	colourBlue   = 0x3498db
+	colourGreen  = 0x2ecc71
+	colourRed    = 0xe74c3c
+	colourGrey   = 0x95a5a6
+	colourOrange = 0xe67e22
 )
 
 // Discord posts sync events to a Discord webhook. A nil *Discord does nothing, so the
@@ -441,6 +444,8 @@ func colour(kind string) int {
 		return colourBlue
 	case KindSucceeded:
 		return colourGreen
+	case KindIncomplete:
+		return colourOrange
 	case KindFailed:
 		return colourRed
 	}
