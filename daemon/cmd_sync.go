@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,14 +52,23 @@ func (c *cli) syncCmd(ctx context.Context, args []string) error {
 		b, _ := io.ReadAll(resp.Body)
 		return fmt.Errorf("daemon: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	// Ctrl-C while our run goes on: ask the daemon to cancel it, then keep reading for the
-	// run's record. (Not once we have our answer: the daemon's sync is not ours then.)
+	// Ctrl-C while our run goes on: ask the daemon to cancel it (by its id: never another
+	// client's run), then keep reading for the run's record. Not before the daemon said
+	// which run is ours, nor once we have our answer.
 	finished := make(chan struct{})
 	defer close(finished)
+	ours := make(chan uint64, 1)
 	go func() {
 		select {
 		case <-ctx.Done():
-			c.cancelSync(context.Background(), client)
+		case <-finished:
+			return
+		}
+		// Ctrl-C: cancel our run as soon as we know which it is. (Cancelling by id, a run
+		// that has just ended, or anyone else's, is never hit.)
+		select {
+		case id := <-ours:
+			c.cancelRun(context.Background(), client, id)
 		case <-finished:
 		}
 	}()
@@ -71,6 +81,8 @@ func (c *cli) syncCmd(ctx context.Context, args []string) error {
 			return fmt.Errorf("daemon sent %q: %w", sc.Text(), err)
 		}
 		switch {
+		case msg.Started != 0:
+			ours <- msg.Started
 		case msg.State != nil:
 			pr.state(*msg.State)
 		case msg.Error != "":
@@ -86,7 +98,12 @@ func (c *cli) syncCmd(ctx context.Context, args []string) error {
 }
 
 func (c *cli) cancelSync(ctx context.Context, client *http.Client) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://amwi/sync/cancel", nil)
+	return c.cancelRun(ctx, client, 0)
+}
+
+// cancelRun asks the daemon to cancel run id (0: whichever runs).
+func (c *cli) cancelRun(ctx context.Context, client *http.Client, id uint64) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://amwi/sync/cancel?run="+strconv.FormatUint(id, 10), nil)
 	resp, err := client.Do(req)
 	if err != nil {
 		if daemonAbsent(err) {

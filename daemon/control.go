@@ -26,9 +26,12 @@ const ControlSocket = "amwi.sock"
 // controlMsg is one line of the NDJSON stream POST /sync answers with.
 type controlMsg struct {
 	State *mirrorsync.State `json:"state,omitempty"`
-	Run   *mirrorsync.Run   `json:"run,omitempty"`
-	Error string            `json:"error,omitempty"`
-	Busy  bool              `json:"busy,omitempty"`
+	// Started is the id of the run this request started: the only one its client may
+	// cancel.
+	Started uint64          `json:"started,omitempty"`
+	Run     *mirrorsync.Run `json:"run,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	Busy    bool            `json:"busy,omitempty"`
 }
 
 // listenControl opens the control socket. A leftover socket file is removed: we hold the
@@ -104,7 +107,8 @@ func controlHandler(ctx context.Context, m *mirrorsync.Manager, a *auth.Service,
 		writeJSON(w, http.StatusOK, map[string]any{"state": m.State(), "history": hist})
 	})
 	mux.HandleFunc("POST /sync/cancel", func(w http.ResponseWriter, r *http.Request) {
-		if err := m.Cancel(); err != nil {
+		id, _ := strconv.ParseUint(r.URL.Query().Get("run"), 10, 64)
+		if err := m.CancelRun(id); err != nil {
 			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 			return
 		}
@@ -123,6 +127,8 @@ func controlHandler(ctx context.Context, m *mirrorsync.Manager, a *auth.Service,
 			err error
 		}
 		done := make(chan result, 1)
+		started := make(chan uint64, 1)
+		o.Started = func(id uint64) { started <- id }
 		// The run belongs to the daemon, not to this connection: a client that goes away
 		// does not stop it (`amwi sync` cancels explicitly on Ctrl-C).
 		go func() {
@@ -136,6 +142,9 @@ func controlHandler(ctx context.Context, m *mirrorsync.Manager, a *auth.Service,
 			select {
 			case s := <-states:
 				enc.Encode(controlMsg{State: &s})
+				rc.Flush()
+			case id := <-started:
+				enc.Encode(controlMsg{Started: id})
 				rc.Flush()
 			case res := <-done:
 				msg := controlMsg{Run: &res.run}

@@ -288,6 +288,9 @@ func (d *Daemon) mirrorDiskBusy() (float64, error) {
 	return s.Disk.BusyPercent, nil
 }
 
+// maxRecordedChanges bounds the package changes a run's record lists (per kind).
+const maxRecordedChanges = 50
+
 // reindex rebuilds the search index after a sync and returns what changed, for the run's
 // record.
 func (d *Daemon) reindex(mirrorsync.Run) json.RawMessage {
@@ -295,7 +298,7 @@ func (d *Daemon) reindex(mirrorsync.Run) json.RawMessage {
 	if err != nil {
 		d.Log.Warn("search: reindex after sync", "err", err)
 	}
-	b, _ := json.Marshal(ch)
+	b, _ := json.Marshal(ch.Bounded(maxRecordedChanges))
 	return b
 }
 

@@ -56,7 +56,7 @@ func syncEvent(e mirrorsync.Event) notify.SyncEvent {
 		Bytes: r.Stats.BytesReceived, Files: r.Stats.FilesTransferred, Reason: r.Error, LogTail: r.StderrTail}
 	var ch search.Changes
 	if json.Unmarshal(r.Changes, &ch) == nil {
-		n.Added, n.Updated, n.Removed = len(ch.Added), len(ch.Updated), len(ch.Removed)
+		n.Added, n.Updated, n.Removed = ch.AddedN(), ch.UpdatedN(), ch.RemovedN()
 	}
 	if n.Upstream == "" && len(r.Attempts) > 0 {
 		n.Upstream = r.Attempts[len(r.Attempts)-1].Upstream

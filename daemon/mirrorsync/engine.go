@@ -233,6 +233,9 @@ type Options struct {
 	Trigger string
 	Force   bool // skip the lastupdate gate
 	Wait    bool // queue behind a running sync instead of failing with ErrBusy
+	// Started, when set, is told the run's id once it is registered: a caller that must
+	// cancel only its own run (amwi sync on Ctrl-C) learns which one that is.
+	Started func(id uint64)
 }
 
 // Sync runs one sync and returns its record. The error is nil when the run happened
@@ -266,6 +269,9 @@ func (m *Manager) Sync(ctx context.Context, o Options) (Run, error) {
 	lock.describe(run)
 	m.save(run)
 	m.publish()
+	if o.Started != nil {
+		o.Started(id)
+	}
 
 	tail := newLineRing(tailLines)
 	err = m.do(ctx, &run, tail)
@@ -288,6 +294,10 @@ func (m *Manager) Sync(ctx context.Context, o Options) (Run, error) {
 	}
 	if len(run.Error) > maxErrorLen {
 		run.Error = run.Error[:maxErrorLen] + "…"
+	}
+	if run.Check == nil && run.Result != ResultRunning {
+		// Whatever the run's end, it says in what state it leaves the mirror.
+		run.Check = m.checkLive()
 	}
 	var re *RsyncError
 	if errors.As(err, &re) {
@@ -381,10 +391,14 @@ func (m *Manager) Start(ctx context.Context, o Options) error {
 }
 
 // Cancel stops the running sync: rsync gets SIGTERM, then SIGKILL after the grace period.
-func (m *Manager) Cancel() error {
+func (m *Manager) Cancel() error { return m.CancelRun(0) }
+
+// CancelRun stops the running sync if it is run id (0: whichever runs); another run is
+// left alone with ErrNotRunning.
+func (m *Manager) CancelRun(id uint64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cancel == nil {
+	if m.cancel == nil || (id != 0 && m.state.RunID != id) {
 		return ErrNotRunning
 	}
 	m.cancel()

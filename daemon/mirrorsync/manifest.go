@@ -210,9 +210,16 @@ func (r *Report) OK() bool { return r.Gaps() == 0 && r.Leftovers == 0 }
 
 func (r *Report) problem(p, what string) {
 	if len(r.Problems) < maxProblems {
-		r.Problems = append(r.Problems, p+": "+what)
+		s := p + ": " + what
+		if len(s) > maxProblemLen {
+			s = s[:maxProblemLen] + "…"
+		}
+		r.Problems = append(r.Problems, s)
 	}
 }
+
+// maxProblemLen bounds one problem's text (a path is at most a few hundred bytes).
+const maxProblemLen = 300
 
 func (r *Report) failed(repo string, err error) {
 	if len(r.Errors) < maxProblems {

@@ -111,6 +111,11 @@ func TestRepoAdd(t *testing.T) {
 				Groups:    in.Groups, Licenses: in.Licenses, Replaces: in.Replaces, Conflicts: in.Conflicts,
 				Provides: in.Provides, Depends: in.Depends, OptDepends: in.OptDepends,
 			}
+			// archtest puts a .sig beside every package, which repo-add embeds.
+			if p.PGPSig == "" {
+				t.Errorf("%s: no %%PGPSIG%% although a .sig was beside the package", in.Name)
+			}
+			want.PGPSig = p.PGPSig
 			if !reflect.DeepEqual(p, want) {
 				t.Errorf("got  %+v\nwant %+v", p, want)
 			}

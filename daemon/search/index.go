@@ -380,10 +380,27 @@ type Changes struct {
 	Added   []Change `json:"added"`
 	Updated []Change `json:"updated"`
 	Removed []Change `json:"removed"`
+	// The whole counts, when Bounded cut the lists.
+	NAdded   int `json:"n_added,omitempty"`
+	NUpdated int `json:"n_updated,omitempty"`
+	NRemoved int `json:"n_removed,omitempty"`
 }
 
 // Empty reports no change.
-func (c Changes) Empty() bool { return len(c.Added)+len(c.Updated)+len(c.Removed) == 0 }
+func (c Changes) Empty() bool { return c.AddedN()+c.UpdatedN()+c.RemovedN() == 0 }
+
+// AddedN, UpdatedN and RemovedN count the changes, also those Bounded left out.
+func (c Changes) AddedN() int   { return max(c.NAdded, len(c.Added)) }
+func (c Changes) UpdatedN() int { return max(c.NUpdated, len(c.Updated)) }
+func (c Changes) RemovedN() int { return max(c.NRemoved, len(c.Removed)) }
+
+// Bounded keeps at most n entries of each list, and the whole counts: a sync's record
+// stays a few KiB however much the upstream changed (a first sync adds everything).
+func (c Changes) Bounded(n int) Changes {
+	c.NAdded, c.NUpdated, c.NRemoved = c.AddedN(), c.UpdatedN(), c.RemovedN()
+	c.Added, c.Updated, c.Removed = c.Added[:min(n, len(c.Added))], c.Updated[:min(n, len(c.Updated))], c.Removed[:min(n, len(c.Removed))]
+	return c
+}
 
 // Diff lists what changed from old to new.
 func Diff(old, new *Index) Changes {

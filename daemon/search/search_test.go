@@ -2,6 +2,8 @@ package search_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -305,5 +307,24 @@ func TestWatchReloadsOnChange(t *testing.T) {
 			t.Fatal("index did not pick up the changed core.db")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestChangesBounded: a run's record keeps a few changes of each kind and the whole counts.
+func TestChangesBounded(t *testing.T) {
+	var c search.Changes
+	for i := 0; i < 500; i++ {
+		c.Added = append(c.Added, search.Change{Repo: "extra", Name: fmt.Sprint("p", i)})
+	}
+	c.Removed = []search.Change{{Repo: "core", Name: "gone"}}
+	b := c.Bounded(50)
+	if len(b.Added) != 50 || b.AddedN() != 500 || b.RemovedN() != 1 || len(b.Removed) != 1 || b.UpdatedN() != 0 || b.Empty() {
+		t.Fatalf("bounded: %d/%d added, %d/%d removed", len(b.Added), b.AddedN(), len(b.Removed), b.RemovedN())
+	}
+	js, _ := json.Marshal(b)
+	var back search.Changes
+	json.Unmarshal(js, &back)
+	if back.AddedN() != 500 || len(js) > 8<<10 {
+		t.Errorf("round trip: %d added, %d bytes", back.AddedN(), len(js))
 	}
 }
