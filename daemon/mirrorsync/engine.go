@@ -180,6 +180,8 @@ type Manager struct {
 	kick   chan struct{} // a run ended: re-plan the schedule
 	lock   *fileLock     // held by the running sync
 	next   *Config       // settings changed: takes effect at the next run
+	// phaseSince is when the current phase began (debug log of phase times).
+	phaseSince time.Time
 }
 
 // SetConfig changes the settings from the next run on (a running sync keeps the ones it
@@ -468,7 +470,15 @@ func (m *Manager) publish() {
 
 func (m *Manager) update(f func(*State)) {
 	m.mu.Lock()
+	before := m.state.Phase
 	f(&m.state)
+	if m.state.Phase != before {
+		now := m.now()
+		if before != "" {
+			m.Log.Debug("sync: phase done", "phase", before, "took", now.Sub(m.phaseSince).Round(time.Millisecond))
+		}
+		m.phaseSince = now
+	}
 	m.mu.Unlock()
 	m.publish()
 }

@@ -151,6 +151,7 @@ func (w *phaseWrapper) runWith(t *testing.T, e *env, change func()) mirrorsync.R
 // per position. After every run the mirror is consistent, and one ordinary sync later it
 // equals the upstream.
 func TestUpstreamChangesAtEveryPhase(t *testing.T) {
+	t.Parallel()
 	vim2 := archtest.Pkg{Name: "vim", Version: "9.1.0900-1", Desc: "Vi Improved", Depends: []string{"glibc"}}
 	vim3 := archtest.Pkg{Name: "vim", Version: "9.1.0950-1", Desc: "Vi Improved", Depends: []string{"glibc"}}
 	nano := archtest.Pkg{Name: "nano", Version: "8.2-1", Desc: "small editor", Pool: "community"}
@@ -205,6 +206,7 @@ func TestUpstreamChangesAtEveryPhase(t *testing.T) {
 // says incomplete (not success), keeps the repo at its previous, complete state, does not
 // advance lastupdate, notifies; once upstream has the file, an ordinary sync completes.
 func TestGapIsIncomplete(t *testing.T) {
+	t.Parallel()
 	tr, rd := realUpstream(t)
 	e := newEnv(t, selected, rd.URL)
 	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
@@ -252,6 +254,7 @@ func TestGapIsIncomplete(t *testing.T) {
 // TestFirstSyncWithGap: with nothing published yet, a repo with a gap is published (better
 // than nothing) and the run and its check say what is missing.
 func TestFirstSyncWithGap(t *testing.T) {
+	t.Parallel()
 	tr, rd := realUpstream(t)
 	_, repos := archtest.Realistic(t, t.TempDir())
 	os.Remove(filepath.Join(tr.Root, repos[1].Pkgs[2].PoolPath())) // hello
@@ -272,6 +275,7 @@ func TestFirstSyncWithGap(t *testing.T) {
 // database's %SHA256SUM% says. It is fetched twice, then the run fails naming it; the
 // mirror stays as it was.
 func TestChecksumMismatch(t *testing.T) {
+	t.Parallel()
 	tr, rd := realUpstream(t)
 	e := newEnv(t, selected, rd.URL)
 	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
@@ -312,6 +316,7 @@ func TestChecksumMismatch(t *testing.T) {
 // the mirror's is refused with how far behind it is, and the mirror does not roll back;
 // --force overrides, and so does a deliberate change of sync.upstream.
 func TestOlderUpstreamRefused(t *testing.T) {
+	t.Parallel()
 	oldRoot := filepath.Join(t.TempDir(), "old")
 	oldTree, _ := archtest.Realistic(t, oldRoot)
 	old := archtest.StartRsyncd(t, oldRoot)
@@ -366,6 +371,7 @@ func TestOlderUpstreamRefused(t *testing.T) {
 // time are refused with a short message; nothing upstream sends makes a record or a log
 // line large.
 func TestHostileUpstream(t *testing.T) {
+	t.Parallel()
 	tr, rd := realUpstream(t)
 	dir := filepath.Join(tr.Root, "extra", "os", "x86_64")
 	long := strings.Repeat("x", 200)
@@ -439,6 +445,7 @@ func TestHostileUpstream(t *testing.T) {
 // it fetched; the next run fetches only the rest, and checks the SHA-256 of what the
 // stopped run could not.
 func TestResumeKeepsFetchedPackages(t *testing.T) {
+	t.Parallel()
 	root := filepath.Join(t.TempDir(), "up")
 	var pkgs []archtest.Pkg
 	for i := 0; i < 4; i++ {
@@ -504,6 +511,7 @@ func TestResumeKeepsFetchedPackages(t *testing.T) {
 // while (a pacman that read the old database a moment ago still gets them), and a later
 // run removes them.
 func TestReplacedPackagesStayAWhile(t *testing.T) {
+	t.Parallel()
 	tr, rd := realUpstream(t)
 	e := newEnv(t, selected, rd.URL)
 	now := time.Now()
@@ -558,6 +566,7 @@ func freeBytes(t *testing.T, dir string) int64 {
 // Then: leftovers of an interrupted run are what fills the disk; the next sync removes
 // them before it checks the free space, and completes.
 func TestDiskFull(t *testing.T) {
+	t.Parallel()
 	tr, rd := realUpstream(t)
 	e := newEnv(t, selected, rd.URL)
 	mountTmpfs(t, e.mirror, "16m")
@@ -619,6 +628,7 @@ func TestDiskFull(t *testing.T) {
 // unreferenced; once the damaged files are removed, an ordinary sync (upstream unchanged)
 // repairs the mirror.
 func TestVerifyFindsDamage(t *testing.T) {
+	t.Parallel()
 	_, rd := realUpstream(t)
 	e := newEnv(t, selected, rd.URL)
 	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {

@@ -9,10 +9,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/amwi/amwi/daemon/repodb"
 )
@@ -37,7 +41,7 @@ type repoDir struct {
 	repo  string
 	dir   string            // on disk
 	files []dbFile          // named by the database
-	links map[string]string // every symlink: name → target
+	links map[string]string // every symlink: name → the mirror-relative path it leads to ("" when not resolved)
 	regs  map[string]int64  // every regular file: name → size
 	bad   []string          // the first entries refused (control characters, unsafe links), quoted
 	nBad  int               // how many were refused
@@ -56,8 +60,11 @@ func (d *repoDir) refuse(quoted string) {
 // dbName is the repo's database link, e.g. core.db.
 func dbName(repo string) string { return repo + ".db" }
 
-// readRepoDir reads dir, the os/x86_64 directory of repo, and the database in it.
-func readRepoDir(dir, repo string) (*repoDir, error) {
+// readRepoDir reads dir, the os/x86_64 directory of repo, and the database in it. With
+// resolve, every link is read and checked (upstream's staged dirs: unsafe links are
+// refused); without, links are only followed when checked (the live dirs, whose links
+// were checked when they were staged), which saves a readlink per package.
+func readRepoDir(dir, repo string, resolve bool) (*repoDir, error) {
 	d := &repoDir{repo: repo, dir: dir, links: map[string]string{}, regs: map[string]int64{}}
 	des, err := os.ReadDir(dir)
 	if err != nil {
@@ -71,17 +78,20 @@ func readRepoDir(dir, repo string) (*repoDir, error) {
 			continue
 		}
 		switch {
+		case de.Type()&fs.ModeSymlink != 0 && !resolve:
+			d.links[name] = ""
 		case de.Type()&fs.ModeSymlink != 0:
 			t, err := os.Readlink(filepath.Join(dir, name))
 			if err != nil {
 				return nil, err
 			}
-			if _, ok := linkTarget(repo, t); !ok {
+			p, ok := linkTarget(repo, t)
+			if !ok {
 				d.refuse(quoteName(repo+"/os/"+arch+"/"+name) + " -> " + quoteName(t))
 				d.badNames = append(d.badNames, name)
 				continue
 			}
-			d.links[name] = t
+			d.links[name] = p
 		case de.Type().IsRegular():
 			fi, err := de.Info()
 			if err != nil {
@@ -168,10 +178,10 @@ func quoteName(s string) string {
 	return q
 }
 
-// poolRefs adds to refs the pool files the directory's links lead to.
+// poolRefs adds to refs the pool files the directory's (resolved) links lead to.
 func (d *repoDir) poolRefs(refs map[string]bool) {
-	for _, t := range d.links {
-		if p, ok := linkTarget(d.repo, t); ok && strings.HasPrefix(p, "pool/") {
+	for _, p := range d.links {
+		if strings.HasPrefix(p, "pool/") {
 			refs[p] = true
 		}
 	}
@@ -263,7 +273,7 @@ type hashFunc func(path string, f dbFile) (ok bool, n int64, err error)
 // check compares the directory with its database, reading the mirror under root: every
 // named file and its .sig must lead to a regular file (of the named size), and every link
 // must lead somewhere. need, when not nil, collects the pool files that are missing or of
-// the wrong size (what a sync must fetch).
+// the wrong size (what a sync must fetch; it needs resolved links).
 func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]int64) {
 	r.Repos = append(r.Repos, d.repo)
 	r.Refused += d.nBad
@@ -271,69 +281,99 @@ func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]i
 		r.problem(n, "refused (control characters or an unsafe link)")
 	}
 	prefix := d.repo + "/os/" + arch + "/"
+	st := newStatter(root, d.dir)
+	defer st.close()
+	// What to look at, in one list, so the stats (the bulk of the time: one per file) run
+	// on every core.
+	type item struct {
+		f     *dbFile // nil for a .sig or another link
+		name  string
+		entry bool // the directory has it
+	}
+	var items []item
 	named := make(map[string]bool, 2*len(d.files))
-	for _, f := range d.files {
+	for i := range d.files {
+		f := &d.files[i]
 		named[f.name] = true
-		r.Files++
-		p, st, err := d.lead(root, f.name)
-		switch {
-		case p == "":
-			r.Missing++
-			r.problem(prefix+f.name, "named by "+dbName(d.repo)+" but not in the directory")
-		case err != nil:
-			r.Missing++
-			r.problem(prefix+f.name, "missing ("+p+")")
-			addNeed(need, p, f.size)
-		case st.Size() != f.size:
-			r.WrongSize++
-			if r.onDamaged != nil {
-				r.onDamaged(filepath.Join(root, filepath.FromSlash(p)))
-			}
-			r.problem(prefix+f.name, fmt.Sprintf("%d bytes, the database says %d", st.Size(), f.size))
-			addNeed(need, p, f.size)
-		case hash != nil && f.hasSum:
-			ok, n, err := hash(filepath.Join(root, filepath.FromSlash(p)), f)
-			r.Hashed += n
-			if err != nil {
-				r.Missing++
-				r.problem(prefix+f.name, "unreadable: "+err.Error())
-			} else if !ok {
-				r.Corrupt++
-				if r.onDamaged != nil {
-					r.onDamaged(filepath.Join(root, filepath.FromSlash(p)))
-				}
-				r.problem(prefix+f.name, "SHA-256 differs from the database's")
-			}
-		}
-		if r.onFile != nil {
-			r.onFile(f)
-		}
-		sig := f.name + ".sig"
-		if _, isLink := d.links[sig]; !isLink {
-			if _, isReg := d.regs[sig]; !isReg {
-				continue // upstream has no .sig for it
-			}
-		}
-		named[sig] = true
-		r.Files++
-		p, st, err = d.lead(root, sig)
-		if err != nil || st.Size() == 0 {
-			r.Missing++
-			r.problem(prefix+sig, "missing ("+p+")")
-			addNeed(need, p, sigSizeGuess)
+		items = append(items, item{f: f, name: f.name, entry: d.has(f.name)})
+		if sig := f.name + ".sig"; d.has(sig) {
+			named[sig] = true
+			items = append(items, item{name: sig, entry: true})
 		}
 	}
-	// Every other link must lead somewhere too (REPO.db → REPO.db.tar.gz, .files, .sig of
-	// the databases, links to packages the database does not name).
+	nSigned := len(items)
 	for name := range d.links {
-		if named[name] {
-			continue
+		if !named[name] {
+			items = append(items, item{name: name, entry: true})
 		}
-		if p, _, err := d.lead(root, name); err != nil {
-			r.Dangling++
-			r.problem(prefix+name, "link leads nowhere ("+p+")")
-			if strings.HasPrefix(p, "pool/") {
+	}
+	paths := make([]string, len(items))
+	results := make([]statResult, len(items))
+	for i, it := range items {
+		if it.entry {
+			paths[i] = d.lead(it.name)
+		}
+	}
+	st.all(d, items2names(len(items), func(i int) (string, bool) { return items[i].name, items[i].entry }), results)
+
+	for i, it := range items {
+		res := results[i]
+		p := paths[i]
+		shown := p
+		if shown == "" {
+			shown = prefix + it.name
+		}
+		switch {
+		case i >= nSigned: // another link: it must lead somewhere
+			if res.err != nil {
+				r.Dangling++
+				r.problem(prefix+it.name, "link leads nowhere ("+shown+")")
+				if strings.HasPrefix(p, "pool/") {
+					addNeed(need, p, sigSizeGuess)
+				}
+			}
+		case it.f == nil: // a .sig
+			r.Files++
+			if res.err != nil || res.size == 0 {
+				r.Missing++
+				r.problem(prefix+it.name, "missing ("+shown+")")
 				addNeed(need, p, sigSizeGuess)
+			}
+		default:
+			f := it.f
+			r.Files++
+			switch {
+			case !it.entry:
+				r.Missing++
+				r.problem(prefix+f.name, "named by "+dbName(d.repo)+" but not in the directory")
+			case res.err != nil:
+				r.Missing++
+				r.problem(prefix+f.name, "missing ("+shown+")")
+				addNeed(need, p, f.size)
+			case res.size != f.size:
+				r.WrongSize++
+				r.problem(prefix+f.name, fmt.Sprintf("%d bytes, the database says %d", res.size, f.size))
+				addNeed(need, p, f.size)
+				if r.onDamaged != nil {
+					r.onDamaged(d.file(root, f.name, p))
+				}
+			case hash != nil && f.hasSum:
+				full := d.file(root, f.name, p)
+				ok, n, err := hash(full, *f)
+				r.Hashed += n
+				if err != nil {
+					r.Missing++
+					r.problem(prefix+f.name, "unreadable: "+err.Error())
+				} else if !ok {
+					r.Corrupt++
+					r.problem(prefix+f.name, "SHA-256 differs from the database's")
+					if r.onDamaged != nil {
+						r.onDamaged(full)
+					}
+				}
+			}
+			if r.onFile != nil {
+				r.onFile(*f)
 			}
 		}
 	}
@@ -349,30 +389,150 @@ func addNeed(need map[string]int64, p string, size int64) {
 	}
 }
 
-// lead returns the mirror-relative path an entry of the directory leads to and what is
-// there: itself for a regular file, the target for a link. p is "" when the directory has
-// no such entry. A pool file must be a regular file, not another link.
-func (d *repoDir) lead(root, name string) (p string, st fs.FileInfo, err error) {
-	if t, ok := d.links[name]; ok {
-		p, _ = linkTarget(d.repo, t)
-		var full string
+// file is the path of the file an entry leads to (its pool file, for a link), to read or
+// to remove.
+func (d *repoDir) file(root, name, p string) string {
+	if p != "" {
 		if strings.HasPrefix(p, "pool/") {
-			full = filepath.Join(root, filepath.FromSlash(p))
-		} else {
-			full = filepath.Join(d.dir, path.Base(p))
+			return filepath.Join(root, filepath.FromSlash(p))
 		}
-		st, err = os.Lstat(full)
-		if err == nil && !st.Mode().IsRegular() {
-			err = errors.New("not a regular file")
-		}
-		return p, st, err
+		return filepath.Join(d.dir, path.Base(p))
+	}
+	link := filepath.Join(d.dir, name)
+	if real, err := filepath.EvalSymlinks(link); err == nil {
+		return real
+	}
+	return link
+}
+
+func items2names(n int, f func(int) (string, bool)) []statName {
+	out := make([]statName, n)
+	for i := range out {
+		out[i].name, out[i].ok = f(i)
+	}
+	return out
+}
+
+// has reports whether the directory has an entry called name.
+func (d *repoDir) has(name string) bool {
+	if _, ok := d.links[name]; ok {
+		return true
+	}
+	_, ok := d.regs[name]
+	return ok
+}
+
+// lead is the mirror-relative path an entry leads to, when known: the target of a
+// resolved link, the entry itself for a regular file; "" for an unresolved link.
+func (d *repoDir) lead(name string) string {
+	if p, ok := d.links[name]; ok {
+		return p
 	}
 	if _, ok := d.regs[name]; ok {
-		p = d.repo + "/os/" + arch + "/" + name
-		st, err = os.Lstat(filepath.Join(d.dir, name))
-		return p, st, err
+		return d.repo + "/os/" + arch + "/" + name
 	}
-	return "", nil, fs.ErrNotExist
+	return ""
+}
+
+// statName is one entry to stat; ok false: none (nothing to stat).
+type statName struct {
+	name string
+	ok   bool
+}
+
+// statResult is what a stat found: a regular file's size, or why there is none.
+type statResult struct {
+	size int64
+	err  error
+}
+
+// statter stats a repo dir's entries through directory descriptors: the links are
+// followed by the kernel (one fstatat each, not a readlink and a path walk), resolved
+// pool paths are stat'ed in the pool's own directory without following further links.
+type statter struct {
+	root string
+	dir  int
+	err  error
+}
+
+func newStatter(root, dir string) *statter {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &statter{root: root, dir: -1, err: err}
+	}
+	return &statter{root: root, dir: fd}
+}
+
+func (s *statter) close() {
+	if s.dir >= 0 {
+		unix.Close(s.dir)
+	}
+}
+
+// all stats every named entry of d into out, on every core.
+func (s *statter) all(d *repoDir, names []statName, out []statResult) {
+	workers := min(runtime.GOMAXPROCS(0), 1+len(names)/2048)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			pools := map[string]int{}
+			defer func() {
+				for _, fd := range pools {
+					unix.Close(fd)
+				}
+			}()
+			for i := w; i < len(names); i += workers {
+				if names[i].ok {
+					out[i] = s.one(d, names[i].name, pools)
+				} else {
+					out[i] = statResult{err: fs.ErrNotExist}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+}
+
+// one stats the entry name of d.
+func (s *statter) one(d *repoDir, name string, pools map[string]int) statResult {
+	if s.err != nil {
+		return statResult{err: s.err}
+	}
+	var st unix.Stat_t
+	p := d.links[name]
+	var err error
+	switch {
+	case strings.HasPrefix(p, "pool/"):
+		// A resolved link into the pool: the pool file itself, which must not be a link.
+		dir, base := path.Split(p)
+		fd, ok := pools[dir]
+		if !ok {
+			fd, err = unix.Open(filepath.Join(s.root, filepath.FromSlash(dir)), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				fd = -1
+			}
+			pools[dir] = fd
+		}
+		if fd < 0 {
+			return statResult{err: fs.ErrNotExist}
+		}
+		err = unix.Fstatat(fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	case p != "":
+		// A link within the directory (REPO.db → REPO.db.tar.gz).
+		err = unix.Fstatat(s.dir, path.Base(p), &st, unix.AT_SYMLINK_NOFOLLOW)
+	default:
+		// A regular file, or a link the kernel follows.
+		err = unix.Fstatat(s.dir, name, &st, 0)
+	}
+	if err != nil {
+		return statResult{err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return statResult{err: errors.New("not a regular file")}
+	}
+	return statResult{size: st.Size}
 }
 
 // sha256File hashes a file and compares it with f's %SHA256SUM%.

@@ -77,55 +77,46 @@ func livePoolRefs(root string, repos []string, refs map[string]bool) error {
 	return nil
 }
 
-// prunePool removes pool files that no live repo links to and that keep does not name. It
-// returns what it removed.
-func prunePool(root string, repos []string, keep map[string]bool) (removed []string, err error) {
-	refs := map[string]bool{}
-	for p := range keep {
-		refs[p] = true
+// prunePool removes pool files that refs does not name (what the live repos link to, and
+// what a sync keeps for a while). It returns what it removed.
+func prunePool(root string, refs map[string]bool) (removed []string, err error) {
+	pools, err := os.ReadDir(filepath.Join(root, "pool"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	if err := livePoolRefs(root, repos, refs); err != nil {
-		return nil, fmt.Errorf("read package links: %w", err)
-	}
-	poolDir := filepath.Join(root, "pool")
-	err = filepath.WalkDir(poolDir, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == poolDir {
-			return filepath.SkipDir
-		}
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if !refs[filepath.ToSlash(rel)] {
-			if err := os.Remove(p); err != nil {
-				return err
-			}
-			removed = append(removed, filepath.ToSlash(rel))
-		}
-		return nil
-	})
 	if err != nil {
-		return removed, fmt.Errorf("prune pool: %w", err)
+		return nil, fmt.Errorf("prune pool: %w", err)
+	}
+	for _, p := range pools {
+		if !p.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, "pool", p.Name())
+		names := dirNames(dir)
+		for _, name := range names {
+			rel := "pool/" + p.Name() + "/" + name
+			if refs[rel] {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return removed, fmt.Errorf("prune pool: %w", err)
+			}
+			removed = append(removed, rel)
+		}
 	}
 	return removed, nil
 }
 
-// pruneSelection removes what a selective mirror no longer needs: pool files no selected
-// repo links to (unless keep names them), and the trees of repos no longer selected. It
-// returns what it removed. Only pool/ files and top-level dirs that look like repos (they
-// hold os/) are touched.
-func pruneSelection(root string, repos []string, keep map[string]bool) (removed []string, err error) {
-	removed, err = prunePool(root, repos, keep)
-	if err != nil {
-		return removed, err
-	}
+// removeUnselectedRepos removes the trees of repos no longer selected: top-level dirs that
+// look like repos (they hold os/). It returns what it removed.
+func removeUnselectedRepos(root string, repos []string) (removed []string, err error) {
 	selected := map[string]bool{}
 	for _, r := range repos {
 		selected[r] = true
 	}
 	des, err := os.ReadDir(root)
 	if err != nil {
-		return removed, err
+		return nil, err
 	}
 	for _, de := range des {
 		if !de.IsDir() || selected[de.Name()] || de.Name() == "pool" || de.Name()[0] == '.' {

@@ -3,7 +3,6 @@ package mirrorsync
 import (
 	"bufio"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,29 +36,10 @@ type retiredLink struct {
 	target, pool string // the link's target; the pool file it leads to
 }
 
-// liveLinks lists the links into pool/ of a repo's live dir.
-func liveLinks(root, repo string) []retiredLink {
-	dir := filepath.Join(root, repo, "os", arch)
-	des, _ := os.ReadDir(dir)
-	var out []retiredLink
-	for _, de := range des {
-		if de.Type()&fs.ModeSymlink != 0 && safeName(de.Name()) {
-			t, err := os.Readlink(filepath.Join(dir, de.Name()))
-			if err != nil {
-				continue
-			}
-			if p, ok := linkTarget(repo, t); ok && strings.HasPrefix(p, "pool/") {
-				out = append(out, retiredLink{repo: repo, name: de.Name(), target: t, pool: p})
-			}
-		}
-	}
-	return out
-}
-
-// retire runs after a publish: every link of before (the live dirs as they were) that the
-// new dir lacks is put back and recorded, as are the recorded ones still within the grace;
-// it returns what is kept, whose pool files the prune must keep too.
-func (m *Manager) retire(before []retiredLink) []retiredLink {
+// retire runs after a publish: the links the new dirs lack (replaced) are put back and
+// recorded, as are the recorded ones still within the grace; it returns what is kept,
+// whose pool files the prune must keep too.
+func (m *Manager) retire(replaced []retiredLink) []retiredLink {
 	now := m.now()
 	seen := map[string]bool{}
 	var kept []retiredLink
@@ -86,7 +66,7 @@ func (m *Manager) retire(before []retiredLink) []retiredLink {
 			add(r)
 		}
 	}
-	for _, r := range before {
+	for _, r := range replaced {
 		if !seen[r.repo+"/"+r.name] {
 			r.since = now
 			add(r)

@@ -300,10 +300,14 @@ func (m *Manager) stage(ctx context.Context, up string, run *Run, tail *lineRing
 		// its filters exclude).
 		m.removeUnselected(dir)
 	}
-	// --link-dest: a file the live mirror has already is linked, not fetched again (the
-	// first run after a fresh start, or files that went back to an older state).
-	args := append([]string{"-rlpt", "--safe-links", "--delete", "--temp-dir=" + m.tempDir(), "--link-dest=" + m.root(),
+	args := append([]string{"-rlpt", "--safe-links", "--delete", "--temp-dir=" + m.tempDir(),
 		"--timeout=600", "--contimeout=60", "--no-motd", "--info=progress2,name1", "--stats"}, m.bwlimit()...)
+	if names := dirNames(dir); len(names) == 0 {
+		// Nothing staged yet (a mirror an older amwi kept, or a wiped staging dir): the
+		// databases the live mirror has are linked, not fetched again. (Once there is a
+		// staged copy this only costs time.)
+		args = append(args, "--link-dest="+m.root())
+	}
 	args = append(append(args, filters...), up, dir+"/")
 	if _, err := m.rsync(ctx, run, tail, PhaseStaging, nil, args...); err != nil {
 		return nil, err
@@ -321,7 +325,7 @@ func (m *Manager) stage(ctx context.Context, up string, run *Run, tail *lineRing
 		if _, err := os.Stat(rd); err != nil {
 			return nil, fmt.Errorf("upstream %s has no %s/os/%s: check mirror.repos and the upstream path", up, repo, arch)
 		}
-		d, err := readRepoDir(rd, repo)
+		d, err := readRepoDir(rd, repo, true)
 		if err != nil {
 			return nil, fmt.Errorf("upstream's %s: %w", repo, err)
 		}
@@ -380,10 +384,8 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 	for _, d := range st.dirs {
 		d.check(m.root(), &Report{}, nil, need)
 		for _, f := range d.files {
-			if t, ok := d.links[f.name]; ok {
-				if p, ok := linkTarget(d.repo, t); ok && strings.HasPrefix(p, "pool/") {
-					sums[p] = f
-				}
+			if p := d.links[f.name]; strings.HasPrefix(p, "pool/") {
+				sums[p] = f
 			}
 		}
 	}
@@ -541,15 +543,13 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 	m.update(func(s *State) { s.Phase, s.Percent, s.File = PhasePublishing, 0, "" })
 	root := m.root()
 	syncfs(root) // the new pool files reach the disk before any database names them
-	// Packages the live databases name now stay reachable for retireGrace after they
-	// are replaced: a pacman that read the old database a moment ago still gets them.
-	var before []retiredLink
-	for _, d := range st.dirs {
-		before = append(before, liveLinks(root, d.repo)...)
-	}
-	keep := map[string]bool{} // kept through the prune: what held-back repos' next state has
-	var held []string
-	var incomplete IncompleteError
+	refs := map[string]bool{} // pool files to keep through the prune
+	var (
+		held       []string
+		published  []*repoDir
+		replaced   []retiredLink
+		incomplete IncompleteError
+	)
 	for _, d := range st.dirs {
 		live := filepath.Join(root, d.repo, "os", arch)
 		rep := st.reports[d.repo]
@@ -557,44 +557,73 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 			incomplete.Gaps += gaps
 			incomplete.Examples = append(incomplete.Examples, rep.Problems...)
 			if m.liveGaps(d.repo) < gaps {
-				// The live repo is better than the new state: keep it, keep what the
+				// The live repo is better than the new state: keep it, and what the
 				// staged one already has for the next run.
 				held = append(held, d.repo)
-				d.poolRefs(keep)
+				d.poolRefs(refs)
+				if err := livePoolRefs(root, []string{d.repo}, refs); err != nil {
+					return fmt.Errorf("read %s's links: %w", d.repo, err)
+				}
 				continue
 			}
 		}
+		old := dirNames(live)
+		first := old == nil
 		if err := exchange(d.dir, live); err != nil {
 			return fmt.Errorf("publish %s: %w", d.repo, err)
 		}
+		stagedDir := d.dir
+		d.dir = live
+		published = append(published, d)
+		d.poolRefs(refs)
+		if first {
+			// The first publish moved the staged dir: the next run's staging starts from a
+			// copy (links and hard links: cheap) instead of fetching it all again.
+			if err := cloneDir(live, stagedDir); err != nil {
+				m.Log.Warn("sync: cannot prepare the next run's staging copy; it will fetch the databases again", "repo", d.repo, "err", err)
+			}
+			continue
+		}
+		// What the old databases named and the new ones do not stays reachable a while: a
+		// pacman that read the old database a moment ago still gets it.
+		for _, name := range old {
+			if d.has(name) {
+				continue
+			}
+			t, err := os.Readlink(filepath.Join(stagedDir, name)) // the old dir is in the staging place now
+			if err != nil {
+				continue
+			}
+			if p, ok := linkTarget(d.repo, t); ok && strings.HasPrefix(p, "pool/") {
+				replaced = append(replaced, retiredLink{repo: d.repo, name: name, target: t, pool: p})
+			}
+		}
 	}
 	syncfs(root)
-	for _, r := range m.retire(before) {
-		keep[r.pool] = true
+	for _, r := range m.retire(replaced) {
+		refs[r.pool] = true
 	}
 	incomplete.HeldBack = held
 	run.HeldBack = held
-	if !m.full() {
-		removed, err := pruneSelection(root, m.Config.Repos, keep)
-		run.Pruned = len(removed)
-		if err != nil {
-			return err
-		}
-	} else {
-		var repos []string
-		for _, d := range st.dirs {
-			repos = append(repos, d.repo)
-		}
+	var repos []string
+	for _, d := range st.dirs {
+		repos = append(repos, d.repo)
+	}
+	if m.full() {
 		if err := m.syncRest(ctx, up, run, tail, repos); err != nil {
 			return err
 		}
-		removed, err := prunePool(root, repos, keep)
-		run.Pruned = len(removed)
-		if err != nil {
-			return err
-		}
+	} else if removed, err := removeUnselectedRepos(root, m.Config.Repos); err != nil {
+		return err
+	} else {
+		run.Pruned += len(removed)
 	}
-	rep := m.checkLive()
+	removed, err := prunePool(root, refs)
+	run.Pruned += len(removed)
+	if err != nil {
+		return err
+	}
+	rep := m.checkLive(published...)
 	run.Check = rep
 	if incomplete.Gaps > 0 || !rep.OK() {
 		if incomplete.Gaps == 0 {
@@ -616,9 +645,53 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 	return nil
 }
 
+// dirNames lists a directory's entries; nil when it does not exist.
+func dirNames(dir string) []string {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(-1)
+	if names == nil {
+		names = []string{}
+	}
+	return names
+}
+
+// cloneDir makes dst a copy of src's links and regular files (hard links: no data is
+// copied).
+func cloneDir(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	des, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, de := range des {
+		from, to := filepath.Join(src, de.Name()), filepath.Join(dst, de.Name())
+		switch {
+		case de.Type()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(from)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(t, to); err != nil {
+				return err
+			}
+		case de.Type().IsRegular():
+			if err := os.Link(from, to); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // liveGaps counts the gaps of the live repo (a repo not there yet counts as all gaps).
 func (m *Manager) liveGaps(repo string) int {
-	d, err := readRepoDir(filepath.Join(m.root(), repo, "os", arch), repo)
+	d, err := readRepoDir(filepath.Join(m.root(), repo, "os", arch), repo, false)
 	if err != nil {
 		return 1 << 30
 	}
@@ -628,26 +701,22 @@ func (m *Manager) liveGaps(repo string) int {
 }
 
 // checkLive checks the published mirror against its own databases (sizes, links,
-// leftovers).
-func (m *Manager) checkLive() *Report {
+// leftovers). known are live dirs read already (just published): they are not read again.
+func (m *Manager) checkLive(known ...*repoDir) *Report {
 	m.update(func(s *State) { s.Phase, s.Percent, s.File = PhaseCheckingMirror, 0, "" })
 	repos := m.Config.Repos
 	if m.full() {
 		repos = nil
 	}
-	rep, err := Verify(context.Background(), m.root(), repos, VerifyOptions{})
+	o := VerifyOptions{known: map[string]*repoDir{}}
+	for _, d := range known {
+		o.known[d.repo] = d
+	}
+	rep, err := verifyRepos(context.Background(), m.root(), repos, o, false)
 	if err != nil {
 		rep = &Report{}
 		rep.failed("mirror", err)
 	}
-	rep.Unreferenced = 0 // the sync prunes; only `amwi verify` reports them
-	var keep []string
-	for _, p := range rep.Problems {
-		if !strings.HasSuffix(p, ": no repo links to it") && !strings.Contains(p, ": not named by ") {
-			keep = append(keep, p)
-		}
-	}
-	rep.Problems = keep
 	return rep
 }
 

@@ -27,6 +27,8 @@ type VerifyOptions struct {
 	// OnDamaged, when set, gets the path of every package file of the wrong size or (Full)
 	// the wrong SHA-256: what `amwi verify --repair` removes.
 	OnDamaged func(path string)
+	// known are repo dirs read already (the sync's, just published).
+	known map[string]*repoDir
 	// Keep are mirror-relative paths (links, pool files) not counted as unreferenced: the
 	// packages a sync replaced and keeps for a while (Retired).
 	Keep []string
@@ -54,6 +56,13 @@ const VerifyFile = "verify.json"
 // may dangle; no staging leftovers; files nothing names are counted as unreferenced.
 // repos nil (or FullMirror) checks every repo found under root.
 func Verify(ctx context.Context, root string, repos []string, o VerifyOptions) (*Report, error) {
+	return verifyRepos(ctx, root, repos, o, true)
+}
+
+// verifyRepos is Verify; without thorough, links are followed rather than read and
+// unreferenced files are not looked for (the sync's check of its live dirs, whose links it
+// checked when it staged them, and whose pool it prunes).
+func verifyRepos(ctx context.Context, root string, repos []string, o VerifyOptions, thorough bool) (*Report, error) {
 	if len(repos) == 0 || (len(repos) == 1 && repos[0] == FullMirror) {
 		var err error
 		if repos, err = findRepos(root); err != nil {
@@ -73,13 +82,13 @@ func Verify(ctx context.Context, root string, repos []string, o VerifyOptions) (
 			runtime.LockOSThread()
 			setIdlePriority(0)
 		}
-		rep, err = verify(ctx, root, repos, o)
+		rep, err = verify(ctx, root, repos, o, thorough)
 	}()
 	<-done
 	return rep, err
 }
 
-func verify(ctx context.Context, root string, repos []string, o VerifyOptions) (*Report, error) {
+func verify(ctx context.Context, root string, repos []string, o VerifyOptions, thorough bool) (*Report, error) {
 	rep := &Report{onDamaged: o.OnDamaged}
 	refs := map[string]bool{}
 	keep := map[string]bool{}
@@ -89,7 +98,10 @@ func verify(ctx context.Context, root string, repos []string, o VerifyOptions) (
 	var dirs []*repoDir
 	var prog VerifyProgress
 	for _, repo := range repos {
-		d, err := readRepoDir(filepath.Join(root, repo, "os", arch), repo)
+		d, err := o.known[repo], error(nil)
+		if d == nil {
+			d, err = readRepoDir(filepath.Join(root, repo, "os", arch), repo, thorough)
+		}
 		if err != nil {
 			rep.Repos = append(rep.Repos, repo)
 			rep.failed(repo, err)
@@ -147,7 +159,9 @@ func verify(ctx context.Context, root string, repos []string, o VerifyOptions) (
 			<-ticked
 			return rep, err
 		}
-		unreferencedInDir(d, rep, keep)
+		if thorough {
+			unreferencedInDir(d, rep, keep)
+		}
 	}
 	close(stop)
 	<-ticked
@@ -159,8 +173,10 @@ func verify(ctx context.Context, root string, repos []string, o VerifyOptions) (
 	for p := range keep {
 		refs[p] = true
 	}
-	if err := unreferencedInPool(root, refs, rep); err != nil {
-		rep.failed("pool", err)
+	if thorough {
+		if err := unreferencedInPool(root, refs, rep); err != nil {
+			rep.failed("pool", err)
+		}
 	}
 	leftovers(root, repos, rep)
 	return rep, nil
