@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -277,10 +278,15 @@ func leftovers(root string, repos []string, rep *Report) {
 // tmpDirName is where rsync --delay-updates stages files.
 const tmpDirName = ".~tmp~"
 
-// copyBuf copies with a buffer large enough for an SD card to read in long runs.
+// readBufs are the buffers files are hashed through: large enough for an SD card to read
+// in long runs, and reused (a sync hashes tens of thousands of packages).
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// copyBuf copies r into h through a pooled buffer.
 func copyBuf(h hash.Hash, r io.Reader) (int64, error) {
-	buf := make([]byte, 256<<10)
-	return io.CopyBuffer(h, r, buf)
+	b := readBufs.Get().(*[]byte)
+	defer readBufs.Put(b)
+	return io.CopyBuffer(h, r, *b)
 }
 
 // SaveVerification writes v to the state dir (atomically) for the dashboard.
