@@ -286,7 +286,9 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b
 func copyBuf(h hash.Hash, r io.Reader) (int64, error) {
 	b := readBufs.Get().(*[]byte)
 	defer readBufs.Put(b)
-	return io.CopyBuffer(h, r, *b)
+	// Hidden behind a plain Reader: *os.File's WriteTo would copy through 32 KiB buffers
+	// of its own.
+	return io.CopyBuffer(h, struct{ io.Reader }{r}, *b)
 }
 
 // SaveVerification writes v to the state dir (atomically) for the dashboard.
