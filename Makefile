@@ -86,10 +86,12 @@ test-go:
 	done
 
 # make bench: amwi vs nginx (wrk), 2,000 slow clients, footprint (scripts/bench.sh), then
-# what a sync costs when nothing changed upstream: the lastupdate gate vs a full walk.
+# a sync at Arch's scale against plain rsync (scripts/bench-sync.sh; needs
+# ../shared/data/arch-real or ARCH_REAL=DIR), then the lastupdate gate vs a full walk.
 bench: build
 	scripts/bench.sh
 	scripts/bench-dashboard.sh
+	scripts/bench-sync.sh
 	$(GO) test -run '^$$' -bench NoChangeSync -benchtime 3x ./daemon/mirrorsync
 
 # BIN picks a cross-built binary, e.g. make install BIN=dist/amwi-linux-arm64 DESTDIR=…
