@@ -673,3 +673,27 @@ func TestVerifyFindsDamage(t *testing.T) {
 	}
 	consistent(t, e.mirror, selected)
 }
+
+// TestUpstreamRepoDirIsALink: an upstream whose extra/os/x86_64 is a link (to core's) is
+// refused: its content would be published as a repo it is not.
+func TestUpstreamRepoDirIsALink(t *testing.T) {
+	t.Parallel()
+	tr, rd := realUpstream(t)
+	e := newEnv(t, selected, rd.URL)
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("initial sync: %+v", run)
+	}
+	dir := filepath.Join(tr.Root, "extra", "os", "x86_64")
+	os.RemoveAll(dir)
+	os.Symlink("../../core/os/x86_64", dir)
+	tr.Touch(t)
+	run := e.sync(t, mirrorsync.Options{})
+	// (rsync --safe-links may drop the link itself; either way the repo is refused.)
+	if run.Result != mirrorsync.ResultFailed || !(strings.Contains(run.Error, `"extra/os/x86_64" is not a directory`) || strings.Contains(run.Error, "has no extra/os/x86_64")) {
+		t.Fatalf("upstream with a linked repo dir: %s %q", run.Result, run.Error)
+	}
+	if fi, err := os.Lstat(filepath.Join(e.mirror, "extra", "os", "x86_64")); err != nil || !fi.IsDir() {
+		t.Errorf("the live extra is no longer a directory: %v", err)
+	}
+	consistent(t, e.mirror, selected)
+}

@@ -322,8 +322,10 @@ func (m *Manager) stage(ctx context.Context, up string, run *Run, tail *lineRing
 	st := &staged{}
 	for _, repo := range repos {
 		rd := filepath.Join(dir, repo, "os", arch)
-		if _, err := os.Stat(rd); err != nil {
+		if err := realDirs(dir, repo, "os", arch); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("upstream %s has no %s/os/%s: check mirror.repos and the upstream path", up, repo, arch)
+		} else if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w: refused", up, err)
 		}
 		d, err := readRepoDir(rd, repo, true)
 		if err != nil {
@@ -344,6 +346,25 @@ func (m *Manager) stage(ctx context.Context, up string, run *Run, tail *lineRing
 	return st, nil
 }
 
+// realDirs checks that each step of the path under base is a directory and not a link:
+// a repo's os/x86_64 that upstream made a link (to another repo, say) would be read and
+// published as something it is not.
+func realDirs(base string, parts ...string) error {
+	p := base
+	for _, part := range parts {
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			rel, _ := filepath.Rel(base, p)
+			return fmt.Errorf("%s is not a directory (%s)", quoteName(filepath.ToSlash(rel)), fi.Mode().Type())
+		}
+	}
+	return nil
+}
+
 // stagedRepos lists the repos in the staging dir (full mirror): dirs with os/x86_64.
 func stagedRepos(dir string) ([]string, error) {
 	des, err := os.ReadDir(dir)
@@ -355,7 +376,7 @@ func stagedRepos(dir string) ([]string, error) {
 		if !de.IsDir() || !safeName(de.Name()) {
 			continue
 		}
-		if fi, err := os.Stat(filepath.Join(dir, de.Name(), "os", arch)); err == nil && fi.IsDir() {
+		if realDirs(dir, de.Name(), "os", arch) == nil {
 			out = append(out, de.Name())
 		}
 	}
