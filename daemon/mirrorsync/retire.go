@@ -2,7 +2,9 @@ package mirrorsync
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,44 +38,43 @@ type retiredLink struct {
 	target, pool string // the link's target; the pool file it leads to
 }
 
-// retire runs after a publish: the links the new dirs lack (replaced) are put back and
-// recorded, as are the recorded ones still within the grace; it returns what is kept,
-// whose pool files the prune must keep too.
-func (m *Manager) retire(replaced []retiredLink) []retiredLink {
+// retain runs just before the staged dir d replaces the live one: it puts into d the
+// package links the live dir has and d lacks (the ones the new databases dropped), and the
+// recorded ones of this repo still within their grace, so that when the dirs switch both
+// the old databases' packages and the new ones' are there. It returns what it kept.
+func (m *Manager) retain(d *repoDir, live string, prev []retiredLink) []retiredLink {
 	now := m.now()
 	seen := map[string]bool{}
 	var kept []retiredLink
 	add := func(r retiredLink) {
-		key := r.repo + "/" + r.name
-		if seen[key] || len(kept) >= maxRetired {
+		if seen[r.name] || d.has(r.name) || len(kept) >= maxRetired {
 			return
 		}
-		seen[key] = true
-		link := filepath.Join(m.root(), r.repo, "os", arch, r.name)
-		if _, err := os.Lstat(link); err == nil {
-			return // the new state has it (again): nothing to keep
-		}
+		seen[r.name] = true
 		if _, err := os.Stat(filepath.Join(m.root(), filepath.FromSlash(r.pool))); err != nil {
 			return
 		}
-		if err := os.Symlink(r.target, link); err != nil {
+		if err := os.Symlink(r.target, filepath.Join(d.dir, r.name)); err != nil && !errors.Is(err, fs.ErrExist) {
 			return
 		}
 		kept = append(kept, r)
 	}
-	for _, r := range m.retiredLinks() {
-		if now.Sub(r.since) < retireGrace {
+	for _, r := range prev {
+		if r.repo == d.repo && now.Sub(r.since) < retireGrace {
 			add(r)
 		}
 	}
-	for _, r := range replaced {
-		if !seen[r.repo+"/"+r.name] {
-			r.since = now
-			add(r)
+	for _, name := range dirNames(live) {
+		if seen[name] || d.has(name) || !safeName(name) {
+			continue
 		}
-	}
-	if err := m.writeRetired(kept); err != nil {
-		m.Log.Warn("sync: cannot record the replaced packages; they go at the next run", "err", err)
+		t, err := os.Readlink(filepath.Join(live, name))
+		if err != nil {
+			continue
+		}
+		if p, ok := linkTarget(d.repo, t); ok && strings.HasPrefix(p, "pool/") {
+			add(retiredLink{since: now, repo: d.repo, name: name, target: t, pool: p})
+		}
 	}
 	return kept
 }

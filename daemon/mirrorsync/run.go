@@ -565,10 +565,11 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 	root := m.root()
 	syncfs(root) // the new pool files reach the disk before any database names them
 	refs := map[string]bool{} // pool files to keep through the prune
+	prev := m.retiredLinks()
 	var (
 		held       []string
 		published  []*repoDir
-		replaced   []retiredLink
+		kept       []retiredLink // replaced packages that stay reachable a while
 		incomplete IncompleteError
 	)
 	for _, d := range st.dirs {
@@ -578,18 +579,27 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 			incomplete.Gaps += gaps
 			incomplete.Examples = append(incomplete.Examples, rep.Problems...)
 			if m.liveGaps(d.repo) < gaps {
-				// The live repo is better than the new state: keep it, and what the
-				// staged one already has for the next run.
+				// The live repo is better than the new state: keep it (and what it kept
+				// of earlier states), and what the staged one has for the next run.
 				held = append(held, d.repo)
 				d.poolRefs(refs)
 				if err := livePoolRefs(root, []string{d.repo}, refs); err != nil {
 					return fmt.Errorf("read %s's links: %w", d.repo, err)
 				}
+				for _, r := range prev {
+					if r.repo == d.repo {
+						kept = append(kept, r)
+					}
+				}
 				continue
 			}
 		}
-		old := dirNames(live)
-		first := old == nil
+		first := dirNames(live) == nil
+		if !first {
+			// What the old databases named and the new ones do not stays reachable a
+			// while: a pacman that read the old database a moment ago still gets it.
+			kept = append(kept, m.retain(d, live, prev)...)
+		}
 		if err := exchange(d.dir, live); err != nil {
 			return fmt.Errorf("publish %s: %w", d.repo, err)
 		}
@@ -603,26 +613,14 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 			if err := cloneDir(live, stagedDir); err != nil {
 				m.Log.Warn("sync: cannot prepare the next run's staging copy; it will fetch the databases again", "repo", d.repo, "err", err)
 			}
-			continue
-		}
-		// What the old databases named and the new ones do not stays reachable a while: a
-		// pacman that read the old database a moment ago still gets it.
-		for _, name := range old {
-			if d.has(name) {
-				continue
-			}
-			t, err := os.Readlink(filepath.Join(stagedDir, name)) // the old dir is in the staging place now
-			if err != nil {
-				continue
-			}
-			if p, ok := linkTarget(d.repo, t); ok && strings.HasPrefix(p, "pool/") {
-				replaced = append(replaced, retiredLink{repo: d.repo, name: name, target: t, pool: p})
-			}
 		}
 	}
 	syncfs(root)
-	for _, r := range m.retire(replaced) {
+	for _, r := range kept {
 		refs[r.pool] = true
+	}
+	if err := m.writeRetired(kept); err != nil {
+		m.Log.Warn("sync: cannot record the replaced packages; they go at the next run", "err", err)
 	}
 	incomplete.HeldBack = held
 	run.HeldBack = held
