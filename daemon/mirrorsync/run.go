@@ -563,7 +563,7 @@ func (m *Manager) clearPending() { os.Remove(filepath.Join(m.Config.StateDir, pe
 func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gate, run *Run, tail *lineRing) error {
 	m.update(func(s *State) { s.Phase, s.Percent, s.File = PhasePublishing, 0, "" })
 	root := m.root()
-	syncfs(root) // the new pool files reach the disk before any database names them
+	syncfs(root)              // the new pool files reach the disk before any database names them
 	refs := map[string]bool{} // pool files to keep through the prune
 	prev := m.retiredLinks()
 	var (
