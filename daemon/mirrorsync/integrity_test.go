@@ -34,6 +34,20 @@ func realUpstream(t *testing.T) (*archtest.Tree, *archtest.Rsyncd) {
 	return tr, archtest.StartRsyncd(t, tr.Root)
 }
 
+// syncedUpstream is realUpstream with a mirror synced from it.
+func syncedUpstream(t *testing.T) (*archtest.Tree, *archtest.Rsyncd, *env) {
+	t.Helper()
+	tr, rd := realUpstream(t)
+	e := newEnv(t, selected, rd.URL)
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("initial sync: %s %s\n%s", run.Result, run.Error, e.logs)
+	}
+	return tr, rd, e
+}
+
+// nano is a package the tests add upstream.
+var nano = archtest.Pkg{Name: "nano", Version: "8.2-1", Desc: "small editor", Pool: "community"}
+
 // consistent fails t unless the mirror keeps the promise, checked the slow way: every
 // file hashed, every link followed, every dir walked for leftovers.
 func consistent(t *testing.T, mirror string, repos []string) {
@@ -154,7 +168,6 @@ func TestUpstreamChangesAtEveryPhase(t *testing.T) {
 	t.Parallel()
 	vim2 := archtest.Pkg{Name: "vim", Version: "9.1.0900-1", Desc: "Vi Improved", Depends: []string{"glibc"}}
 	vim3 := archtest.Pkg{Name: "vim", Version: "9.1.0950-1", Desc: "Vi Improved", Depends: []string{"glibc"}}
-	nano := archtest.Pkg{Name: "nano", Version: "8.2-1", Desc: "small editor", Pool: "community"}
 	bash2 := archtest.Pkg{Name: "bash", Version: "5.2.037-2", Desc: "The GNU Bourne Again shell", Depends: []string{"glibc"}}
 	w := newPhaseWrapper(t)
 	results := map[string]int{}
@@ -207,13 +220,8 @@ func TestUpstreamChangesAtEveryPhase(t *testing.T) {
 // advance lastupdate, notifies; once upstream has the file, an ordinary sync completes.
 func TestGapIsIncomplete(t *testing.T) {
 	t.Parallel()
-	tr, rd := realUpstream(t)
-	e := newEnv(t, selected, rd.URL)
-	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
-		t.Fatalf("initial sync: %+v", run)
-	}
+	tr, _, e := syncedUpstream(t)
 	before := stamp(t, filepath.Join(e.mirror, "lastupdate"))
-	nano := archtest.Pkg{Name: "nano", Version: "8.2-1", Desc: "small editor", Pool: "community"}
 	tr.AddPackages(t, "extra", nano)
 	lost := filepath.Join(tr.Root, nano.PoolPath())
 	saved, _ := os.ReadFile(lost)
@@ -276,13 +284,8 @@ func TestFirstSyncWithGap(t *testing.T) {
 // mirror stays as it was.
 func TestChecksumMismatch(t *testing.T) {
 	t.Parallel()
-	tr, rd := realUpstream(t)
-	e := newEnv(t, selected, rd.URL)
-	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
-		t.Fatalf("initial sync: %+v", run)
-	}
+	tr, rd, e := syncedUpstream(t)
 	before := stamp(t, filepath.Join(e.mirror, "lastupdate"))
-	nano := archtest.Pkg{Name: "nano", Version: "8.2-1", Desc: "small editor", Pool: "community"}
 	tr.AddPackages(t, "extra", nano)
 	p := filepath.Join(tr.Root, nano.PoolPath())
 	b, _ := os.ReadFile(p)
@@ -325,7 +328,6 @@ func TestOlderUpstreamRefused(t *testing.T) {
 		t.Fatalf("cp: %v %s", err, out)
 	}
 	newTree := &archtest.Tree{Root: newRoot, LastUpdate: oldTree.LastUpdate}
-	nano := archtest.Pkg{Name: "nano", Version: "8.2-1", Desc: "small editor", Pool: "community"}
 	newTree.AddPackages(t, "extra", nano)
 	newTree.LastUpdate += 3 * 3600
 	newTree.Touch(t)
@@ -678,11 +680,7 @@ func TestVerifyFindsDamage(t *testing.T) {
 // refused: its content would be published as a repo it is not.
 func TestUpstreamRepoDirIsALink(t *testing.T) {
 	t.Parallel()
-	tr, rd := realUpstream(t)
-	e := newEnv(t, selected, rd.URL)
-	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
-		t.Fatalf("initial sync: %+v", run)
-	}
+	tr, _, e := syncedUpstream(t)
 	dir := filepath.Join(tr.Root, "extra", "os", "x86_64")
 	os.RemoveAll(dir)
 	os.Symlink("../../core/os/x86_64", dir)
