@@ -88,8 +88,8 @@ func TestRsyncdUnits(t *testing.T) {
 	if !strings.Contains(" "+conf["refuse options"]+" ", " delete ") {
 		t.Errorf("%s: refuse options = %q does not refuse delete", rsyncdConf, conf["refuse options"])
 	}
-	if !strings.Contains(" "+conf["exclude"]+" ", " .~tmp~/ ") {
-		t.Errorf("%s: exclude = %q does not hide .~tmp~/", rsyncdConf, conf["exclude"])
+	if !strings.Contains(" "+conf["exclude"]+" ", " .~tmp~/ ") || !strings.Contains(" "+conf["exclude"]+" ", " /.amwi/ ") {
+		t.Errorf("%s: exclude = %q does not hide .~tmp~/ and /.amwi/", rsyncdConf, conf["exclude"])
 	}
 	if !strings.Contains(string(text), `upstream = "rsync://primary.lan/archlinux/"`) {
 		t.Errorf("%s: the header does not show a secondary's upstream line", rsyncdConf)
@@ -256,10 +256,11 @@ func TestScaleOut(t *testing.T) {
 	primary := filepath.Join(pdir, "mirror")
 	p1, base1 := serve(t, pcfg)
 
-	// What the primary's own sync leaves while it runs: rsync's staging folders
-	// (--delay-updates) and a file being written. A secondary must see none of them.
+	// What the primary's own sync leaves while it runs: its staged repos and temporary
+	// files (.amwi/), rsync's staging folders (--delay-updates) and a file being written. A
+	// secondary must see none of them.
 	planted := []string{".~tmp~", "core/os/x86_64/.~tmp~", "pool/packages/.bash-5.2.037-1-x86_64.pkg.tar.zst.Xy12Ab"}
-	for _, f := range []string{".~tmp~/lastupdate", "core/os/x86_64/.~tmp~/core.db.tar.gz", planted[2]} {
+	for _, f := range []string{".~tmp~/lastupdate", "core/os/x86_64/.~tmp~/core.db.tar.gz", planted[2], ".amwi/tmp/.glibc.Ab12Cd"} {
 		p := filepath.Join(primary, f)
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, []byte("half-written\n"), 0o644); err != nil {
@@ -273,7 +274,7 @@ func TestScaleOut(t *testing.T) {
 	if err != nil || !strings.Contains(string(list), "core/os/x86_64/core.db.tar.gz") {
 		t.Fatalf("rsync --list-only %s: %v\n%s", url, err, list)
 	}
-	if strings.Contains(string(list), ".~tmp~") || strings.Contains(string(list), ".Xy12Ab") {
+	if strings.Contains(string(list), ".~tmp~") || strings.Contains(string(list), ".Xy12Ab") || strings.Contains(string(list), ".amwi") {
 		t.Errorf("the re-export lists staging files:\n%s", list)
 	}
 	if out, err := exec.Command("rsync", "--contimeout=10", "--timeout=30", url+".~tmp~/lastupdate", t.TempDir()).CombinedOutput(); err == nil {
@@ -291,6 +292,14 @@ func TestScaleOut(t *testing.T) {
 	}
 	secondary := filepath.Join(sdir, "mirror")
 	want, got := treeOf(t, primary), treeOf(t, secondary)
+	// Each box has its own .amwi/ (staging, temporary files): it is not part of the mirror.
+	for _, tree := range []map[string]string{want, got} {
+		for k := range tree {
+			if k == ".amwi" || strings.HasPrefix(k, ".amwi/") {
+				delete(tree, k)
+			}
+		}
+	}
 	for k := range want {
 		for _, p := range planted {
 			if k == p || strings.HasPrefix(k, p+"/") {
