@@ -103,6 +103,9 @@ func verify(ctx context.Context, root string, repos []string, o VerifyOptions, t
 		if d == nil {
 			d, err = readRepoDir(filepath.Join(root, repo, "os", arch), repo, thorough)
 		}
+		if errors.Is(err, fs.ErrNotExist) && d == nil {
+			err = fmt.Errorf("not on the mirror (not synced yet?): %w", err)
+		}
 		if err != nil {
 			rep.Repos = append(rep.Repos, repo)
 			rep.failed(repo, err)
@@ -295,6 +298,9 @@ func copyBuf(h hash.Hash, r io.Reader) (int64, error) {
 func SaveVerification(stateDir string, v Verification) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(stateDir, 0o750); err != nil {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(stateDir, VerifyFile), append(b, '\n'), 0o640)
