@@ -191,7 +191,7 @@ func (c *cli) report(r mirrorsync.Run) error {
 		msg += fmt.Sprintf(" [rsync exit %d: %s]", r.ExitCode, r.ExitMeaning)
 	}
 	for _, l := range r.StderrTail {
-		msg += "\n  rsync: " + l
+		msg += "\n  " + l
 	}
 	return errors.New(msg)
 }

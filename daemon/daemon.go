@@ -24,6 +24,7 @@ import (
 	"github.com/amwi/amwi/daemon/systemd"
 	"github.com/amwi/amwi/daemon/traffic"
 	"github.com/amwi/amwi/hw"
+	"github.com/amwi/amwi/internal/units"
 	"github.com/amwi/amwi/web"
 )
 
@@ -326,12 +327,12 @@ func (d *Daemon) syncHealth() error {
 		case mirrorsync.ResultRunning:
 			continue
 		case mirrorsync.ResultIncomplete:
-			return &web.Degraded{Reason: fmt.Sprintf("sync %d incomplete %s ago: %d files missing: %s", r.ID, d.Now().Sub(r.End).Round(time.Second), r.Missing, r.Error)}
+			return &web.Degraded{Reason: fmt.Sprintf("sync %d incomplete %s ago: %s missing: %s", r.ID, d.Now().Sub(r.End).Round(time.Second), units.Plural(r.Missing, "file"), r.Error)}
 		case mirrorsync.ResultFailed:
 			return &web.Degraded{Reason: fmt.Sprintf("sync %d failed %s ago: %s", r.ID, d.Now().Sub(r.End).Round(time.Second), r.Error)}
 		}
 		if r.Check != nil && !r.Check.OK() {
-			return &web.Degraded{Reason: fmt.Sprintf("the mirror is incomplete: %d files missing or damaged", r.Check.Gaps()+r.Check.Leftovers)}
+			return &web.Degraded{Reason: fmt.Sprintf("the mirror is incomplete: %s missing or damaged", units.Plural(r.Check.Gaps()+r.Check.Leftovers, "file"))}
 		}
 		return nil
 	}
@@ -347,7 +348,7 @@ func (d *Daemon) verifyHealth() error {
 	if h, _ := d.syncer.History(1); len(h) > 0 && h[0].End.After(v.End) && h[0].Check != nil && h[0].Check.OK() && v.Report.Corrupt == 0 {
 		return nil // a later sync repaired what the sizes showed
 	}
-	return &web.Degraded{Reason: fmt.Sprintf("amwi verify found %d files missing or damaged %s ago (amwi verify --repair, then amwi sync)", v.Report.Gaps()+v.Report.Leftovers, d.Now().Sub(v.End).Round(time.Second))}
+	return &web.Degraded{Reason: fmt.Sprintf("amwi verify found %s missing or damaged %s ago (amwi verify --repair, then amwi sync)", units.Plural(v.Report.Gaps()+v.Report.Leftovers, "file"), d.Now().Sub(v.End).Round(time.Second))}
 }
 
 // count is the traffic hook; for now it keeps totals (the traffic stats issue stores more).

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/amwi/amwi/daemon/auth"
 	"github.com/amwi/amwi/daemon/config"
@@ -105,16 +106,27 @@ var funcs = template.FuncMap{
 		}
 		return roundDuration(d)
 	},
-	"ago":   func(t time.Time) string { return roundDuration(time.Since(t)) },
-	"until": func(t time.Time) string { return roundDuration(time.Until(t)) },
+	"ago":    func(t time.Time) string { return roundDuration(time.Since(t)) },
+	"plural": units.Plural,
+	"until":  func(t time.Time) string { return roundDuration(time.Until(t)) },
 	"unix": func(s int64) string {
 		if s == 0 {
 			return ""
 		}
 		return time.Unix(s, 0).UTC().Format("2006-01-02 15:04 UTC")
 	},
-	"join":    func(l []string) string { return strings.Join(l, ", ") },
-	"add":     func(a, b int) int { return a + b },
+	"join": func(l []string) string { return strings.Join(l, ", ") },
+	"add":  func(a, b int) int { return a + b },
+	// shorten cuts s to n bytes (at a rune boundary) with an ellipsis.
+	"shorten": func(s string, n int) string {
+		if len(s) <= n {
+			return s
+		}
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		return s[:n] + "…"
+	},
 	"mul":     func(a, b int) int { return a * b },
 	"sub":     func(a, b int) int { return a - b },
 	"percent": func(a, b int64) string { return fmt.Sprintf("%d %%", a*100/max(b, 1)) },

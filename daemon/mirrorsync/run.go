@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/amwi/amwi/internal/units"
 )
 
 // How a run keeps the mirror consistent (what pacman sees is complete, or loudly not):
@@ -73,7 +75,7 @@ type IncompleteError struct {
 }
 
 func (e *IncompleteError) Error() string {
-	msg := fmt.Sprintf("%d files the upstream's databases name could not be fetched", e.Gaps)
+	msg := units.Plural(e.Gaps, "file") + " the upstream's databases name could not be fetched"
 	if len(e.Examples) > 0 {
 		msg += " (" + strings.Join(e.Examples[:min(3, len(e.Examples))], "; ") + ")"
 	}
@@ -457,8 +459,8 @@ func (m *Manager) checkRoom(files int, bytes int64) error {
 		return err
 	}
 	if uint64(bytes)+m.Config.MinFreeBytes > free {
-		return fmt.Errorf("%w on %s: this sync needs %s for %d new files, %s free, and sync.min_free_gib keeps %s free; make room (or lower mirror.repos) and sync again",
-			ErrDiskSpace, m.root(), gib(uint64(bytes)), files, gib(free), gib(m.Config.MinFreeBytes))
+		return fmt.Errorf("%w on %s: this sync needs %s for %s, %s free, and sync.min_free_gib keeps %s free; make room (or lower mirror.repos) and sync again",
+			ErrDiskSpace, m.root(), gib(uint64(bytes)), units.Plural(files, "new file"), gib(free), gib(m.Config.MinFreeBytes))
 	}
 	return nil
 }

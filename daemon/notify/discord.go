@@ -504,12 +504,7 @@ func defuseFences(s string) string {
 	return b.String()
 }
 
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
+func plural(n int, noun string) string { return units.Plural(n, noun) }
 
 func runes(s string) int { return utf8.RuneCountInString(s) }
 

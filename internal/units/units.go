@@ -1,8 +1,11 @@
 // Package units formats quantities for people: sizes in binary units, as ls -h and
-// pacman print them.
+// pacman print them, and counts of things.
 package units
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Bytes formats n as "512 B", "1.5 KiB", "3.2 GiB".
 func Bytes(n int64) string {
@@ -16,4 +19,12 @@ func Bytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// Plural says "1 file", "2 files": n and the noun, with an s unless n is 1.
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
