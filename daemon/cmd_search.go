@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/spf13/pflag"
+
 	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/web"
@@ -30,6 +32,9 @@ func (c *cli) searchCmd(args []string) error {
 	repo := fs.String("repo", "", "only this repository")
 	asJSON := fs.Bool("json", false, "print JSON (the fields of /api/search)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return errHelpShown
+		}
 		return ErrUsage
 	}
 	cfg, err := config.Load(c.cfgPath)

@@ -33,12 +33,13 @@ func (c *cli) verifyCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if h := mirrorsync.Holder(cfg.State.Dir); h != "" {
-		fmt.Fprintf(c.env.Stderr, "amwi verify: a sync is running (%s); files it replaces meanwhile may show as problems\n", h)
+	h := mirrorsync.Holder(cfg.State.Dir)
+	if h != "" {
+		fmt.Fprintf(c.env.Stderr, "amwi verify: a sync is running (%s); files it replaces meanwhile may show as problems, and its temporary files are not counted\n", h)
 	}
 	pr := newProgressPrinter(c.env.Stderr)
 	start := time.Now()
-	o := mirrorsync.VerifyOptions{Full: *full, Keep: mirrorsync.Retired(cfg.State.Dir)}
+	o := mirrorsync.VerifyOptions{Full: *full, Keep: mirrorsync.Retired(cfg.State.Dir), SkipLeftovers: h != ""}
 	if pr.tty {
 		o.Progress = func(p mirrorsync.VerifyProgress) {
 			pr.line(verifyLine(p, time.Since(start)))

@@ -95,6 +95,16 @@ func Main(ctx context.Context, env Env) error {
 		cfgPath = config.DefaultPath
 	}
 	c := &cli{env: env, cfgPath: cfgPath}
+	err := c.run(ctx, args)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+// run dispatches one command.
+func (c *cli) run(ctx context.Context, args []string) error {
+	env := c.env
 	switch args[0] {
 	case "serve":
 		return c.serve(ctx, args[1:])
@@ -136,10 +146,14 @@ func (c *cli) flags(name string) *pflag.FlagSet {
 	return fs
 }
 
+// errHelpShown: a command's --help printed its usage; the command does nothing else and
+// amwi exits 0.
+var errHelpShown = errors.New("help shown")
+
 func (c *cli) parse(fs *pflag.FlagSet, args []string, nargs int) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return nil
+			return errHelpShown
 		}
 		return ErrUsage
 	}

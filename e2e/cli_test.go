@@ -239,3 +239,21 @@ func TestInstall(t *testing.T) {
 		t.Errorf("make install overwrote an existing amwi.toml")
 	}
 }
+
+// TestHelpDoesNothing: a command's --help prints its usage and does nothing else, even
+// with flags that would act (`verify --repair --help` removes nothing).
+func TestHelpDoesNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := syncConfig(t, dir, "rsync://127.0.0.1:1/archlinux/", `["core"]`, "")
+	for _, args := range [][]string{{"sync", "--help"}, {"sync", "--force", "--help"}, {"verify", "--repair", "--help"},
+		{"serve", "--help"}, {"bench", "--help"}, {"search", "--help"}} {
+		out, code := run(t, nil, nil, append([]string{"-c", cfg}, args...)...)
+		if code != 0 || !strings.Contains(out, "--") {
+			t.Errorf("amwi %s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+	}
+	if des, _ := os.ReadDir(filepath.Join(dir, "state")); len(des) > 0 {
+		t.Errorf("--help left state behind: %v", des)
+	}
+}

@@ -102,6 +102,7 @@ type Run struct {
 	Verified      int      `json:"verified,omitempty"`  // new packages checked against %SHA256SUM%
 	Refused       int      `json:"refused,omitempty"`   // upstream entries refused (control characters, unsafe links)
 	HeldBack      []string `json:"held_back,omitempty"` // repos kept at their previous state (gaps)
+	Warning       string   `json:"warning,omitempty"`   // what went wrong without failing the run
 	Missing       int      `json:"missing,omitempty"`   // incomplete: files the upstream's databases name that could not be fetched
 	StderrTail    []string `json:"stderr_tail,omitempty"`
 	// Check is the mirror checked against its own databases at the end of the run.
@@ -688,9 +689,9 @@ func (m *Manager) rsyncProgress(ctx context.Context, run *Run, tail *lineRing, p
 		if ctx.Err() != nil {
 			return r, fmt.Errorf("%s: %w", phase, context.Cause(ctx))
 		}
-		if tail.contains("No space left on device") || tail.contains("Disk quota exceeded") {
+		if tail.diskFull() {
 			free, _ := m.freeBytes(m.Config.Root)
-			return r, fmt.Errorf("%s: %w on %s (%s free): the mirror is unchanged; make room and sync again (%v)", phase, ErrDiskFull, m.Config.Root, gib(free), err)
+			return r, fmt.Errorf("%s: %w on %s (%s free): the mirror is unchanged; make room and sync again (%w)", phase, ErrDiskFull, m.Config.Root, gib(free), err)
 		}
 		var re *RsyncError
 		if errors.As(err, &re) && re.Code == 24 {

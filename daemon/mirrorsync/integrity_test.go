@@ -695,3 +695,127 @@ func TestUpstreamRepoDirIsALink(t *testing.T) {
 	}
 	consistent(t, e.mirror, selected)
 }
+
+// TestUpstreamModesAndFolders: upstream's setuid bits and world-writable folders never
+// reach the mirror, and folders inside a repo's os/x86_64 are not fetched.
+func TestUpstreamModesAndFolders(t *testing.T) {
+	t.Parallel()
+	tr, rd := realUpstream(t)
+	_, repos := archtest.Realistic(t, t.TempDir())
+	glibc := repos[0].Pkgs[0]
+	os.Chmod(filepath.Join(tr.Root, glibc.PoolPath()), 0o4755)
+	os.Chmod(filepath.Join(tr.Root, "core", "os", "x86_64"), 0o777)
+	os.Chmod(filepath.Join(tr.Root, "core", "os", "x86_64", "core.db.tar.gz"), 0o2777)
+	sub := filepath.Join(tr.Root, "core", "os", "x86_64", "sub")
+	os.MkdirAll(sub, 0o755)
+	os.WriteFile(filepath.Join(sub, "blob"), make([]byte, 1<<20), 0o644)
+	os.Symlink("../../../../", filepath.Join(sub, "rootlink"))
+	e := newEnv(t, selected, rd.URL)
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("sync: %s %s", run.Result, run.Error)
+	}
+	for p, want := range map[string]os.FileMode{
+		glibc.PoolPath():                0o644,
+		"core/os/x86_64":                0o755 | os.ModeDir,
+		"core/os/x86_64/core.db.tar.gz": 0o644,
+	} {
+		fi, err := os.Stat(filepath.Join(e.mirror, p))
+		if err != nil || fi.Mode() != want {
+			t.Errorf("%s: mode %v (%v), want %v", p, fi.Mode(), err, want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(e.mirror, "core", "os", "x86_64", "sub")); err == nil {
+		t.Errorf("a folder inside core/os/x86_64 was published")
+	}
+	consistent(t, e.mirror, selected)
+}
+
+// TestUpstreamFlipsToOlderDatabases: an upstream whose gate says new but whose databases,
+// fetched a moment later, are older than the mirror's (hosts behind a load balancer that
+// disagree) is refused; the mirror keeps its state and its lastupdate, and follows the
+// upstream once it is consistent again.
+func TestUpstreamFlipsToOlderDatabases(t *testing.T) {
+	t.Parallel()
+	tr, rd := realUpstream(t)
+	older := filepath.Join(t.TempDir(), "older")
+	if out, err := exec.Command("cp", "-a", tr.Root, older).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	tr.AddPackages(t, "extra", nano)
+	e := newEnv(t, selected, rd.URL)
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("sync: %s %s", run.Result, run.Error)
+	}
+	synced := stamp(t, filepath.Join(e.mirror, "lastupdate"))
+	tr.LastUpdate += 60
+	tr.Touch(t) // the gate will see something new…
+	newer := tr.Root + ".newer"
+	w := newPhaseWrapper(t)
+	e.m.Config.RsyncBin = w.bin
+	w.arm(t, 2)
+	run := w.runWith(t, e, func() { // …and the databases come from the older tree.
+		os.Rename(tr.Root, newer)
+		os.Rename(older, tr.Root)
+	})
+	if run.Result != mirrorsync.ResultFailed || !strings.Contains(run.Error, "behind this mirror") {
+		t.Fatalf("upstream flipping to older databases: %s %q", run.Result, run.Error)
+	}
+	if got := stamp(t, filepath.Join(e.mirror, "lastupdate")); got != synced {
+		t.Errorf("lastupdate %s after a refused run, want %s", got, synced)
+	}
+	if _, err := os.Lstat(filepath.Join(e.mirror, "extra", "os", "x86_64", nano.FileName())); err != nil {
+		t.Errorf("the mirror rolled back to the older databases: %v", err)
+	}
+	consistent(t, e.mirror, selected)
+	os.Rename(tr.Root, older)
+	os.Rename(newer, tr.Root)
+	e.m.Config.RsyncBin = ""
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("once upstream is consistent: %s %s", run.Result, run.Error)
+	}
+	equalsUpstream(t, tr.Root, e.mirror, selected...)
+}
+
+// TestSameNameRebuild: upstream rebuilds a package under the same file name with another
+// size (and serves something that matches nothing). The live file, which the live
+// database names and pacman may be fetching, is never overwritten or removed: the repo
+// keeps its previous state and the run says incomplete.
+func TestSameNameRebuild(t *testing.T) {
+	t.Parallel()
+	tr, _, e := syncedUpstream(t)
+	_, repos := archtest.Realistic(t, t.TempDir())
+	vim := repos[1].Pkgs[1]
+	live := filepath.Join(e.mirror, vim.PoolPath())
+	before, _ := os.ReadFile(live)
+	rebuilt := vim
+	rebuilt.Desc = "Vi Improved, rebuilt without a pkgrel bump"
+	rebuilt.PayloadSize = 4096
+	tr.RemovePackages(t, "extra", vim)
+	tr.AddPackages(t, "extra", rebuilt)
+	run := e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultIncomplete || strings.Join(run.HeldBack, ",") != "extra" {
+		t.Fatalf("same-name rebuild: %s %q held back %v", run.Result, run.Error, run.HeldBack)
+	}
+	if after, err := os.ReadFile(live); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("the live package was changed (%v)", err)
+	}
+	consistent(t, e.mirror, selected)
+}
+
+// TestDroppedRepoWithoutUpstreamChange: a repo dropped from mirror.repos goes at the next
+// sync even when the upstream did not change.
+func TestDroppedRepoWithoutUpstreamChange(t *testing.T) {
+	t.Parallel()
+	_, _, e := syncedUpstream(t)
+	e.m.Config.Repos = []string{"core", "extra"}
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("sync after dropping multilib: %s %s", run.Result, run.Error)
+	}
+	if _, err := os.Stat(filepath.Join(e.mirror, "multilib")); !os.IsNotExist(err) {
+		t.Errorf("multilib is still there after it left mirror.repos")
+	}
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultUpToDate {
+		t.Errorf("the sync after that: %s, want up to date", run.Result)
+	}
+	consistent(t, e.mirror, []string{"core", "extra"})
+}

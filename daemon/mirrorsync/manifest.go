@@ -107,7 +107,7 @@ func readRepoDir(dir, repo string, resolve bool) (*repoDir, error) {
 	}
 	defer f.Close()
 	err = repodb.Walk(f, repo+"/os/"+arch+"/"+dbName(repo), repodb.Limits{}, func(p *repodb.Package) error {
-		if !safeName(p.Filename) || strings.ContainsRune(p.Filename, '/') {
+		if !safeName(p.Filename) || strings.ContainsRune(p.Filename, '/') || isDBFile(repo, p.Filename) {
 			d.refuse("database entry " + quoteName(p.Filename))
 			return nil
 		}
@@ -124,6 +124,17 @@ func readRepoDir(dir, repo string, resolve bool) (*repoDir, error) {
 	}
 	sort.Slice(d.files, func(i, j int) bool { return d.files[i].name < d.files[j].name })
 	return d, nil
+}
+
+// isDBFile reports whether name is one of repo's database files (REPO.db, REPO.db.tar.gz,
+// REPO.files…, their .old and .sig): a database naming one of those as a package is refused.
+func isDBFile(repo, name string) bool {
+	for _, base := range []string{repo + ".db", repo + ".files", repo + ".links"} {
+		if name == base || strings.HasPrefix(name, base+".") {
+			return true
+		}
+	}
+	return false
 }
 
 // safeName reports whether an upstream name may be taken: valid UTF-8, no control
@@ -218,6 +229,18 @@ func (r *Report) Gaps() int {
 // OK reports a mirror with nothing wrong (unreferenced files are not wrong).
 func (r *Report) OK() bool { return r.Gaps() == 0 && r.Leftovers == 0 }
 
+// maxRepos bounds Report.Repos (a full mirror takes what upstream has).
+const maxRepos = 32
+
+func (r *Report) addRepo(repo string) {
+	switch {
+	case len(r.Repos) < maxRepos:
+		r.Repos = append(r.Repos, repo)
+	case len(r.Repos) == maxRepos:
+		r.Repos = append(r.Repos, "…")
+	}
+}
+
 func (r *Report) problem(p, what string) {
 	if len(r.Problems) < maxProblems {
 		s := p + ": " + what
@@ -225,6 +248,17 @@ func (r *Report) problem(p, what string) {
 			s = s[:maxProblemLen] + "…"
 		}
 		r.Problems = append(r.Problems, s)
+	}
+}
+
+// damaged hands a damaged package file to onDamaged: only files in the pool (what
+// `amwi verify --repair` may remove), never a database or anything else.
+func (r *Report) damaged(root, path string) {
+	if r.onDamaged == nil {
+		return
+	}
+	if rel, err := filepath.Rel(filepath.Join(root, "pool"), path); err == nil && !strings.HasPrefix(rel, "..") && strings.Count(rel, string(filepath.Separator)) == 1 {
+		r.onDamaged(path)
 	}
 }
 
@@ -243,30 +277,6 @@ func (r *Report) failed(repo string, err error) {
 	}
 }
 
-// merge adds o's counts to r.
-func (r *Report) merge(o *Report) {
-	r.Repos = append(r.Repos, o.Repos...)
-	r.Files += o.Files
-	r.Hashed += o.Hashed
-	r.Missing += o.Missing
-	r.WrongSize += o.WrongSize
-	r.Corrupt += o.Corrupt
-	r.Dangling += o.Dangling
-	r.Leftovers += o.Leftovers
-	r.Unreferenced += o.Unreferenced
-	r.Refused += o.Refused
-	for _, p := range o.Problems {
-		if len(r.Problems) < maxProblems {
-			r.Problems = append(r.Problems, p)
-		}
-	}
-	for _, e := range o.Errors {
-		if len(r.Errors) < maxProblems {
-			r.Errors = append(r.Errors, e)
-		}
-	}
-}
-
 // hashFunc checks one file's content against its %SHA256SUM%; nil skips hashing.
 type hashFunc func(path string, f dbFile) (ok bool, n int64, err error)
 
@@ -275,7 +285,7 @@ type hashFunc func(path string, f dbFile) (ok bool, n int64, err error)
 // must lead somewhere. need, when not nil, collects the pool files that are missing or of
 // the wrong size (what a sync must fetch; it needs resolved links).
 func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]int64) {
-	r.Repos = append(r.Repos, d.repo)
+	r.addRepo(d.repo)
 	r.Refused += d.nBad
 	for _, n := range d.bad {
 		r.problem(n, "refused (control characters or an unsafe link)")
@@ -354,9 +364,7 @@ func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]i
 				r.WrongSize++
 				r.problem(prefix+f.name, fmt.Sprintf("%d bytes, the database says %d", res.size, f.size))
 				addNeed(need, p, f.size)
-				if r.onDamaged != nil {
-					r.onDamaged(d.file(root, f.name, p))
-				}
+				r.damaged(root, d.file(root, f.name, p))
 			case hash != nil && f.hasSum:
 				full := d.file(root, f.name, p)
 				ok, n, err := hash(full, *f)
@@ -367,9 +375,7 @@ func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]i
 				} else if !ok {
 					r.Corrupt++
 					r.problem(prefix+f.name, "SHA-256 differs from the database's")
-					if r.onDamaged != nil {
-						r.onDamaged(full)
-					}
+					r.damaged(root, full)
 				}
 			}
 			if r.onFile != nil {

@@ -18,6 +18,10 @@ const FullMirror = "*"
 // filesExcluded are never fetched (Arch's recommendation).
 var filesExcluded = []string{"--exclude=*.links.tar.gz*"}
 
+// modes are the permissions every fetched file and folder gets, whatever upstream's are:
+// an upstream's setuid bits or world-writable folders never reach the mirror.
+const modes = "--chmod=D755,F644"
+
 // fullMirrorExcludes are Arch's excludes for a full mirror. lastupdate and lastsync are
 // written by amwi itself, once everything else is in place.
 var fullMirrorExcludes = []string{"--exclude=/other", "--exclude=/sources", "--exclude=/lastupdate", "--exclude=/lastsync"}
@@ -27,9 +31,19 @@ var fullMirrorExcludes = []string{"--exclude=/other", "--exclude=/sources", "--e
 func repoFilters(repos []string) []string {
 	out := append([]string(nil), filesExcluded...)
 	for _, r := range repos {
-		out = append(out, "--include=/"+r+"/", "--include=/"+r+"/os/", "--include=/"+r+"/os/"+arch+"/***")
+		// A repo dir holds files and links; a folder in it is nobody's (and unchecked).
+		out = append(out, "--include=/"+r+"/", "--include=/"+r+"/os/", "--exclude=/"+r+"/os/"+arch+"/*/", "--include=/"+r+"/os/"+arch+"/***")
 	}
 	return append(out, "--exclude=*")
+}
+
+// stageFilters is what the staging rsync takes: the repos' os/x86_64 trees and the
+// upstream's lastupdate, which says how new the databases fetched in the same transfer are.
+func stageFilters(repos []string) []string {
+	if len(repos) == 1 && repos[0] == FullMirror {
+		return append([]string{"--include=/lastupdate"}, fullStageFilters()...)
+	}
+	return append([]string{"--include=/lastupdate"}, repoFilters(repos)...)
 }
 
 // fullStageFilters selects every repo's os/x86_64 tree (a full mirror's staging): any
@@ -37,7 +51,7 @@ func repoFilters(repos []string) []string {
 func fullStageFilters() []string {
 	out := append([]string(nil), filesExcluded...)
 	out = append(out, "--exclude=/pool/", "--exclude=/iso/", "--exclude=/images/", "--exclude=/other/", "--exclude=/sources/", "--exclude=/.*",
-		"--include=/*/", "--include=/*/os/", "--include=/*/os/"+arch+"/***")
+		"--include=/*/", "--include=/*/os/", "--exclude=/*/os/"+arch+"/*/", "--include=/*/os/"+arch+"/***")
 	return append(out, "--exclude=*")
 }
 

@@ -414,9 +414,10 @@ func statsNoise(line string) bool {
 
 // lineRing keeps the last n lines.
 type lineRing struct {
-	mu    sync.Mutex
-	n     int
-	lines []string
+	mu          sync.Mutex
+	n           int
+	lines       []string
+	sawDiskFull bool // rsync said the disk is full (diskFullRe)
 }
 
 func newLineRing(n int) *lineRing { return &lineRing{n: n} }
@@ -424,6 +425,10 @@ func newLineRing(n int) *lineRing { return &lineRing{n: n} }
 func (l *lineRing) add(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Whole, before it is cut below: the errno is at the end.
+	if diskFullRe.MatchString(s) {
+		l.sawDiskFull = true
+	}
 	// rsync's messages quote upstream's file names: a record or a log line stays small.
 	if len(s) > maxLineLen {
 		s = s[:maxLineLen] + "…"
@@ -437,16 +442,16 @@ func (l *lineRing) add(s string) {
 // maxLineLen bounds one kept line of rsync's stderr.
 const maxLineLen = 240
 
-// contains reports whether a kept line contains sub.
-func (l *lineRing) contains(sub string) bool {
+// diskFullRe is rsync's own report of a full disk: by the receiving side, and ending with
+// the errno. (Upstream's file names appear in other lines, quoted: a name that says "No
+// space left on device" must not pass for a full disk.)
+var diskFullRe = regexp.MustCompile(`^rsync(: error)?:? \[(receiver|generator)\] .*: (No space left on device \(28\)|Disk quota exceeded \(122\))$`)
+
+// diskFull reports whether rsync said the mirror's disk is full.
+func (l *lineRing) diskFull() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, s := range l.lines {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
+	return l.sawDiskFull
 }
 
 func (l *lineRing) all() []string {

@@ -45,9 +45,19 @@ const workDir = ".amwi"
 // maxRounds bounds how often one upstream is asked again when it changed during the run.
 const maxRounds = 3
 
+// maxFullRepos bounds the repositories a full mirror takes (Arch has about a dozen): what
+// an upstream's top level holds must not make records and logs grow without bound.
+const maxFullRepos = 64
+
 // fetchBatch is how many pool files one rsync fetches: rsync's --files-from costs time
 // quadratic in the list's length (31,000 names: 3 s of CPU; 4,096: 0.06 s).
 const fetchBatch = 4096
+
+// maxAhead is how far in the future an upstream's lastupdate may be (clocks differ).
+const maxAhead = time.Hour
+
+// clockSane: before it, this box's clock is taken to be unset.
+var clockSane = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // stampMax bounds lastupdate/lastsync: a Unix time and a newline; anything longer is refused.
 const stampMax = 32
@@ -117,7 +127,7 @@ func (m *Manager) fetchGate(ctx context.Context, up string, run *Run, tail *line
 	for _, f := range []string{"lastupdate", "lastsync"} {
 		os.Remove(filepath.Join(dir, f))
 	}
-	args := append([]string{"-rt", "--max-size=" + strconv.Itoa(stampMax), "--timeout=600", "--contimeout=60", "--no-motd", "--stats"},
+	args := append([]string{"-rt", modes, "--max-size=" + strconv.Itoa(stampMax), "--timeout=600", "--contimeout=60", "--no-motd", "--stats"},
 		append(onlyTopFiles("lastupdate", "lastsync"), up, dir+"/")...)
 	if _, err := m.rsync(ctx, run, tail, PhaseChecking, nil, args...); err != nil {
 		return gate{}, err
@@ -130,8 +140,13 @@ func (m *Manager) fetchGate(ctx context.Context, up string, run *Run, tail *line
 	if g.lastsync, err = readStamp(filepath.Join(dir, "lastsync")); err != nil {
 		g.lastsync = 0 // optional: some mirrors do not publish it
 	}
-	if ahead := time.Unix(g.lastupdate, 0).Sub(m.now()); ahead > 24*time.Hour {
-		return g, fmt.Errorf("upstream %s: its lastupdate is %s in the future: its clock or its tree is broken; refused", up, roundAge(ahead))
+	// A lastupdate in the future, once taken, would make every honest upstream look
+	// behind. (Unless this box's own clock is plainly unset: a Pi without a clock battery
+	// before NTP answers.)
+	if now := m.now(); now.After(clockSane) {
+		if ahead := time.Unix(g.lastupdate, 0).Sub(now); ahead > maxAhead {
+			return g, fmt.Errorf("upstream %s: its lastupdate is %s in the future: its clock or its tree is broken; refused", up, roundAge(ahead))
+		}
 	}
 	return g, nil
 }
@@ -210,7 +225,7 @@ func (m *Manager) syncFrom(ctx context.Context, up string, run *Run, tail *lineR
 		run.LastUpdate = g.lastupdate
 		if round == 1 && !run.Force {
 			ours, _ := readStamp(filepath.Join(m.root(), "lastupdate"))
-			if ours == g.lastupdate {
+			if ours == g.lastupdate && !m.unselectedLive() {
 				rep := m.checkLive()
 				run.Check = rep
 				if rep.OK() {
@@ -234,6 +249,17 @@ func (m *Manager) syncFrom(ctx context.Context, up string, run *Run, tail *lineR
 		if err != nil {
 			return err
 		}
+		if st.lastupdate != g.lastupdate {
+			// The databases are not of the state the gate saw (an upstream that moved on,
+			// or one behind a load balancer whose hosts disagree): the older of the two is
+			// what the mirror may claim, and databases older than the mirror's are refused.
+			m.Log.Warn("sync: upstream's lastupdate changed between the gate and the databases", "upstream", up, "gate", g.lastupdate, "databases", st.lastupdate)
+			if err := m.notBehind(up, gate{lastupdate: st.lastupdate}, run); err != nil {
+				return err
+			}
+			g.lastupdate = min(g.lastupdate, st.lastupdate)
+			run.LastUpdate = g.lastupdate
+		}
 		if err := m.fetchNeeded(ctx, up, run, tail, st); err != nil {
 			return err
 		}
@@ -254,9 +280,10 @@ func first(s []string) string {
 
 // staged is the state of the staging dir after a round's staging rsync.
 type staged struct {
-	dirs    []*repoDir
-	reports map[string]*Report // per repo, from the last check
-	refused int
+	lastupdate int64 // upstream's, fetched with the databases
+	dirs       []*repoDir
+	reports    map[string]*Report // per repo, from the last check
+	refused    int
 }
 
 func (s *staged) check(root string) {
@@ -293,16 +320,14 @@ func (m *Manager) stage(ctx context.Context, up string, run *Run, tail *lineRing
 	if err := os.MkdirAll(m.tempDir(), 0o755); err != nil {
 		return nil, err
 	}
-	var filters []string
-	if m.full() {
-		filters = fullStageFilters()
-	} else {
-		filters = repoFilters(m.Config.Repos)
+	filters := stageFilters(m.Config.Repos)
+	if !m.full() {
 		// Repos that left mirror.repos: their staged copies go (rsync protects what
 		// its filters exclude).
 		m.removeUnselected(dir)
 	}
-	args := append([]string{"-rlpt", "--safe-links", "--delete", "--temp-dir=" + m.tempDir(),
+	os.Remove(filepath.Join(dir, "lastupdate"))
+	args := append([]string{"-rlpt", modes, "--safe-links", "--delete", "--temp-dir=" + m.tempDir(),
 		"--timeout=600", "--contimeout=60", "--no-motd", "--info=progress2,name1", "--stats"}, m.bwlimit()...)
 	if names := dirNames(dir); len(names) == 0 {
 		// Nothing staged yet (a mirror an older amwi kept, or a wiped staging dir): the
@@ -314,14 +339,20 @@ func (m *Manager) stage(ctx context.Context, up string, run *Run, tail *lineRing
 	if _, err := m.rsync(ctx, run, tail, PhaseStaging, nil, args...); err != nil {
 		return nil, err
 	}
+	lu, err := readStamp(filepath.Join(dir, "lastupdate"))
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", up, err)
+	}
 	repos := m.Config.Repos
 	if m.full() {
-		var err error
 		if repos, err = stagedRepos(dir); err != nil {
 			return nil, err
 		}
+		if len(repos) > maxFullRepos {
+			return nil, fmt.Errorf("upstream %s has %d repositories; a full mirror takes at most %d: is it an Arch mirror?", up, len(repos), maxFullRepos)
+		}
 	}
-	st := &staged{}
+	st := &staged{lastupdate: lu}
 	for _, repo := range repos {
 		rd := filepath.Join(dir, repo, "os", arch)
 		if err := realDirs(dir, repo, "os", arch); errors.Is(err, fs.ErrNotExist) {
@@ -385,6 +416,25 @@ func stagedRepos(dir string) ([]string, error) {
 	return out, nil
 }
 
+// unselectedLive reports live repos that mirror.repos no longer selects: a run then goes on
+// past an up-to-date gate, to publish and prune.
+func (m *Manager) unselectedLive() bool {
+	if m.full() {
+		return false
+	}
+	live, _ := findRepos(m.root())
+	sel := map[string]bool{}
+	for _, r := range m.Config.Repos {
+		sel[r] = true
+	}
+	for _, r := range live {
+		if !sel[r] {
+			return true
+		}
+	}
+	return false
+}
+
 // removeUnselected removes staged repos that are not selected.
 func (m *Manager) removeUnselected(dir string) {
 	sel := map[string]bool{}
@@ -411,6 +461,15 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 				sums[p] = f
 			}
 		}
+	}
+	if conflicts := m.liveConflicts(need); len(conflicts) > 0 {
+		// Upstream rebuilt packages under names the live databases use, with another
+		// size. The live files stay as they are (pacman may be fetching them): the
+		// staged repo has a gap, keeps its previous state, and the run says so.
+		for _, p := range conflicts {
+			delete(need, p)
+		}
+		m.Log.Warn("sync: upstream changed packages the live databases name under the same names; the live files stay", "count", len(conflicts), "first", conflicts[0])
 	}
 	// Files an interrupted run fetched but could not check are checked now.
 	pending := m.readPending()
@@ -452,6 +511,45 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 	return nil
 }
 
+// liveConflicts returns the needed pool files that are on disk already and that a live
+// database names with another size than the new one: fetching them would overwrite a
+// package the mirror serves with one that does not match its database.
+func (m *Manager) liveConflicts(need map[string]int64) []string {
+	var there []string
+	for p := range need {
+		if _, err := os.Lstat(filepath.Join(m.root(), filepath.FromSlash(p))); err == nil {
+			there = append(there, p)
+		}
+	}
+	if len(there) == 0 {
+		return nil
+	}
+	live := map[string]int64{}
+	repos := m.Config.Repos
+	if m.full() {
+		repos, _ = findRepos(m.root())
+	}
+	for _, repo := range repos {
+		d, err := readRepoDir(filepath.Join(m.root(), repo, "os", arch), repo, true)
+		if err != nil {
+			continue
+		}
+		for _, f := range d.files {
+			if p := d.links[f.name]; strings.HasPrefix(p, "pool/") {
+				live[p] = f.size
+			}
+		}
+	}
+	var out []string
+	for _, p := range there {
+		if size, named := live[p]; named && size != need[p] {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // checkRoom refuses a fetch that would take the disk below sync.min_free_gib.
 func (m *Manager) checkRoom(files int, bytes int64) error {
 	free, err := m.freeBytes(m.root())
@@ -472,7 +570,7 @@ func (m *Manager) fetchPool(ctx context.Context, up string, run *Run, tail *line
 	for i := 0; i < len(files); i += fetchBatch {
 		batch := files[i:min(i+fetchBatch, len(files))]
 		list := []byte(strings.Join(batch, "\x00") + "\x00")
-		args := append([]string{"-pt", "--files-from=-", "--from0", "--temp-dir=" + m.tempDir(),
+		args := append([]string{"-pt", modes, "--files-from=-", "--from0", "--temp-dir=" + m.tempDir(),
 			"--timeout=600", "--contimeout=60", "--no-motd", "--info=progress2,name1", "--stats"}, m.bwlimit()...)
 		_, err := m.rsyncProgress(ctx, run, tail, PhasePool, list, func(p Progress) int {
 			if total <= 0 {
@@ -778,13 +876,21 @@ func syncfs(root string) {
 // syncRest is the full mirror's last step: everything that is not a repo's os/x86_64 or
 // the pool (iso/, images/, …), the Arch way, with its own deletions.
 func (m *Manager) syncRest(ctx context.Context, up string, run *Run, tail *lineRing, repos []string) error {
-	args := append(m.flags("--info=progress2,name1", "--stats"), filesExcluded...)
+	args := append(m.flags(modes, "--info=progress2,name1", "--stats"), filesExcluded...)
 	args = append(args, fullMirrorExcludes...)
 	for _, r := range repos {
 		args = append(args, "--exclude=/"+r+"/os/"+arch)
 	}
 	args = append(args, "--exclude=/pool", "--exclude=/"+workDir, up, m.root()+"/")
 	_, err := m.rsync(ctx, run, tail, PhaseMirror, nil, args...)
+	var re *RsyncError
+	if errors.As(err, &re) && re.Code == 23 && ctx.Err() == nil && !tail.diskFull() {
+		// Something outside the repos (an ISO the upstream cannot read, say) did not
+		// come: the repos are published and complete, so the run is not failed for it.
+		run.Warning = "some files outside the repositories were not transferred: " + re.Last
+		m.Log.Warn("sync: "+run.Warning, "upstream", up)
+		return nil
+	}
 	return err
 }
 

@@ -28,6 +28,9 @@ type VerifyOptions struct {
 	// OnDamaged, when set, gets the path of every package file of the wrong size or (Full)
 	// the wrong SHA-256: what `amwi verify --repair` removes.
 	OnDamaged func(path string)
+	// SkipLeftovers leaves staging leftovers uncounted: a sync is running, and its
+	// temporary files are not left over.
+	SkipLeftovers bool
 	// known are repo dirs read already (the sync's, just published).
 	known map[string]*repoDir
 	// Keep are mirror-relative paths (links, pool files) not counted as unreferenced: the
@@ -107,7 +110,7 @@ func verify(ctx context.Context, root string, repos []string, o VerifyOptions, t
 			err = fmt.Errorf("not on the mirror (not synced yet?): %w", err)
 		}
 		if err != nil {
-			rep.Repos = append(rep.Repos, repo)
+			rep.addRepo(repo)
 			rep.failed(repo, err)
 			continue
 		}
@@ -182,7 +185,9 @@ func verify(ctx context.Context, root string, repos []string, o VerifyOptions, t
 			rep.failed("pool", err)
 		}
 	}
-	leftovers(root, repos, rep)
+	if !o.SkipLeftovers {
+		leftovers(root, repos, rep)
+	}
 	return rep, nil
 }
 
@@ -323,7 +328,7 @@ func LastVerification(stateDir string) (*Verification, error) {
 	}
 	defer f.Close()
 	var v Verification
-	if err := json.NewDecoder(io.LimitReader(f, 64<<10)).Decode(&v); err != nil {
+	if err := json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&v); err != nil {
 		return nil, fmt.Errorf("read %s: %w", VerifyFile, err)
 	}
 	return &v, nil

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/amwi/amwi/daemon/repodb"
 )
@@ -54,6 +55,44 @@ func depName(d string) string {
 }
 
 // Build indexes the packages of each repo; repos gives their order (core, extra, …).
+// Bounds on what one package of an upstream's database may put in the index (and so in
+// an API answer or a sync's record): real packages stay far below them.
+const (
+	maxShort = 128 // name, version, arch, each relation
+	maxLong  = 512 // description, URL, packager
+	maxList  = 64  // entries of one relation list
+)
+
+// clip cuts a package's fields to the bounds above.
+func clip(p *repodb.Package) {
+	for _, f := range []*string{&p.Name, &p.Base, &p.Version, &p.Arch, &p.Filename} {
+		*f = clipString(*f, maxShort)
+	}
+	for _, f := range []*string{&p.Desc, &p.URL, &p.Packager} {
+		*f = clipString(*f, maxLong)
+	}
+	for _, l := range []*[]string{&p.Groups, &p.Licenses, &p.Replaces, &p.Conflicts, &p.Provides,
+		&p.Depends, &p.OptDepends, &p.MakeDepends, &p.CheckDepends} {
+		if len(*l) > maxList {
+			*l = (*l)[:maxList]
+		}
+		for i := range *l {
+			(*l)[i] = clipString((*l)[i], maxShort)
+		}
+	}
+}
+
+// clipString cuts s to at most n bytes, at a rune boundary.
+func clipString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 func Build(repos []string, dbs map[string][]repodb.Package, now time.Time) *Index {
 	ix := &Index{Repos: repos, Built: now, byKey: map[string]*Package{}, requiredBy: map[string][]*Package{}}
 	n := 0
@@ -67,6 +106,7 @@ func Build(repos []string, dbs map[string][]repodb.Package, now time.Time) *Inde
 			// Signatures are the bulk of a v1 database and nobody searches them; names in
 			// lists (depends, licenses, packagers) repeat thousands of times: keep one copy.
 			rp.PGPSig, rp.MD5Sum = "", ""
+			clip(&rp)
 			rp.Arch, rp.Packager = in.one(rp.Arch), in.one(rp.Packager)
 			for _, l := range []*[]string{&rp.Groups, &rp.Licenses, &rp.Replaces, &rp.Conflicts, &rp.Provides,
 				&rp.Depends, &rp.OptDepends, &rp.MakeDepends, &rp.CheckDepends} {
