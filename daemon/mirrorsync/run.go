@@ -471,6 +471,9 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 		}
 		m.Log.Warn("sync: upstream changed packages the live databases name under the same names; the live files stay", "count", len(conflicts), "first", conflicts[0])
 	}
+	if err := m.checkStagedPackages(st); err != nil {
+		return err
+	}
 	// Files an interrupted run fetched but could not check are checked now.
 	pending := m.readPending()
 	if len(need) == 0 && len(pending) == 0 {
@@ -508,6 +511,37 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 		return context.Cause(ctx)
 	}
 	m.clearPending()
+	return nil
+}
+
+// checkStagedPackages checks the SHA-256 of package files an upstream keeps in a repo's
+// os/x86_64 itself (old-style mirrors, before pool/) and that the live dir does not have
+// as they are. A mismatch fails the run naming the file, which is taken out of the staged
+// dir so the next run fetches it again.
+func (m *Manager) checkStagedPackages(st *staged) error {
+	var bad []string
+	for _, d := range st.dirs {
+		live := filepath.Join(m.root(), d.repo, "os", arch)
+		for _, f := range d.files {
+			if _, ok := d.regs[f.name]; !ok || !f.hasSum {
+				continue
+			}
+			p := filepath.Join(d.dir, f.name)
+			a, errA := os.Stat(p)
+			b, errB := os.Stat(filepath.Join(live, f.name))
+			if errA == nil && errB == nil && os.SameFile(a, b) {
+				continue // the live file, linked: checked when it came
+			}
+			if ok, _, err := sha256File(p, f); err != nil || !ok {
+				os.Remove(p)
+				bad = append(bad, d.repo+"/os/"+arch+"/"+f.name)
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("package files in the repos' own folders do not match their databases' SHA-256 (%d): %s (the upstream serves other files than its databases name)",
+			len(bad), strings.Join(bad[:min(3, len(bad))], ", "))
+	}
 	return nil
 }
 
