@@ -98,7 +98,7 @@ func TestIncompleteShowsEverywhere(t *testing.T) {
 		t.Fatalf("sync with a package missing upstream: exit %d\n%s", code, out)
 	}
 	_, health := httpGet(t, base+"/healthz")
-	if !strings.Contains(health, `"status":"degraded"`) || !strings.Contains(health, "1 files missing") {
+	if !strings.Contains(health, `"status":"degraded"`) || !strings.Contains(health, "1 file missing") {
 		t.Errorf("/healthz: %s", health)
 	}
 	_, metrics := httpGet(t, base+"/metrics")

@@ -228,7 +228,7 @@ func TestGapIsIncomplete(t *testing.T) {
 	os.Remove(lost)
 
 	run := e.sync(t, mirrorsync.Options{})
-	if run.Result != mirrorsync.ResultIncomplete || !strings.Contains(run.Error, "1 files") || !strings.Contains(run.Error, nano.FileName()) {
+	if run.Result != mirrorsync.ResultIncomplete || !strings.Contains(run.Error, "1 file the upstream's databases name") || !strings.Contains(run.Error, nano.FileName()) {
 		t.Fatalf("run with a file missing upstream: %s: %s", run.Result, run.Error)
 	}
 	if strings.Join(run.HeldBack, ",") != "extra" {
@@ -322,15 +322,18 @@ func TestOlderUpstreamRefused(t *testing.T) {
 	t.Parallel()
 	oldRoot := filepath.Join(t.TempDir(), "old")
 	oldTree, _ := archtest.Realistic(t, oldRoot)
+	// Three hours older than what follows.
+	oldTree.LastUpdate = time.Now().Add(-3*time.Hour - time.Minute).Unix()
+	for _, f := range []string{"lastupdate", "lastsync"} {
+		os.WriteFile(filepath.Join(oldRoot, f), []byte(strconv.FormatInt(oldTree.LastUpdate, 10)+"\n"), 0o644)
+	}
 	old := archtest.StartRsyncd(t, oldRoot)
 	newRoot := filepath.Join(t.TempDir(), "new")
 	if out, err := exec.Command("cp", "-a", oldRoot, newRoot).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
 	}
 	newTree := &archtest.Tree{Root: newRoot, LastUpdate: oldTree.LastUpdate}
-	newTree.AddPackages(t, "extra", nano)
-	newTree.LastUpdate += 3 * 3600
-	newTree.Touch(t)
+	newTree.AddPackages(t, "extra", nano) // lastupdate: now
 	fresh := archtest.StartRsyncd(t, newRoot)
 
 	e := newEnv(t, selected, fresh.URL)
