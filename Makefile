@@ -75,7 +75,8 @@ FUZZTIME ?= 4s
 FUZZ := ./daemon/config:FuzzParse ./daemon/repodb:FuzzParseDesc ./daemon/repodb:FuzzParse \
 	./hw:FuzzParseMountinfo ./hw:FuzzParseUptime ./hw:FuzzParseMilliCelsius ./hw:FuzzParseModel \
 	./daemon/notify:FuzzMessage ./daemon/auth:FuzzParsePHC ./daemon/traffic:FuzzPackageName ./daemon/repodb:FuzzTarReader \
-	./mirrorlists:FuzzParseMirrorlist ./mirrorlists:FuzzParseStatus ./daemon/bench:FuzzParseLastsync
+	./mirrorlists:FuzzParseMirrorlist ./mirrorlists:FuzzParseStatus ./daemon/bench:FuzzParseLastsync \
+	./daemon/mirrorsync:FuzzParseStamp ./daemon/mirrorsync:FuzzLinkTarget
 
 test-go:
 	$(GO) vet ./...

@@ -137,10 +137,11 @@ func isDBFile(repo, name string) bool {
 	return false
 }
 
-// safeName reports whether an upstream name may be taken: valid UTF-8, no control
-// characters, not a dot name (rsync's and amwi's staging names), not empty.
+// safeName reports whether an upstream name may be taken as one path component: valid
+// UTF-8, no control characters or slashes, not a dot name (rsync's and amwi's staging
+// names), not empty.
 func safeName(name string) bool {
-	if name == "" || name[0] == '.' || !utf8.ValidString(name) || len(name) > 255 {
+	if name == "" || name[0] == '.' || !utf8.ValidString(name) || len(name) > 255 || strings.ContainsRune(name, '/') {
 		return false
 	}
 	for _, r := range name {

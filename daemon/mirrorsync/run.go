@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -163,14 +164,19 @@ func readStamp(path string) (int64, error) {
 	}
 	defer f.Close()
 	b := make([]byte, stampMax+1)
-	n, _ := f.Read(b)
-	if n > stampMax {
-		return 0, fmt.Errorf("%s is larger than %d bytes: not a Unix time", filepath.Base(path), stampMax)
+	n, _ := io.ReadFull(f, b)
+	return parseStamp(filepath.Base(path), b[:n])
+}
+
+// parseStamp parses a stamp file's content (name is for messages).
+func parseStamp(name string, b []byte) (int64, error) {
+	if len(b) > stampMax {
+		return 0, fmt.Errorf("%s is larger than %d bytes: not a Unix time", name, stampMax)
 	}
-	s := strings.TrimRight(string(b[:n]), "\n\r ")
+	s := strings.TrimRight(string(b), "\n\r ")
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || v <= 0 || strings.ContainsAny(s, "+-") {
-		return 0, fmt.Errorf("%s holds %s, not a Unix time", filepath.Base(path), quoteName(s))
+		return 0, fmt.Errorf("%s holds %s, not a Unix time", name, quoteName(s))
 	}
 	return v, nil
 }
