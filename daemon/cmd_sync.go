@@ -151,7 +151,7 @@ func (c *cli) syncAlone(ctx context.Context, cfg *config.Config, o mirrorsync.Op
 	}
 	defer st.Close()
 	log := c.logger()
-	m := newSyncManager(cfg, st, log)
+	m := newSyncManager(cfg, st, log, true)
 	m.Recover()
 	pr := newProgressPrinter(c.env.Stdout)
 	states, stop := m.Subscribe()

@@ -90,16 +90,15 @@ func (d *Daemon) Open() error {
 	}
 	d.setCurrent(d.Config)
 	d.runCtx, d.stopRun = context.WithCancel(context.Background())
-	d.syncer = newSyncManager(d.Config, d.store, d.Log)
+	d.syncer = newSyncManager(d.Config, d.store, d.Log, false)
 	d.syncer.Changes = d.reindex
 	d.syncer.OnEvent = func(e mirrorsync.Event) { d.notifier().Notify(syncEvent(e)) }
 	d.setDiscord(d.Config)
 	d.machine = &hw.Sampler{Reader: &hw.Reader{ProcRoot: procRoot(), SysRoot: sysRoot(), MirrorRoot: d.Config.Mirror.Root}}
-	if d.syncer.Busy != nil {
-		// The dashboard's sampler reads the mirror disk every second already; the
-		// throttle takes its figure instead of reading /proc/diskstats a second time.
-		d.syncer.Busy = d.mirrorDiskBusy
-	}
+	// The dashboard's sampler reads the mirror disk every second already; the throttle
+	// takes its figure (and so works as soon as sync.io_busy_percent leaves 0, without a
+	// restart).
+	d.syncer.Busy = d.mirrorDiskBusy
 	d.traffic = &traffic.Recorder{Store: d.store, Log: d.Log}
 	d.auth = &auth.Service{Store: d.store, Log: d.Log}
 	if err := d.syncer.Recover(); err != nil {
@@ -198,18 +197,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	switch {
 	case !d.Config.Sync.Enabled:
 		d.Log.Info("sync: scheduled syncs are off (sync.enabled = false); `amwi sync` still works")
-	case len(d.syncer.Config.Upstreams) == 0:
+	case len(d.syncer.Upstreams()) == 0:
 		d.Log.Warn("sync: no upstream set; set sync.upstream (amwi bench can pick one) to keep the mirror current")
-	default:
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.syncer.Schedule(ctx, func() (time.Duration, bool) {
-				c := d.current.Load()
-				return c.Sync.Interval.D(), c.Sync.Enabled
-			})
-		}()
 	}
+	// The schedule always runs: it idles while syncs are off or no upstream is set, and
+	// plans again the moment the settings give it one.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.syncer.Schedule(ctx, func() (time.Duration, bool) {
+			c := d.current.Load()
+			return c.Sync.Interval.D(), c.Sync.Enabled
+		})
+	}()
 	addrs := strings.Join(d.Addrs(), ", ")
 	d.Log.Info("serving", "mirror", d.Config.Mirror.Root, "listen", addrs, "state", d.Config.State.Dir)
 	d.Notify.Ready()

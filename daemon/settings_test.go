@@ -1,12 +1,14 @@
 package daemon
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amwi/amwi/daemon/config"
 )
@@ -106,5 +108,45 @@ func TestBenchUseAsUpstream(t *testing.T) {
 	}
 	if saved, _ := config.Load(path); saved.Sync.Upstream != "rsync://b.example/arch/" {
 		t.Errorf("not saved to amwi.toml")
+	}
+}
+
+// TestUpstreamSetAtRuntimeSchedules: a daemon started without an upstream (make run's
+// default) schedules a sync as soon as the settings give it one, and its throttle follows
+// sync.io_busy_percent without a restart.
+func TestUpstreamSetAtRuntimeSchedules(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
+	path := filepath.Join(dir, "amwi.toml")
+	os.WriteFile(path, []byte("[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[sync]\nio_busy_percent = 0\n[state]\ndir = \"state\"\n"), 0o640)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if d.syncer.Busy == nil {
+		t.Errorf("no disk busy sampler for the throttle")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if next := d.syncer.State().NextScheduled; !next.IsZero() {
+		t.Fatalf("a sync is scheduled without an upstream: %v", next)
+	}
+	s := &settings{d: d}
+	if problems, err := s.update(func(c *config.Config) { c.Sync.Upstream = "rsync://127.0.0.1:1/archlinux/" }); err != nil || len(problems) > 0 {
+		t.Fatalf("set upstream: %v %v", problems, err)
+	}
+	for i := 0; d.syncer.State().NextScheduled.IsZero(); i++ {
+		if i > 200 {
+			t.Fatal("no sync scheduled after the upstream was set")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

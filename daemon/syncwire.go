@@ -31,10 +31,11 @@ func syncConfig(cfg *config.Config) mirrorsync.Config {
 	return c
 }
 
-// newSyncManager wires the sync engine to the store and the mirror disk's busy sampler.
-func newSyncManager(cfg *config.Config, st *store.Store, log *slog.Logger) *mirrorsync.Manager {
+// newSyncManager wires the sync engine to the store; with diskBusy (a sync by `amwi sync`
+// alone, no daemon sampling the disk) to a busy sampler of the mirror's disk of its own.
+func newSyncManager(cfg *config.Config, st *store.Store, log *slog.Logger, diskBusy bool) *mirrorsync.Manager {
 	m := &mirrorsync.Manager{Config: syncConfig(cfg), Store: st, Log: log}
-	if cfg.Sync.IOBusyPercent > 0 {
+	if diskBusy && cfg.Sync.IOBusyPercent > 0 {
 		dev, err := hw.FindBlockDevice(procRoot(), sysRoot(), cfg.Mirror.Root)
 		switch {
 		case errors.Is(err, hw.ErrNoBlockDevice):
