@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/amwi/amwi/daemon/bench"
-	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/internal/units"
 )
 
@@ -22,7 +21,7 @@ func (c *cli) benchCmd(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
-	cfg, err := config.Load(c.cfgPath)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}

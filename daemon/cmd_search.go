@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/spf13/pflag"
-
 	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/web"
@@ -31,13 +29,14 @@ func (c *cli) searchCmd(args []string) error {
 	fs := c.flags("search")
 	repo := fs.String("repo", "", "only this repository")
 	asJSON := fs.Bool("json", false, "print JSON (the fields of /api/search)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return errHelpShown
-		}
+	if err := c.parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintf(c.env.Stderr, "amwi search: say what to search for, e.g. amwi search linux\n")
 		return ErrUsage
 	}
-	cfg, err := config.Load(c.cfgPath)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}

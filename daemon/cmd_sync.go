@@ -31,7 +31,7 @@ func (c *cli) syncCmd(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
-	cfg, err := config.Load(c.cfgPath)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}

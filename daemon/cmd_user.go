@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,13 +16,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/amwi/amwi/daemon/auth"
-	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/store"
 )
 
 // userCmd is `amwi user add [--admin] NAME`, the password read from standard input (one
 // line; not echoed on a terminal). Through the daemon when it runs, else on the store.
-func (c *cli) userCmd(args []string) error {
+func (c *cli) userCmd(ctx context.Context, args []string) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(c.env.Stdout, "Usage: amwi user add [--admin] NAME   (the password is read from stdin)\n")
+		return errHelpShown
+	}
 	if len(args) == 0 || args[0] != "add" {
 		fmt.Fprintln(c.env.Stderr, "amwi user: say add NAME")
 		return ErrUsage
@@ -32,14 +36,14 @@ func (c *cli) userCmd(args []string) error {
 		return err
 	}
 	name := fs.Arg(0)
-	cfg, err := config.Load(c.cfgPath)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}
 	if err := auth.ValidateName(name); err != nil {
 		return err
 	}
-	pw, err := c.readPassword()
+	pw, err := c.readPassword(ctx)
 	if err != nil {
 		return err
 	}
@@ -92,8 +96,9 @@ func addUser(a *auth.Service, name, pw string, admin bool) (auth.User, error) {
 	return a.Create(name, pw, admin)
 }
 
-// readPassword reads one line from stdin, without echo when stdin is a terminal.
-func (c *cli) readPassword() (string, error) {
+// readPassword reads one line from stdin, without echo when stdin is a terminal. Ctrl-C
+// (ctx ending) aborts it: nothing is created.
+func (c *cli) readPassword(ctx context.Context) (string, error) {
 	in := c.env.Stdin
 	if f, ok := in.(*os.File); ok {
 		if t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
@@ -107,9 +112,22 @@ func (c *cli) readPassword() (string, error) {
 			}()
 		}
 	}
-	line, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
-	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-		return "", errors.New("no password on standard input (echo the password | amwi user add NAME)")
+	type answer struct {
+		line string
+		err  error
 	}
-	return strings.TrimRight(line, "\r\n"), nil
+	got := make(chan answer, 1)
+	go func() {
+		line, err := bufio.NewReader(io.LimitReader(in, 4096)).ReadString('\n')
+		got <- answer{line, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return "", errors.New("interrupted: no user created")
+	case a := <-got:
+		if a.err != nil && !(errors.Is(a.err, io.EOF) && a.line != "") {
+			return "", errors.New("no password on standard input (echo the password | amwi user add NAME)")
+		}
+		return strings.TrimRight(a.line, "\r\n"), nil
+	}
 }

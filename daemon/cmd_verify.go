@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/internal/units"
 )
@@ -29,7 +28,7 @@ func (c *cli) verifyCmd(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
-	cfg, err := config.Load(c.cfgPath)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"regexp"
@@ -81,20 +82,26 @@ func Main(ctx context.Context, env Env) error {
 		return usageErr(env, err.Error())
 	}
 	args := fs.Args()
-	if help || len(args) == 0 || args[0] == "help" {
-		fmt.Fprint(env.Stdout, usage)
+	switch {
+	case len(args) >= 2 && args[0] == "help":
+		// amwi help COMMAND [SUB]: the command's own usage.
+		args = append(args[1:], "--help")
+	case help || len(args) == 0 || args[0] == "help":
 		if len(args) == 0 && !help {
+			fmt.Fprint(env.Stderr, usage)
 			return ErrUsage
 		}
+		fmt.Fprint(env.Stdout, usage)
 		return nil
 	}
+	from := "-c"
 	if cfgPath == "" {
-		cfgPath = env.Getenv("AMWI_CONFIG")
+		cfgPath, from = env.Getenv("AMWI_CONFIG"), "$AMWI_CONFIG"
 	}
 	if cfgPath == "" {
-		cfgPath = config.DefaultPath
+		cfgPath, from = config.DefaultPath, ""
 	}
-	c := &cli{env: env, cfgPath: cfgPath}
+	c := &cli{env: env, cfgPath: cfgPath, cfgFrom: from}
 	err := c.run(ctx, args)
 	if errors.Is(err, errHelpShown) {
 		return nil
@@ -117,7 +124,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	case "verify":
 		return c.verifyCmd(ctx, args[1:])
 	case "user":
-		return c.userCmd(args[1:])
+		return c.userCmd(ctx, args[1:])
 	case "bench":
 		return c.benchCmd(ctx, args[1:])
 	case "migrate":
@@ -136,14 +143,45 @@ func usageErr(env Env, msg string) error {
 type cli struct {
 	env     Env
 	cfgPath string
+	cfgFrom string // where cfgPath came from: "-c", "$AMWI_CONFIG", "" (the default)
+}
+
+// loadConfig loads the config; when there is none to read, the error says where it
+// looked and how to point at one.
+func (c *cli) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(c.cfgPath)
+	if _, serr := os.Stat(c.cfgPath); err == nil || !errors.Is(serr, fs.ErrNotExist) {
+		return cfg, err
+	}
+	how := "the default path (no -c, no $AMWI_CONFIG)"
+	if c.cfgFrom != "" {
+		how = c.cfgFrom
+	}
+	return nil, fmt.Errorf("%w\nno config at %s, from %s: point at one with -c FILE or AMWI_CONFIG=FILE (after `make run` it is var/amwi.toml; `amwi config default > FILE` writes the commented default)", err, c.cfgPath, how)
 }
 
 // flags makes a subcommand's flag set; -c is accepted after the command too.
 func (c *cli) flags(name string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("amwi "+name, pflag.ContinueOnError)
-	fs.SetOutput(c.env.Stderr)
+	fs.SetOutput(io.Discard) // parse says what is wrong, and prints usage where it belongs
+	fs.Usage = func() {}
 	fs.StringVarP(&c.cfgPath, "config", "c", c.cfgPath, "config file")
 	return fs
+}
+
+// parseFlags parses a command's flags: -h/--help prints its usage on stdout (errHelpShown:
+// nothing else happens, exit 0); a bad flag says so with the usage on stderr (exit 2).
+func (c *cli) parseFlags(fs *pflag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pflag.ErrHelp):
+		fmt.Fprintf(c.env.Stdout, "Usage: %s [flags]\n\nFlags:\n%s", fs.Name(), fs.FlagUsages())
+		return errHelpShown
+	}
+	fmt.Fprintf(c.env.Stderr, "%s: %v\n\nFlags:\n%s", fs.Name(), err, fs.FlagUsages())
+	return ErrUsage
 }
 
 // errHelpShown: a command's --help printed its usage; the command does nothing else and
@@ -151,11 +189,8 @@ func (c *cli) flags(name string) *pflag.FlagSet {
 var errHelpShown = errors.New("help shown")
 
 func (c *cli) parse(fs *pflag.FlagSet, args []string, nargs int) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return errHelpShown
-		}
-		return ErrUsage
+	if err := c.parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != nargs {
 		fmt.Fprintf(c.env.Stderr, "amwi %s: unexpected arguments: %s\n", fs.Name(), strings.Join(fs.Args(), " "))
@@ -191,7 +226,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
-	cfg, err := config.Load(c.cfgPath)
+	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
 	}
@@ -204,6 +239,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 }
 
 func (c *cli) config(args []string) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(c.env.Stdout, "Usage: amwi config check | default [--local]\n\n  check     validate the config file, listing every problem with its line\n  default   print the commented default config (--local: paths under its folder)\n")
+		return errHelpShown
+	}
 	if len(args) == 0 {
 		fmt.Fprintf(c.env.Stderr, "amwi config: say check or default\n")
 		return ErrUsage
@@ -214,7 +253,7 @@ func (c *cli) config(args []string) error {
 		if err := c.parse(fs, args[1:], 0); err != nil {
 			return err
 		}
-		cfg, err := config.Load(c.cfgPath)
+		cfg, err := c.loadConfig()
 		var ps config.Problems
 		if errors.As(err, &ps) {
 			fmt.Fprintln(c.env.Stdout, ps.Error())

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestBadConfigStartsNothing: each broken config makes `amwi serve` exit 1 with a message
@@ -256,4 +257,56 @@ func TestHelpDoesNothing(t *testing.T) {
 	if des, _ := os.ReadDir(filepath.Join(dir, "state")); len(des) > 0 {
 		t.Errorf("--help left state behind: %v", des)
 	}
+}
+
+// TestCtrlCAtPasswordPrompt: Ctrl-C at `amwi user add`'s password prompt (a real
+// terminal, script(1)) aborts with nothing created; the Enter that follows creates nothing.
+func TestCtrlCAtPasswordPrompt(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "script", "bsdutils")
+	dir := t.TempDir()
+	cfg := syncConfig(t, dir, "rsync://127.0.0.1:1/archlinux/", `["core"]`, "")
+	cmd := exec.Command("script", "-qfec", amwiBin+" -c "+cfg+" user add alice", "/dev/null")
+	stdin, _ := cmd.StdinPipe()
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; !strings.Contains(out.String(), "password:"); i++ {
+		if i > 500 {
+			t.Fatalf("no password prompt: %q", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stdin.Write([]byte("\x03"))
+	time.Sleep(300 * time.Millisecond)
+	stdin.Write([]byte("secret-password\n"))
+	stdin.Close()
+	cmd.Wait()
+	if !strings.Contains(out.String(), "interrupted: no user created") {
+		t.Errorf("Ctrl-C at the prompt: %q", out.String())
+	}
+	// alice does not exist: adding her now works.
+	if o, code := run(t, strings.NewReader("another-password\n"), nil, "-c", cfg, "user", "add", "alice"); code != 0 {
+		t.Errorf("alice existed after the interrupted prompt: exit %d\n%s", code, o)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a command writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
