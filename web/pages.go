@@ -117,19 +117,19 @@ func (u *ui) syncStart(w http.ResponseWriter, r *http.Request, v viewer) {
 		u.renderSync(w, r, v, status, "", err.Error())
 		return
 	}
-	// Let the run register before the page shows its state.
-	for i := 0; i < 20 && !u.o.Sync.State().Running; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
 	http.Redirect(w, r, "/sync", http.StatusSeeOther)
 }
 
 func (u *ui) syncCancel(w http.ResponseWriter, r *http.Request, v viewer) {
-	if err := u.o.Sync.Cancel(); err != nil && !errors.Is(err, dsync.ErrNotRunning) {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+	switch err := u.o.Sync.Cancel(); {
+	case errors.Is(err, dsync.ErrNotRunning):
+		u.renderSync(w, r, v, http.StatusConflict, "", "No sync is running: there is nothing to cancel.")
+	case err != nil:
+		u.o.Log.Error("web: cancel sync", "err", err)
+		u.renderSync(w, r, v, http.StatusInternalServerError, "", "The sync could not be cancelled: "+err.Error())
+	default:
+		u.renderSync(w, r, v, http.StatusOK, "Cancelling the running sync: rsync is stopped, the mirror stays as it was.")
 	}
-	http.Redirect(w, r, "/sync", http.StatusSeeOther)
 }
 
 func (u *ui) searchPage(w http.ResponseWriter, r *http.Request) {

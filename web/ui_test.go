@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -106,8 +107,9 @@ func postForm(t *testing.T, c *http.Client, u string, v url.Values, hdr ...strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.ReadAll(resp.Body)
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body)) // read again by tests that look
 	return resp
 }
 
@@ -227,6 +229,12 @@ func TestForgeryRefused(t *testing.T) {
 	}
 	if len(fs.started) != 1 || !fs.started[0].Force || fs.started[0].Trigger != dsync.TriggerWeb {
 		t.Errorf("genuine sync start: %+v", fs.started)
+	}
+	// Cancel with nothing running says so on the page.
+	resp := postForm(t, c, srv.URL+"/sync/cancel", url.Values{"csrf": {token}}, "Sec-Fetch-Site", "same-origin")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "nothing to cancel") {
+		t.Errorf("cancel with nothing running: %d\n%s", resp.StatusCode, body)
 	}
 }
 

@@ -378,19 +378,20 @@ func (m *Manager) save(run Run) {
 
 // Start begins a sync in the background (the web side's "sync now"); it fails at once
 // with ErrBusy when one is running. ctx bounds the run, so pass the daemon's, not a request's.
+//
+// It returns once the run is registered (its state says running), or with why it could not
+// start (ErrBusy with the holder, ErrNoUpstream, a store error): two quick calls start one
+// run and tell the other.
 func (m *Manager) Start(ctx context.Context, o Options) error {
-	if s := m.State(); s.Running {
-		m.mu.Lock()
-		holder := m.holderLocked()
-		m.mu.Unlock()
-		return &BusyError{Holder: holder}
-	}
+	o.Wait = false
+	registered := make(chan error, 1)
+	o.Started = func(uint64) { registered <- nil }
 	go func() {
-		if _, err := m.Sync(ctx, o); err != nil && !errors.Is(err, ErrBusy) {
-			m.Log.Error("sync: could not start", "trigger", o.Trigger, "err", err)
+		if _, err := m.Sync(ctx, o); err != nil {
+			registered <- err
 		}
 	}()
-	return nil
+	return <-registered
 }
 
 // Cancel stops the running sync: rsync gets SIGTERM, then SIGKILL after the grace period.

@@ -632,3 +632,24 @@ func runningRsync(t *testing.T, state string) int {
 	t.Fatalf("the lock never named a running rsync: %s", b)
 	return 0
 }
+
+// TestStartRegistersTheRun: Start returns once its run shows as running, or with why it
+// could not start; of two quick starts one runs and the other is told so.
+func TestStartRegistersTheRun(t *testing.T) {
+	e := newEnv(t, []string{"core"})
+	if err := e.m.Start(context.Background(), mirrorsync.Options{Trigger: mirrorsync.TriggerWeb}); !errors.Is(err, mirrorsync.ErrNoUpstream) {
+		t.Fatalf("start without an upstream: %v", err)
+	}
+	_, rd := upstream(t)
+	e.m.Config.Upstreams = []string{rd.URL}
+	e.m.Config.BWLimitKiB = 1024
+	first := e.m.Start(context.Background(), mirrorsync.Options{Trigger: mirrorsync.TriggerWeb})
+	if first != nil || !e.m.State().Running {
+		t.Fatalf("first start: %v, running %v", first, e.m.State().Running)
+	}
+	if second := e.m.Start(context.Background(), mirrorsync.Options{Trigger: mirrorsync.TriggerWeb}); !errors.Is(second, mirrorsync.ErrBusy) {
+		t.Fatalf("second start: %v", second)
+	}
+	e.m.Cancel()
+	e.m.WaitIdle(context.Background())
+}
