@@ -95,7 +95,7 @@ type benchService struct {
 	state web.BenchState
 }
 
-func (b *benchService) DefaultCountry() string { return b.d.current.Load().Bench.Country }
+func (b *benchService) DefaultCountry() string { return b.d.live.Current().Bench.Country }
 
 func (b *benchService) State() web.BenchState {
 	b.mu.Lock()
@@ -120,7 +120,7 @@ func (b *benchService) Start(country string) error {
 	ctx, cancel := context.WithTimeout(b.d.runCtx, 5*time.Minute)
 	go func() {
 		defer cancel()
-		_, err := runBench(ctx, b.d.current.Load(), country, func(done, total int, last bench.Result) {
+		_, err := runBench(ctx, b.d.live.Current(), country, func(done, total int, last bench.Result) {
 			b.mu.Lock()
 			b.state.Done, b.state.Total, b.state.Last = done, total, last.Host
 			b.mu.Unlock()
@@ -137,7 +137,7 @@ func (b *benchService) Start(country string) error {
 }
 
 func (b *benchService) Last() (*web.BenchReport, error) {
-	return readBenchReport(b.d.current.Load().State.Dir)
+	return readBenchReport(b.d.live.Current().State.Dir)
 }
 
 func readBenchReport(stateDir string) (*web.BenchReport, error) {

@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -352,7 +351,7 @@ func (m *migration) shown(key string) string {
 	case "sync.enabled":
 		return strconv.FormatBool(c.Sync.Enabled)
 	case "sync.interval":
-		return strconv.Quote(shortDuration(c.Sync.Interval.D()))
+		return strconv.Quote(config.FormatDuration(c.Sync.Interval.D()))
 	case "sync.upstream":
 		return strconv.Quote(c.Sync.Upstream)
 	case "bench.country":
@@ -376,32 +375,11 @@ func (m *migration) shown(key string) string {
 	return "?"
 }
 
-// shortDuration writes 6h rather than time.Duration's 6h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}
-
-var migrateDurationLine = regexp.MustCompile(`(?m)^(\w+) = "((?:\d+h)?\d+m\d+s)"$`)
-
 // render writes the migrated config as amwi.toml text and validates it as target would
 // be read. A mirror.root that does not exist yet is not a failure (rootMissing): the text
 // is then validated with a stand-in folder for it, and the real one is written.
 func (m *migration) render(target string) (text []byte, rootMissing bool, err error) {
-	text = migrateDurationLine.ReplaceAllFunc(config.Render(m.cfg), func(line []byte) []byte {
-		sub := migrateDurationLine.FindSubmatch(line)
-		d, err := time.ParseDuration(string(sub[2]))
-		if err != nil {
-			return line
-		}
-		return []byte(fmt.Sprintf("%s = %q", sub[1], shortDuration(d)))
-	})
+	text = config.Render(m.cfg)
 	check := text
 	if _, err := os.Stat(m.cfg.Mirror.Root); errors.Is(err, os.ErrNotExist) {
 		rootMissing = true

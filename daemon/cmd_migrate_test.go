@@ -260,13 +260,3 @@ func TestMigrateInvalid(t *testing.T) {
 	}
 }
 
-func TestShortDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		6 * time.Hour: "6h", 90 * time.Minute: "1h30m", 30 * time.Minute: "30m", time.Minute: "1m",
-		30 * time.Second: "30s", time.Hour + 5*time.Second: "1h0m5s",
-	} {
-		if got := shortDuration(d); got != want {
-			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
-		}
-	}
-}

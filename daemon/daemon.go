@@ -51,8 +51,9 @@ type Daemon struct {
 	machine *hw.Sampler
 	traffic *traffic.Recorder
 	auth    *auth.Service
-	// current is the config in force: settings saved from the dashboard replace it.
-	current atomic.Pointer[config.Config]
+	// live owns the config in force: the dashboard's changes go through it, and every
+	// part reads it or hears from it.
+	live    *config.Live
 	proxies atomic.Pointer[[]netip.Prefix]
 	// runCtx ends when Run begins to stop: live streams close, notifiers stop.
 	runCtx  context.Context
@@ -88,7 +89,9 @@ func (d *Daemon) Open() error {
 	if _, err := d.search.Load(); err != nil {
 		d.Log.Warn("search: some databases could not be read; search covers the rest", "err", err)
 	}
-	d.setCurrent(d.Config)
+	d.live = config.NewLive(d.Config)
+	d.setProxies(d.Config)
+	d.live.Subscribe(d.applied)
 	d.runCtx, d.stopRun = context.WithCancel(context.Background())
 	d.syncer = newSyncManager(d.Config, d.store, d.Log, false)
 	d.syncer.Changes = d.reindex
@@ -124,7 +127,7 @@ func (d *Daemon) Open() error {
 		Version:        Version().Version,
 		Sync:           d.syncer,
 		Search:         d.search,
-		PerPage:        func() int { return d.current.Load().Search.PerPage },
+		PerPage:        func() int { return d.live.Current().Search.PerPage },
 		Auth:           d.auth,
 		Machine:        d.machine,
 		Traffic:        d.traffic,
@@ -206,7 +209,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		d.syncer.Schedule(ctx, func() (time.Duration, bool) {
-			c := d.current.Load()
+			c := d.live.Current()
 			return c.Sync.Interval.D(), c.Sync.Enabled
 		})
 	}()
@@ -366,8 +369,8 @@ func (d *Daemon) trustedProxies() []netip.Prefix {
 	return nil
 }
 
-// setCurrent makes c the config in force.
-func (d *Daemon) setCurrent(c *config.Config) *config.Config {
+// setProxies parses server.trusted_proxies once per config (every request asks).
+func (d *Daemon) setProxies(c *config.Config) {
 	var ps []netip.Prefix
 	for _, p := range c.Server.TrustedProxies {
 		if pr, err := config.ParseCIDR(p); err == nil { // validated already
@@ -375,5 +378,4 @@ func (d *Daemon) setCurrent(c *config.Config) *config.Config {
 		}
 	}
 	d.proxies.Store(&ps)
-	return d.current.Swap(c)
 }

@@ -146,10 +146,11 @@ type cli struct {
 	cfgFrom string // where cfgPath came from: "-c", "$AMWI_CONFIG", "" (the default)
 }
 
-// loadConfig loads the config; when there is none to read, the error says where it
-// looked and how to point at one.
+// loadConfig loads the effective config (amwi.toml with the dashboard's settings.toml laid
+// over it); when there is none to read, the error says where it looked and how to point at
+// one.
 func (c *cli) loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(c.cfgPath)
+	cfg, err := config.LoadLayered(c.cfgPath)
 	if _, serr := os.Stat(c.cfgPath); err == nil || !errors.Is(serr, fs.ErrNotExist) {
 		return cfg, err
 	}
@@ -240,11 +241,11 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 
 func (c *cli) config(args []string) error {
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprint(c.env.Stdout, "Usage: amwi config check | default [--local]\n\n  check     validate the config file, listing every problem with its line\n  default   print the commented default config (--local: paths under its folder)\n")
+		fmt.Fprint(c.env.Stdout, "Usage: amwi config check | show | default [--local]\n\n  check     validate amwi.toml and the dashboard's settings, every problem with its line\n  show      print the effective configuration, each value with where it comes from\n  default   print the commented default config (--local: paths under its folder)\n")
 		return errHelpShown
 	}
 	if len(args) == 0 {
-		fmt.Fprintf(c.env.Stderr, "amwi config: say check or default\n")
+		fmt.Fprintf(c.env.Stderr, "amwi config: say check, show or default\n")
 		return ErrUsage
 	}
 	switch args[0] {
@@ -262,7 +263,24 @@ func (c *cli) config(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.env.Stdout, "%s: ok (mirror %s, state %s, listen %s)\n", cfg.Path, cfg.Mirror.Root, cfg.State.Dir, cfg.Server.Listen)
+		layer := ""
+		if cfg.Layers != nil {
+			if _, err := os.Stat(cfg.Layers.SettingsPath); err == nil {
+				layer = " with the dashboard's settings in " + cfg.Layers.SettingsPath
+			}
+		}
+		fmt.Fprintf(c.env.Stdout, "%s: ok%s (mirror %s, state %s, listen %s)\n", cfg.Path, layer, cfg.Mirror.Root, cfg.State.Dir, cfg.Server.Listen)
+		return nil
+	case "show":
+		fs := c.flags("config show")
+		if err := c.parse(fs, args[1:], 0); err != nil {
+			return err
+		}
+		cfg, err := c.loadConfig()
+		if err != nil {
+			return err
+		}
+		printEffective(c.env.Stdout, cfg)
 		return nil
 	case "default":
 		fs := c.flags("config default")
@@ -277,8 +295,34 @@ func (c *cli) config(args []string) error {
 		_, err := c.env.Stdout.Write(out)
 		return err
 	}
-	fmt.Fprintf(c.env.Stderr, "amwi config: unknown subcommand %q (check, default)\n", args[0])
+	fmt.Fprintf(c.env.Stderr, "amwi config: unknown subcommand %q (check, show, default)\n", args[0])
 	return ErrUsage
+}
+
+// printEffective prints the effective configuration as TOML, each value with its origin
+// (amwi.toml:LINE, the dashboard's settings.toml:LINE, or default). The webhook, a secret,
+// is masked.
+func printEffective(w io.Writer, cfg *config.Config) {
+	section := ""
+	for _, key := range config.Keys() {
+		sec, k, _ := strings.Cut(key, ".")
+		if sec != section {
+			if section != "" {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "[%s]\n", sec)
+			section = sec
+		}
+		v, _ := cfg.Value(key)
+		if key == "discord.webhook_url" && v != `""` {
+			v = `"…(set)"`
+		}
+		origin := "default"
+		if cfg.Layers != nil {
+			origin = cfg.Layers.Origins[key].String()
+		}
+		fmt.Fprintf(w, "%-20s = %-40s # %s\n", k, v, origin)
+	}
 }
 
 var pathKeys = regexp.MustCompile(`(?m)^(root|dir|mirrorlists_dir) = "/[^"]*"`)

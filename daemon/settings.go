@@ -3,99 +3,104 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-	stdsync "sync"
 	"time"
 
 	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/notify"
 )
 
-// settings is the dashboard's settings page behind web.SettingsService: it validates a
-// form exactly as amwi.toml is validated, writes the file atomically (the old one kept as
-// .bak), and applies the new values without a restart.
+// settings is the dashboard's settings page behind web.SettingsService: a form becomes one
+// change of the running configuration (config.Live: validated exactly as amwi.toml is,
+// written to the dashboard's layer in the state dir, applied everywhere before it returns).
 type settings struct {
-	d  *Daemon
-	mu stdsync.Mutex // one save at a time
+	d *Daemon
 }
 
-func (s *settings) Current() *config.Config { return s.d.current.Load() }
+func (s *settings) Current() *config.Config { return s.d.live.Current() }
+
+// dashboardKeys are the keys the Settings page changes (and may reset).
+var dashboardKeys = []string{"server.trusted_proxies", "mirror.repos", "sync.enabled", "sync.upstream",
+	"sync.fallback_upstreams", "sync.interval", "sync.bwlimit_kib", "sync.io_busy_percent", "search.per_page",
+	"bench.country", "discord.enabled", "discord.webhook_url"}
 
 // Save takes form values keyed like amwi.toml ("sync.upstream"). Nothing changes when any
 // value is wrong; the problems come back per key.
 func (s *settings) Save(form map[string]string) (map[string]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.Current()
-	next := *cur
-	next.Server.TrustedProxies = fields(form["server.trusted_proxies"])
-	next.Mirror.Repos = fields(form["mirror.repos"])
-	next.Sync.Enabled = form["sync.enabled"] == "true"
-	next.Sync.Upstream = strings.TrimSpace(form["sync.upstream"])
-	next.Sync.FallbackUpstreams = fields(form["sync.fallback_upstreams"])
-	next.Bench.Country = strings.TrimSpace(form["bench.country"])
-	next.Discord.Enabled = form["discord.enabled"] == "true"
-	if u := strings.TrimSpace(form["discord.webhook_url"]); u != "" { // empty keeps the secret
-		next.Discord.WebhookURL = u
-	}
 	problems := map[string]string{}
-	if err := next.Sync.Interval.UnmarshalText([]byte(strings.TrimSpace(form["sync.interval"]))); err != nil {
+	var interval config.Duration
+	if err := interval.UnmarshalText([]byte(strings.TrimSpace(form["sync.interval"]))); err != nil {
 		problems["sync.interval"] = err.Error()
 	}
-	for key, dst := range map[string]*int{"sync.bwlimit_kib": &next.Sync.BWLimitKiB, "sync.io_busy_percent": &next.Sync.IOBusyPercent, "search.per_page": &next.Search.PerPage} {
+	nums := map[string]int{}
+	for _, key := range []string{"sync.bwlimit_kib", "sync.io_busy_percent", "search.per_page"} {
 		n, err := strconv.Atoi(strings.TrimSpace(form[key]))
 		if err != nil {
 			problems[key] = "must be a whole number"
 			continue
 		}
-		*dst = n
+		nums[key] = n
 	}
 	if len(problems) > 0 {
 		return problems, nil
 	}
-	return s.commit(cur, &next)
+	return s.update(func(next *config.Config) {
+		next.Server.TrustedProxies = fields(form["server.trusted_proxies"])
+		next.Mirror.Repos = fields(form["mirror.repos"])
+		next.Sync.Enabled = form["sync.enabled"] == "true"
+		next.Sync.Upstream = strings.TrimSpace(form["sync.upstream"])
+		next.Sync.FallbackUpstreams = fields(form["sync.fallback_upstreams"])
+		next.Sync.Interval = interval
+		next.Sync.BWLimitKiB, next.Sync.IOBusyPercent, next.Search.PerPage = nums["sync.bwlimit_kib"], nums["sync.io_busy_percent"], nums["search.per_page"]
+		next.Bench.Country = strings.TrimSpace(form["bench.country"])
+		next.Discord.Enabled = form["discord.enabled"] == "true"
+		if u := strings.TrimSpace(form["discord.webhook_url"]); u != "" { // empty keeps the secret
+			next.Discord.WebhookURL = u
+		}
+	})
 }
 
-// update changes the current config with f and saves it like Save does (the benchmark's
-// "use as upstream").
+// update changes the running configuration with f (the form's save, the benchmark's "use
+// as upstream"); problems come back per key, nothing changes when there is any.
 func (s *settings) update(f func(*config.Config)) (map[string]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.Current()
-	next := *cur
-	next.Sync.FallbackUpstreams = append([]string(nil), cur.Sync.FallbackUpstreams...)
-	f(&next)
-	return s.commit(cur, &next)
-}
-
-// commit validates next exactly as amwi.toml is validated, writes it atomically and
-// applies it; nothing changes when there is a problem.
-func (s *settings) commit(cur, next *config.Config) (map[string]string, error) {
-	problems := map[string]string{}
-	text := config.Render(next)
-	parsed, err := config.Parse(text, cur.Path)
+	err := s.d.live.Update(f)
 	var ps config.Problems
 	if errors.As(err, &ps) {
-		for _, p := range ps {
-			key := p.Key
-			if i := strings.IndexByte(key, '['); i > 0 {
-				key = key[:i]
-			}
-			problems[key] = strings.TrimSpace(problems[key] + " " + p.Msg)
-		}
-		return problems, nil
+		return problemsByKey(ps), nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := config.WriteFile(cur.Path, text); err != nil {
-		return nil, err
-	}
-	s.d.apply(parsed)
-	s.d.Log.Info("settings saved", "file", cur.Path)
+	s.d.Log.Info("settings saved", "file", s.Current().Layers.SettingsPath)
 	return nil, nil
+}
+
+// Reset sets a key back to amwi.toml's value.
+func (s *settings) Reset(key string) error {
+	if !slices.Contains(dashboardKeys, key) {
+		return fmt.Errorf("%q is not a setting of this page", key)
+	}
+	if err := s.d.live.Reset(key); err != nil {
+		return err
+	}
+	s.d.Log.Info("setting reset to amwi.toml's value", "key", key)
+	return nil
+}
+
+// problemsByKey turns config problems into messages per form field.
+func problemsByKey(ps config.Problems) map[string]string {
+	problems := map[string]string{}
+	for _, p := range ps {
+		key := p.Key
+		if i := strings.IndexByte(key, '['); i > 0 {
+			key = key[:i]
+		}
+		problems[key] = strings.TrimSpace(problems[key] + " " + p.Msg)
+	}
+	return problems
 }
 
 // TestDiscord sends a test notification with the saved webhook and says whether it arrived.
@@ -118,10 +123,11 @@ func fields(s string) []string {
 	return f
 }
 
-// apply makes a new config current: the sync engine takes it from its next run, the
-// schedule is re-planned, search follows the repos, Discord the webhook.
-func (d *Daemon) apply(c *config.Config) {
-	old := d.setCurrent(c)
+// applied is told of every change of the running configuration and passes it on: the
+// sync engine takes it from its next run and re-plans its schedule, search follows the
+// repos, Discord the webhook, the web side the trusted proxies.
+func (d *Daemon) applied(old, c *config.Config) {
+	d.setProxies(c)
 	d.syncer.SetConfig(syncConfig(c))
 	if !slices.Equal(searchRepos(old), searchRepos(c)) {
 		d.search.SetRepos(searchRepos(c))

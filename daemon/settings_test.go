@@ -19,7 +19,7 @@ func TestSettingsSave(t *testing.T) {
 	path := filepath.Join(dir, "amwi.toml")
 	orig := "# mine\n[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n"
 	os.WriteFile(path, []byte(orig), 0o640)
-	cfg, err := config.Load(path)
+	cfg, err := config.LoadLayered(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,19 +57,22 @@ func TestSettingsSave(t *testing.T) {
 	if problems, err := s.Save(form); err != nil || len(problems) > 0 {
 		t.Fatalf("good save: %v %v", problems, err)
 	}
-	if b, _ := os.ReadFile(path + ".bak"); string(b) != orig {
-		t.Errorf("backup: %q", b)
+	if b, _ := os.ReadFile(path); string(b) != orig {
+		t.Errorf("the admin's amwi.toml was rewritten:\n%s", b)
 	}
-	again, err := config.Load(path)
+	if _, err := os.Stat(path + ".bak"); !os.IsNotExist(err) {
+		t.Errorf("a .bak was written")
+	}
+	again, err := config.LoadLayered(path)
 	if err != nil || again.Sync.Upstream != "rsync://mirror.example.org/archlinux/" || again.Search.PerPage != 7 ||
 		len(again.Sync.FallbackUpstreams) != 2 || again.Sync.BWLimitKiB != 100 {
 		t.Fatalf("saved file: %v %+v", err, again)
 	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
-		t.Errorf("file mode changed: %v", fi.Mode())
+	if fi, err := os.Stat(filepath.Join(dir, "state", config.SettingsFile)); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("settings.toml: %v %v", err, fi)
 	}
 	// Applied without restart.
-	if c := d.current.Load(); c.Search.PerPage != 7 || len(d.trustedProxies()) != 1 {
+	if c := d.live.Current(); c.Search.PerPage != 7 || len(d.trustedProxies()) != 1 {
 		t.Errorf("not applied: %+v", c)
 	}
 	if up := d.syncer.Upstreams(); len(up) != 3 || up[0] != "rsync://mirror.example.org/archlinux/" {
@@ -82,7 +85,7 @@ func TestBenchUseAsUpstream(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
 	path := filepath.Join(dir, "amwi.toml")
 	os.WriteFile(path, []byte("[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n"), 0o644)
-	cfg, _ := config.Load(path)
+	cfg, _ := config.LoadLayered(path)
 	d := &Daemon{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if err := d.Open(); err != nil {
 		t.Fatal(err)
@@ -102,12 +105,12 @@ func TestBenchUseAsUpstream(t *testing.T) {
 	if err := b.Use("b"); err != nil {
 		t.Fatal(err)
 	}
-	c := d.current.Load()
+	c := d.live.Current()
 	if c.Sync.Upstream != "rsync://b.example/arch/" || strings.Join(c.Sync.FallbackUpstreams, " ") != "rsync://a.example/arch/ rsync://d.example/arch/" {
 		t.Errorf("upstream %s, fallbacks %v", c.Sync.Upstream, c.Sync.FallbackUpstreams)
 	}
-	if saved, _ := config.Load(path); saved.Sync.Upstream != "rsync://b.example/arch/" {
-		t.Errorf("not saved to amwi.toml")
+	if saved, _ := config.LoadLayered(path); saved.Sync.Upstream != "rsync://b.example/arch/" {
+		t.Errorf("not saved")
 	}
 }
 
@@ -119,7 +122,7 @@ func TestUpstreamSetAtRuntimeSchedules(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
 	path := filepath.Join(dir, "amwi.toml")
 	os.WriteFile(path, []byte("[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[sync]\nio_busy_percent = 0\n[state]\ndir = \"state\"\n"), 0o640)
-	cfg, err := config.Load(path)
+	cfg, err := config.LoadLayered(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/amwi/amwi/daemon/config"
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -200,7 +202,7 @@ func (u *ui) settingsValues(form map[string]string) map[string]any {
 	}
 	v := map[string]any{
 		"Enabled": c.Sync.Enabled, "Upstream": c.Sync.Upstream, "Fallbacks": strings.Join(c.Sync.FallbackUpstreams, "\n"),
-		"Interval": c.Sync.Interval.D().String(), "Repos": strings.Join(c.Mirror.Repos, " "), "BWLimit": c.Sync.BWLimitKiB,
+		"Interval": strings.Trim(mustValue(c, "sync.interval"), `"`), "Repos": strings.Join(c.Mirror.Repos, " "), "BWLimit": c.Sync.BWLimitKiB,
 		"IOBusy": c.Sync.IOBusyPercent, "PerPage": c.Search.PerPage, "Country": c.Bench.Country,
 		"DiscordEnabled": c.Discord.Enabled, "WebhookSet": c.Discord.WebhookURL != "", "WebhookMasked": masked,
 		"Proxies": strings.Join(c.Server.TrustedProxies, "\n"),
@@ -223,8 +225,40 @@ func (u *ui) renderSettings(w http.ResponseWriter, r *http.Request, v viewer, st
 	if problems == nil {
 		problems = map[string]string{}
 	}
-	u.render(w, r, v, "settings", "Settings", status,
-		map[string]any{"Values": u.settingsValues(form), "Errors": problems, "Path": u.o.Settings.Current().Path}, flash...)
+	c := u.o.Settings.Current()
+	d := map[string]any{"Values": u.settingsValues(form), "Errors": problems, "Path": c.Path, "Origins": map[string]string{}}
+	if c.Layers != nil {
+		origins := map[string]string{}
+		var overridden []map[string]string
+		for k, o := range c.Layers.Origins {
+			origins[k] = o.String()
+			if o.File == c.Layers.SettingsPath {
+				val := mustValue(c, k)
+				if k == "discord.webhook_url" && val != `""` {
+					val = "(set)"
+				}
+				overridden = append(overridden, map[string]string{"Key": k, "Value": val, "File": c.Path})
+			}
+		}
+		sort.Slice(overridden, func(i, j int) bool { return overridden[i]["Key"] < overridden[j]["Key"] })
+		d["Origins"], d["Overridden"], d["SettingsPath"] = origins, overridden, c.Layers.SettingsPath
+	}
+	u.render(w, r, v, "settings", "Settings", status, d, flash...)
+}
+
+// mustValue is a key's value as TOML.
+func mustValue(c *config.Config, key string) string {
+	v, _ := c.Value(key)
+	return v
+}
+
+func (u *ui) settingsReset(w http.ResponseWriter, r *http.Request, v viewer) {
+	key := r.PostFormValue("key")
+	if err := u.o.Settings.Reset(key); err != nil {
+		u.renderSettings(w, r, v, http.StatusBadRequest, nil, nil, "", "Nothing was changed: "+err.Error())
+		return
+	}
+	u.renderSettings(w, r, v, http.StatusOK, nil, nil, key+" follows amwi.toml again (applied).")
 }
 
 // settingsKeys are the form fields, named as in amwi.toml.

@@ -66,12 +66,15 @@ type TrafficService interface {
 var _ TrafficService = (*traffic.Recorder)(nil)
 
 // SettingsService reads and saves the runtime-tunable settings (the daemon implements it:
-// it validates, writes amwi.toml atomically and applies what it can without a restart).
+// it validates, keeps the changes in the state dir laid over amwi.toml, which it never
+// writes, and applies them everywhere before Save returns).
 type SettingsService interface {
 	Current() *config.Config
 	// Save applies form values (keys as in amwi.toml, e.g. "sync.upstream"); problems are
 	// returned per key and nothing is changed when there is any.
 	Save(values map[string]string) (problems map[string]string, err error)
+	// Reset sets a key back to amwi.toml's value.
+	Reset(key string) error
 	TestDiscord() error
 }
 
@@ -277,6 +280,7 @@ func (u *ui) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /settings", u.requireUser(false, u.settingsPage))
 	mux.HandleFunc("POST /settings", u.requireUser(false, u.settingsSave))
 	mux.HandleFunc("POST /settings/discord-test", u.requireUser(false, u.discordTest))
+	mux.HandleFunc("POST /settings/reset", u.requireUser(false, u.settingsReset))
 	mux.HandleFunc("GET /users", u.requireUser(false, u.usersPage))
 	mux.HandleFunc("POST /users", u.requireUser(true, u.userCreate))
 	mux.HandleFunc("POST /users/delete", u.requireUser(true, u.userDelete))

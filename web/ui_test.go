@@ -47,6 +47,7 @@ func (f *fakeSettings) Save(v map[string]string) (map[string]string, error) {
 	return map[string]string{"sync.interval": "bad"}, nil
 }
 func (f *fakeSettings) TestDiscord() error { return nil }
+func (f *fakeSettings) Reset(string) error { return nil }
 
 type fakeBench struct{ started []string }
 

@@ -34,6 +34,8 @@ type Config struct {
 
 	// Path is the file the config came from ("" for the built-in defaults).
 	Path string `toml:"-"`
+	// Layers, for a configuration from LoadLayered, says where each value came from.
+	Layers *Layers `toml:"-"`
 }
 
 type Server struct {
@@ -180,7 +182,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	ps := decode(data, name, cfg, lines)
 	if len(ps) == 0 {
 		cfg.resolvePaths()
-		ps = cfg.validate(name, lines)
+		ps = cfg.validateAt(func(key string) (string, int) { return name, lines[key] })
 	}
 	if len(ps) > 0 {
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })

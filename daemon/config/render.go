@@ -44,7 +44,7 @@ func tomlValue(v any) string {
 	case string:
 		return tomlString(x)
 	case Duration:
-		return tomlString(x.D().String())
+		return tomlString(FormatDuration(x.D()))
 	case bool:
 		return strconv.FormatBool(x)
 	case int:
@@ -80,20 +80,31 @@ func tomlString(s string) string {
 	return b.String()
 }
 
-// WriteFile saves data as path atomically: a temp file in the same folder, fsync, the old
-// file kept as path.bak, rename over path, fsync of the folder. A crash at any point
-// leaves either the old or the new file at path, never half of one.
+// WriteFile saves data as path atomically, the old file kept as path.bak (amwi migrate's
+// output, the benchmark's results).
 func WriteFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".amwi.toml-*")
-	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
 	mode := os.FileMode(0o640) // it may hold the Discord webhook, a secret
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
+	if old, err := os.ReadFile(path); err == nil {
+		if err := os.WriteFile(path+".bak", old, mode); err != nil {
+			return fmt.Errorf("keep %s.bak: %w", path, err)
+		}
+	}
+	return writeAtomic(path, data, mode)
+}
+
+// writeAtomic saves data as path: a temp file in the same folder, fsync, rename over path,
+// fsync of the folder. A crash at any point leaves either the old or the new file at path,
+// never half of one.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("save %s: %w", path, err)
@@ -108,11 +119,6 @@ func WriteFile(path string, data []byte) error {
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if old, err := os.ReadFile(path); err == nil {
-		if err := os.WriteFile(path+".bak", old, mode); err != nil {
-			return fmt.Errorf("keep %s.bak: %w", path, err)
-		}
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("save %s: %w", path, err)

@@ -15,16 +15,16 @@ import (
 	"unicode"
 )
 
-// validate checks every value that decoded cleanly and returns all problems found.
-func (c *Config) validate(file string, lines map[string]int) Problems {
+// validateAt checks every value that decoded cleanly and returns all problems found;
+// where says in which file and on which line a key is written.
+func (c *Config) validateAt(where func(key string) (file string, line int)) Problems {
 	var ps Problems
 	add := func(key, format string, args ...any) {
-		line := lines[key]
-		if line == 0 { // a key inside a list, e.g. "server.trusted_proxies[1]"
-			if i := strings.IndexByte(key, '['); i > 0 {
-				line = lines[key[:i]]
-			}
+		k := key
+		if i := strings.IndexByte(key, '['); i > 0 { // a key inside a list, e.g. "server.trusted_proxies[1]"
+			k = key[:i]
 		}
+		file, line := where(k)
 		ps = append(ps, Problem{File: file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 
