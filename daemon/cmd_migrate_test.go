@@ -259,4 +259,3 @@ func TestMigrateInvalid(t *testing.T) {
 		t.Errorf("no --from: %v, want ErrUsage", err)
 	}
 }
-
