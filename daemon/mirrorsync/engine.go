@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/amwi/amwi/internal/units"
 )
 
 // Results a run ends with.
@@ -107,6 +109,11 @@ type Run struct {
 	StderrTail    []string `json:"stderr_tail,omitempty"`
 	// Check is the mirror checked against its own databases at the end of the run.
 	Check *Report `json:"check,omitempty"`
+	// wentBack: this run was allowed to take an older state (--force, a changed upstream).
+	wentBack bool
+	// mismatched are packages (pool path → the SHA-256 the database gives) that did not
+	// match twice in this run: a later round does not fetch them again.
+	mismatched map[string][32]byte
 	// Changes is filled by whoever watches the databases (package search).
 	Changes json.RawMessage `json:"changes,omitempty"`
 }
@@ -256,6 +263,15 @@ func (m *Manager) Sync(ctx context.Context, o Options) (Run, error) {
 		m.mu.Unlock()
 		return Run{}, ErrNoUpstream
 	}
+	rootLock, err := lockRoot(m.Config.Root, m.Config.StateDir)
+	if err != nil {
+		m.mu.Unlock()
+		return Run{}, err
+	}
+	defer func() {
+		unix.Flock(int(rootLock.Fd()), unix.LOCK_UN)
+		rootLock.Close()
+	}()
 	m.lock = lock
 	id, err := m.Store.NextRunID()
 	if err != nil {
@@ -528,7 +544,7 @@ func (m *Manager) freeBytes(path string) (uint64, error) {
 	return st.Bavail * uint64(st.Bsize), nil
 }
 
-func gib(b uint64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
+func gib(b uint64) string { return units.Bytes(int64(b)) }
 
 func (m *Manager) checkSpace() error {
 	if m.Config.MinFreeBytes == 0 {

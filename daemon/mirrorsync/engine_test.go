@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -362,7 +365,7 @@ func TestDiskSpaceFloor(t *testing.T) {
 	e.m.Config.MinFreeBytes = 2 << 30
 	e.m.FreeBytes = func(string) (uint64, error) { return 1 << 30, nil }
 	run := e.sync(t, mirrorsync.Options{})
-	if run.Result != mirrorsync.ResultFailed || !strings.Contains(run.Error, "1.00 GiB free, sync needs at least 2.00 GiB") {
+	if run.Result != mirrorsync.ResultFailed || !strings.Contains(run.Error, "1.0 GiB free, sync needs at least 2.0 GiB") {
 		t.Fatalf("%+v", run)
 	}
 	if _, err := os.Stat(filepath.Join(e.mirror, "core")); !os.IsNotExist(err) {
@@ -373,7 +376,7 @@ func TestDiskSpaceFloor(t *testing.T) {
 	// how much is needed.
 	e.m.FreeBytes = func(string) (uint64, error) { return 2<<30 + 1<<20, nil }
 	run = e.sync(t, mirrorsync.Options{})
-	if run.Result != mirrorsync.ResultFailed || !strings.Contains(run.Error, "needs 0.01 GiB for 8 new files, 2.00 GiB free") {
+	if run.Result != mirrorsync.ResultFailed || !strings.Contains(run.Error, "MiB for 8 new files, 2.0 GiB free") {
 		t.Fatalf("estimate: %+v", run)
 	}
 	if pool, _ := os.ReadDir(filepath.Join(e.mirror, "pool", "packages")); len(pool) != 0 {
@@ -652,4 +655,28 @@ func TestStartRegistersTheRun(t *testing.T) {
 	}
 	e.m.Cancel()
 	e.m.WaitIdle(context.Background())
+}
+
+// TestRecoverSparesOtherRsync: after a crash or a reboot the lock may name a process
+// group that is now someone else's rsync; the next start leaves it alone.
+func TestRecoverSparesOtherRsync(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "someone-elses")
+	os.MkdirAll(root, 0o755)
+	other := archtest.StartRsyncd(t, root)
+	out, err := exec.Command("pgrep", "-f", "rsync --daemon.*"+strings.Split(other.Addr, ":")[1]).Output()
+	pid, _ := strconv.Atoi(strings.Fields(string(out) + " 0")[0])
+	if err != nil || pid <= 1 {
+		t.Fatalf("find the other rsync: %v %q", err, out)
+	}
+	e := newEnv(t, []string{"core"}, "rsync://127.0.0.1:1/archlinux/")
+	os.WriteFile(filepath.Join(e.state, mirrorsync.LockFile), []byte(fmt.Sprintf(`{"pid":12345,"rsync_pgid":%d,"trigger":"cli"}`, pid)), 0o640)
+	if err := e.m.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if c, err := net.Dial("tcp", other.Addr); err != nil {
+		t.Fatalf("another user's rsync daemon was killed: %v", err)
+	} else {
+		c.Close()
+	}
 }

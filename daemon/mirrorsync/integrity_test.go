@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -280,13 +281,15 @@ func TestFirstSyncWithGap(t *testing.T) {
 }
 
 // TestChecksumMismatch: the upstream serves a package whose bytes are not what its
-// database's %SHA256SUM% says. It is fetched twice, then the run fails naming it; the
-// mirror stays as it was.
+// database's %SHA256SUM% says. It is fetched twice, then it is a gap of its repo, which
+// keeps its previous state (the run says incomplete, naming it); other repos are updated.
 func TestChecksumMismatch(t *testing.T) {
 	t.Parallel()
 	tr, rd, e := syncedUpstream(t)
 	before := stamp(t, filepath.Join(e.mirror, "lastupdate"))
 	tr.AddPackages(t, "extra", nano)
+	newcore := archtest.Pkg{Name: "newcore", Version: "1-1", Desc: "new in core"}
+	tr.AddPackages(t, "core", newcore)
 	p := filepath.Join(tr.Root, nano.PoolPath())
 	b, _ := os.ReadFile(p)
 	b[len(b)/2] ^= 0x40 // one bit, same size
@@ -294,8 +297,9 @@ func TestChecksumMismatch(t *testing.T) {
 	rd.ClearLog(t)
 
 	run := e.sync(t, mirrorsync.Options{})
-	if run.Result != mirrorsync.ResultFailed || !strings.Contains(run.Error, "SHA-256") || !strings.Contains(run.Error, nano.FileName()) {
-		t.Fatalf("run with a corrupt upstream package: %s: %s", run.Result, run.Error)
+	if run.Result != mirrorsync.ResultIncomplete || strings.Join(run.HeldBack, ",") != "extra" ||
+		!strings.Contains(run.Warning, "SHA-256") || !strings.Contains(run.Warning, nano.FileName()) {
+		t.Fatalf("run with a corrupt upstream package: %s %q held back %v warning %q", run.Result, run.Error, run.HeldBack, run.Warning)
 	}
 	sent := 0
 	for _, f := range rd.Sent(t) {
@@ -307,10 +311,13 @@ func TestChecksumMismatch(t *testing.T) {
 		t.Errorf("the corrupt package was fetched %d times, want 2 (once more after the mismatch)", sent)
 	}
 	if got := stamp(t, filepath.Join(e.mirror, "lastupdate")); got != before {
-		t.Errorf("lastupdate advanced by a failed run")
+		t.Errorf("lastupdate advanced by an incomplete run")
 	}
 	if _, err := os.Lstat(filepath.Join(e.mirror, nano.PoolPath())); err == nil {
 		t.Errorf("the corrupt package was kept")
+	}
+	if _, err := os.Lstat(filepath.Join(e.mirror, "core", "os", "x86_64", newcore.FileName())); err != nil {
+		t.Errorf("core was not updated because of extra's corrupt package: %v", err)
 	}
 	consistent(t, e.mirror, selected)
 }
@@ -779,28 +786,91 @@ func TestUpstreamFlipsToOlderDatabases(t *testing.T) {
 	equalsUpstream(t, tr.Root, e.mirror, selected...)
 }
 
-// TestSameNameRebuild: upstream rebuilds a package under the same file name with another
-// size (and serves something that matches nothing). The live file, which the live
-// database names and pacman may be fetching, is never overwritten or removed: the repo
-// keeps its previous state and the run says incomplete.
+// TestSameNameRebuild: upstream rebuilds a package under the same file name, with another
+// size, or with the same size and other bytes. The live file (which the live database
+// names, pacman may be fetching it) is not touched until the repo switches: the new one is
+// fetched aside, checked, and swapped in with the new database; the mirror then serves
+// exactly what its databases name.
 func TestSameNameRebuild(t *testing.T) {
 	t.Parallel()
 	tr, _, e := syncedUpstream(t)
 	_, repos := archtest.Realistic(t, t.TempDir())
 	vim := repos[1].Pkgs[1]
-	live := filepath.Join(e.mirror, vim.PoolPath())
-	before, _ := os.ReadFile(live)
-	rebuilt := vim
-	rebuilt.Desc = "Vi Improved, rebuilt without a pkgrel bump"
-	rebuilt.PayloadSize = 4096
-	tr.RemovePackages(t, "extra", vim)
-	tr.AddPackages(t, "extra", rebuilt)
-	run := e.sync(t, mirrorsync.Options{})
-	if run.Result != mirrorsync.ResultIncomplete || strings.Join(run.HeldBack, ",") != "extra" {
-		t.Fatalf("same-name rebuild: %s %q held back %v", run.Result, run.Error, run.HeldBack)
+	upFile := filepath.Join(tr.Root, vim.PoolPath())
+	orig, _ := os.ReadFile(upFile)
+	// Same size, other bytes: another build date, tried until the package is as long.
+	var same archtest.Pkg
+	for i := 1; i < 40; i++ {
+		p := vim
+		p.BuildDate = time.Date(2026, 1, 2, 3, 4, 5+i, 0, time.UTC)
+		tr.RemovePackages(t, "extra", vim)
+		tr.AddPackages(t, "extra", p)
+		if b, _ := os.ReadFile(upFile); len(b) == len(orig) && !bytes.Equal(b, orig) {
+			same = p
+			break
+		}
 	}
-	if after, err := os.ReadFile(live); err != nil || !bytes.Equal(after, before) {
-		t.Errorf("the live package was changed (%v)", err)
+	if same.Name == "" {
+		t.Fatal("could not rebuild vim to the same size")
+	}
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("same-size rebuild: %s %q", run.Result, run.Error)
+	}
+	upBytes, _ := os.ReadFile(upFile)
+	if live, _ := os.ReadFile(filepath.Join(e.mirror, vim.PoolPath())); !bytes.Equal(live, upBytes) {
+		t.Errorf("the mirror still serves the old build of %s", vim.FileName())
+	}
+	consistent(t, e.mirror, selected)
+
+	// Another size.
+	bigger := same
+	bigger.PayloadSize = 4096
+	tr.RemovePackages(t, "extra", same)
+	tr.AddPackages(t, "extra", bigger)
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("rebuild with another size: %s %q", run.Result, run.Error)
+	}
+	upBytes, _ = os.ReadFile(upFile)
+	if live, _ := os.ReadFile(filepath.Join(e.mirror, vim.PoolPath())); !bytes.Equal(live, upBytes) {
+		t.Errorf("the mirror still serves the old build of %s", vim.FileName())
+	}
+	consistent(t, e.mirror, selected)
+}
+
+// TestIncompleteThenOlderFallback: a primary that leaves a gap publishes what is complete
+// (core, newer); a fallback older than that is then refused, although lastupdate was not
+// advanced: the mirror never goes back behind databases it published.
+func TestIncompleteThenOlderFallback(t *testing.T) {
+	t.Parallel()
+	tr, rd, e := syncedUpstream(t)
+	fb := filepath.Join(t.TempDir(), "fallback")
+	_, repos := archtest.Realistic(t, t.TempDir())
+	oldBash := repos[0].Pkgs[1]
+	bash2 := archtest.Pkg{Name: "bash", Version: "5.2.037-2", Desc: "The GNU Bourne Again shell", Depends: []string{"glibc"}}
+	bash3 := archtest.Pkg{Name: "bash", Version: "5.2.037-3", Desc: "The GNU Bourne Again shell", Depends: []string{"glibc"}}
+	// The fallback: one step ahead of the mirror.
+	tr.RemovePackages(t, "core", oldBash)
+	tr.AddPackages(t, "core", bash2)
+	if out, err := exec.Command("cp", "-a", tr.Root, fb).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	fallback := archtest.StartRsyncd(t, fb)
+	// The primary: two steps ahead, with a package its database names missing.
+	tr.LastUpdate += 100
+	tr.RemovePackages(t, "core", bash2)
+	tr.AddPackages(t, "core", bash3)
+	tr.AddPackages(t, "extra", nano)
+	os.Remove(filepath.Join(tr.Root, nano.PoolPath()))
+	e.m.Config.Upstreams = []string{rd.URL, fallback.URL}
+	run := e.sync(t, mirrorsync.Options{})
+	if run.Result != mirrorsync.ResultIncomplete {
+		t.Fatalf("run: %s %q %+v", run.Result, run.Error, run.Attempts)
+	}
+	if len(run.Attempts) != 2 || !strings.Contains(run.Attempts[1].Error, "behind this mirror") {
+		t.Errorf("the older fallback was not refused: %+v", run.Attempts)
+	}
+	if _, err := os.Lstat(filepath.Join(e.mirror, "core", "os", "x86_64", bash3.FileName())); err != nil {
+		t.Errorf("core went back from the primary's bash: %v", err)
 	}
 	consistent(t, e.mirror, selected)
 }
@@ -821,4 +891,37 @@ func TestDroppedRepoWithoutUpstreamChange(t *testing.T) {
 		t.Errorf("the sync after that: %s, want up to date", run.Result)
 	}
 	consistent(t, e.mirror, []string{"core", "extra"})
+}
+
+// TestTwoStateDirsOneMirror: two amwi with different state dirs (a copied config) cannot
+// sync one mirror at the same time.
+func TestTwoStateDirsOneMirror(t *testing.T) {
+	t.Parallel()
+	_, rd := realUpstream(t)
+	e := newEnv(t, selected, rd.URL)
+	e.m.Config.BWLimitKiB = 512
+	done := make(chan mirrorsync.Run)
+	go func() { done <- e.sync(t, mirrorsync.Options{}) }()
+	waitRunning(t, e.m)
+	other := newEnv(t, selected, rd.URL)
+	other.m.Config.Root = e.mirror
+	_, err := other.m.Sync(context.Background(), mirrorsync.Options{Trigger: mirrorsync.TriggerCLI})
+	if !errors.Is(err, mirrorsync.ErrBusy) || !strings.Contains(err.Error(), "another amwi syncs this mirror") || !strings.Contains(err.Error(), e.state) {
+		t.Fatalf("second amwi on the same mirror: %v", err)
+	}
+	e.m.Cancel()
+	<-done
+}
+
+// TestFullMirrorRepoWithoutDatabase: in a full mirror, an upstream repo folder without its
+// database yet (being set up) is left as it is; the rest syncs.
+func TestFullMirrorRepoWithoutDatabase(t *testing.T) {
+	t.Parallel()
+	tr, rd := realUpstream(t)
+	os.MkdirAll(filepath.Join(tr.Root, "gnome-unstable", "os", "x86_64"), 0o755)
+	e := newEnv(t, []string{mirrorsync.FullMirror}, rd.URL)
+	if run := e.sync(t, mirrorsync.Options{}); run.Result != mirrorsync.ResultSuccess {
+		t.Fatalf("full mirror with a repo without database: %s %q", run.Result, run.Error)
+	}
+	consistent(t, e.mirror, nil)
 }

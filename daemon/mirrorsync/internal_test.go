@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestDiskFullMessages: only rsync's own report of a full disk counts, not an upstream
@@ -52,5 +53,18 @@ func TestDatabaseNamingItsOwnFiles(t *testing.T) {
 	}
 	if len(d.files) != 1 || d.files[0].name != "glibc-2.40-1-x86_64.pkg.tar.zst" || d.nBad != 3 {
 		t.Fatalf("files %v, refused %d %v", d.files, d.nBad, d.bad)
+	}
+}
+
+// TestRetiredRecordChecked: the record of replaced packages cannot keep them for ever (a
+// time in the future) nor name a database file.
+func TestRetiredRecordChecked(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, retiredFile), []byte("99999999999\tcore\tvim-1-1-x86_64.pkg.tar.zst\t../../../pool/packages/vim-1-1-x86_64.pkg.tar.zst\n"+
+		"1700000000\tcore\tcore.db.sig\t../../../pool/packages/vim-1-1-x86_64.pkg.tar.zst\n"+
+		"1700000000\tcore\tx\t../../../../etc/passwd\n"), 0o640)
+	rs, err := readRetired(dir)
+	if err != nil || len(rs) != 1 || rs[0].name != "vim-1-1-x86_64.pkg.tar.zst" || rs[0].since.After(time.Now()) {
+		t.Fatalf("read %+v %v", rs, err)
 	}
 }

@@ -58,7 +58,7 @@ func (m *Manager) tryFileLock(o Options) (*fileLock, string, error) {
 	b := make([]byte, 512)
 	n, _ := f.ReadAt(b, 0)
 	if json.Unmarshal(b[:n], &prev) == nil && prev.RsyncPGID > 1 {
-		if killed := killStaleRsync(prev.RsyncPGID); killed > 0 {
+		if killed := killStaleRsync(prev.RsyncPGID, m.Config.Root, m.Config.StateDir); killed > 0 {
 			m.Log.Warn("sync: stopped rsync processes left by an interrupted run", "pgid", prev.RsyncPGID, "processes", killed)
 		}
 	}
@@ -67,9 +67,11 @@ func (m *Manager) tryFileLock(o Options) (*fileLock, string, error) {
 	return l, "", nil
 }
 
-// killStaleRsync kills the members of process group pgid that are rsync, and returns how
-// many there were. The name check guards against a recycled group id.
-func killStaleRsync(pgid int) int {
+// killStaleRsync kills the members of process group pgid that are rsync working on this
+// mirror (their command line names its root or state dir), and returns how many there
+// were. The checks guard against a recycled group id: after a reboot the number may be
+// anybody's.
+func killStaleRsync(pgid int, marks ...string) int {
 	des, _ := os.ReadDir("/proc")
 	n := 0
 	for _, de := range des {
@@ -89,6 +91,16 @@ func killStaleRsync(pgid int) int {
 		}
 		f := strings.Fields(s[close+1:])
 		if s[open+1:close] != "rsync" || len(f) < 3 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", de.Name(), "cmdline"))
+		ours := false
+		for _, mark := range marks {
+			if mark != "" && strings.Contains(string(cmdline), mark) {
+				ours = true
+			}
+		}
+		if !ours {
 			continue
 		}
 		unix.Kill(pid, unix.SIGCONT)
@@ -188,4 +200,33 @@ func Holder(stateDir string) string {
 		return ""
 	}
 	return describeHolder(f)
+}
+
+// RootLockFile is a second flock, in the mirror root's .amwi/: two amwi with different
+// state dirs (a copied config, a test box) must not sync one mirror at the same time,
+// each swapping the other's staged dirs into place.
+const RootLockFile = "lock"
+
+// lockRoot takes the mirror root's lock without waiting; on contention it says who holds it.
+func lockRoot(root, stateDir string) (*os.File, error) {
+	dir := filepath.Join(root, workDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, RootLockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open the mirror's sync lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b := make([]byte, 512)
+		n, _ := f.ReadAt(b, 0)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &BusyError{Holder: "another amwi syncs this mirror, with state dir " + quoteName(strings.TrimSpace(string(b[:n])))}
+		}
+		return nil, fmt.Errorf("lock the mirror: %w", err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(stateDir+"\n"), 0)
+	return f, nil
 }

@@ -47,6 +47,9 @@ type repoDir struct {
 	nBad  int               // how many were refused
 	// badNames are the refused directory entries' raw names (to take them out).
 	badNames []string
+	// overrides are pool files the check sees elsewhere (staged.overrides): a replacement
+	// fetched aside, or "" for a package known not to match its SHA-256.
+	overrides map[string]string
 }
 
 // refuse records an entry that is not taken.
@@ -510,6 +513,19 @@ func (s *statter) one(d *repoDir, name string, pools map[string]int) statResult 
 	var st unix.Stat_t
 	p := d.links[name]
 	var err error
+	if alt, ok := d.overrides[p]; ok && p != "" {
+		if alt == "" {
+			return statResult{err: errors.New("does not match its SHA-256")}
+		}
+		err = unix.Lstat(alt, &st)
+		if err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+			err = errors.New("not a regular file")
+		}
+		if err != nil {
+			return statResult{err: err}
+		}
+		return statResult{size: st.Size}
+	}
 	switch {
 	case strings.HasPrefix(p, "pool/"):
 		// A resolved link into the pool: the pool file itself, which must not be a link.

@@ -151,6 +151,12 @@ func removeUnselectedRepos(root string, repos []string) (removed []string, err e
 // .NAME.XXXXXX temporary files older amwi versions left in pool/. It goes before any space
 // check: leftovers may be what filled the disk.
 func removeLeftovers(root string) (removed []string, err error) {
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		root = real // a mirror root that is a link (to another disk) is walked too
+	}
+	if err := os.RemoveAll(filepath.Join(root, workDir, "replace")); err != nil {
+		return nil, err
+	}
 	tmp := filepath.Join(root, workDir, "tmp")
 	if des, err := os.ReadDir(tmp); err == nil {
 		for _, de := range des {

@@ -87,10 +87,22 @@ func (m *Manager) pruneRetired() {
 		return
 	}
 	var keep, gone []retiredLink
+	named := map[string]map[string]bool{} // repo → what its live database names
 	for _, r := range all {
 		if m.now().Sub(r.since) < retireGrace {
 			keep = append(keep, r)
 			continue
+		}
+		if named[r.repo] == nil {
+			named[r.repo] = map[string]bool{}
+			if d, err := readRepoDir(filepath.Join(m.root(), r.repo, "os", arch), r.repo, false); err == nil {
+				for _, f := range d.files {
+					named[r.repo][f.name], named[r.repo][f.name+".sig"] = true, true
+				}
+			}
+		}
+		if named[r.repo][r.name] {
+			continue // the live database names it (again): it is not retired
 		}
 		link := filepath.Join(m.root(), r.repo, "os", arch, r.name)
 		if t, err := os.Readlink(link); err == nil && t == r.target {
@@ -143,8 +155,11 @@ func readRetired(stateDir string) ([]retiredLink, error) {
 			continue
 		}
 		sec, err := strconv.ParseInt(parts[0], 10, 64)
-		if err != nil || !safeName(parts[1]) || !safeName(parts[2]) {
+		if err != nil || !safeName(parts[1]) || !safeName(parts[2]) || isDBFile(parts[1], parts[2]) {
 			continue
+		}
+		if now := time.Now().Unix(); sec > now {
+			sec = now // a record from the future would keep its packages for ever
 		}
 		p, ok := linkTarget(parts[1], parts[3])
 		if !ok || !strings.HasPrefix(p, "pool/") {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -186,6 +187,29 @@ func writeStamp(path string, v int64) error {
 	return writeFileAtomic(path, []byte(strconv.FormatInt(v, 10)+"\n"), 0o644)
 }
 
+// highWaterFile holds the newest upstream lastupdate whose databases were published (a
+// repo of an incomplete run counts): the mirror never goes back behind it.
+const highWaterFile = "published"
+
+func (m *Manager) highWater() int64 {
+	v, err := readStamp(filepath.Join(m.Config.StateDir, "gate", highWaterFile))
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// raiseHighWater records v, or sets it back to v when the run was allowed to go back
+// (--force, a changed sync.upstream).
+func (m *Manager) raiseHighWater(v int64, back bool) {
+	if v <= m.highWater() && !back {
+		return
+	}
+	if err := writeStamp(filepath.Join(m.Config.StateDir, "gate", highWaterFile), v); err != nil {
+		m.Log.Warn("sync: cannot record how new the published databases are", "err", err)
+	}
+}
+
 // primaryFile remembers sync.upstream as it was when the mirror last completed: an older
 // state from a *changed* sync.upstream is the admin's deliberate choice, not a rollback.
 const primaryFile = "primary"
@@ -202,16 +226,22 @@ func (m *Manager) recordedPrimary() string {
 // changed sync.upstream to it.
 func (m *Manager) notBehind(up string, g gate, run *Run) error {
 	ours, err := readStamp(filepath.Join(m.root(), "lastupdate"))
-	if err != nil || g.lastupdate >= ours {
+	if err != nil {
+		ours = 0
+	}
+	ours = max(ours, m.highWater())
+	if ours == 0 || g.lastupdate >= ours {
 		return nil
 	}
 	e := &BehindError{Upstream: up, By: time.Duration(ours-g.lastupdate) * time.Second, Theirs: g.lastupdate, Ours: ours}
 	switch {
 	case run.Force:
 		m.Log.Warn("sync: upstream is behind this mirror; syncing anyway (--force)", "upstream", up, "behind", roundAge(e.By))
+		run.wentBack = true
 		return nil
 	case up == normalizeUpstream(m.Config.Upstreams[0]) && m.recordedPrimary() != "" && m.recordedPrimary() != up:
 		m.Log.Warn("sync: the new sync.upstream is behind this mirror; taking its state (the upstream was changed)", "upstream", up, "behind", roundAge(e.By))
+		run.wentBack = true
 		return nil
 	}
 	return e
@@ -287,14 +317,19 @@ func first(s []string) string {
 // staged is the state of the staging dir after a round's staging rsync.
 type staged struct {
 	lastupdate int64 // upstream's, fetched with the databases
-	dirs       []*repoDir
-	reports    map[string]*Report // per repo, from the last check
-	refused    int
+	// overrides are pool files the check sees elsewhere: a replacement fetched aside
+	// (its path), or a package that did not match its SHA-256 ("": a gap).
+	overrides map[string]string
+	dirs      []*repoDir
+	skipped   []string           // a full mirror's upstream repos without a database
+	reports   map[string]*Report // per repo, from the last check
+	refused   int
 }
 
 func (s *staged) check(root string) {
 	s.reports = map[string]*Report{}
 	for _, d := range s.dirs {
+		d.overrides = s.overrides
 		r := &Report{}
 		d.check(root, r, nil, nil)
 		s.reports[d.repo] = r
@@ -358,7 +393,7 @@ func (m *Manager) stage(ctx context.Context, up string, run *Run, tail *lineRing
 			return nil, fmt.Errorf("upstream %s has %d repositories; a full mirror takes at most %d: is it an Arch mirror?", up, len(repos), maxFullRepos)
 		}
 	}
-	st := &staged{lastupdate: lu}
+	st := &staged{lastupdate: lu, overrides: map[string]string{}}
 	for _, repo := range repos {
 		rd := filepath.Join(dir, repo, "os", arch)
 		if err := realDirs(dir, repo, "os", arch); errors.Is(err, fs.ErrNotExist) {
@@ -367,13 +402,20 @@ func (m *Manager) stage(ctx context.Context, up string, run *Run, tail *lineRing
 			return nil, fmt.Errorf("upstream %s: %w: refused", up, err)
 		}
 		d, err := readRepoDir(rd, repo, true)
+		if err != nil && m.full() {
+			// A full mirror takes what upstream has; a repo being set up upstream (its
+			// folder there, its database not yet) is left as it is until it has one.
+			m.Log.Warn("sync: upstream repo without a readable database; left as it is", "repo", repo, "err", err)
+			st.skipped = append(st.skipped, repo)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("upstream's %s: %w", repo, err)
 		}
 		// Entries refused (control characters, unsafe links) are taken out of the staged
 		// dir: they are never published.
 		for _, b := range d.badRaw() {
-			os.Remove(filepath.Join(rd, b))
+			os.RemoveAll(filepath.Join(rd, b)) // in the staged dir only: a link goes, not what it leads to
 		}
 		if d.nBad > 0 {
 			m.Log.Warn("sync: refused upstream entries (control characters, unsafe links)", "repo", repo, "count", d.nBad, "first", d.bad[0])
@@ -456,11 +498,13 @@ func (m *Manager) removeUnselected(dir string) {
 }
 
 // fetchNeeded fetches the pool files the staged dirs need and checks the new packages
-// against their databases' SHA-256.
+// against their databases' SHA-256. A package that does not match twice is not a failure
+// of the whole run: it is a gap of the repos that name it, which keep their previous state.
 func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *lineRing, st *staged) error {
 	need := map[string]int64{}
 	sums := map[string]dbFile{} // pool path → the package file it should be
 	for _, d := range st.dirs {
+		d.overrides = st.overrides
 		d.check(m.root(), &Report{}, nil, need)
 		for _, f := range d.files {
 			if p := d.links[f.name]; strings.HasPrefix(p, "pool/") {
@@ -468,21 +512,30 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 			}
 		}
 	}
-	if conflicts := m.liveConflicts(need); len(conflicts) > 0 {
-		// Upstream rebuilt packages under names the live databases use, with another
-		// size. The live files stay as they are (pacman may be fetching them): the
-		// staged repo has a gap, keeps its previous state, and the run says so.
-		for _, p := range conflicts {
+	// Packages that did not match their SHA-256 twice in an earlier round of this run,
+	// named with the same SHA-256 again: gaps at once, not fetched a third time.
+	for p, sum := range run.mismatched {
+		if f, ok := sums[p]; ok && f.sum == sum {
+			st.overrides[p] = ""
 			delete(need, p)
 		}
-		m.Log.Warn("sync: upstream changed packages the live databases name under the same names; the live files stay", "count", len(conflicts), "first", conflicts[0])
+	}
+	// Packages upstream rebuilt under a name the live databases use (another size or
+	// SHA-256): the live file stays as it is, pacman may be fetching it; the new one is
+	// fetched beside the pool and swapped in when a repo naming it is published.
+	replace := slices.DeleteFunc(m.changedLive(st, sums), func(p string) bool { _, bad := st.overrides[p]; return bad })
+	for _, p := range replace {
+		delete(need, p)
+	}
+	if len(replace) > 0 {
+		m.Log.Warn("sync: upstream rebuilt packages under names the live databases use; they are fetched aside and swapped in at publish", "count", len(replace), "first", replace[0])
 	}
 	if err := m.checkStagedPackages(st); err != nil {
 		return err
 	}
 	// Files an interrupted run fetched but could not check are checked now.
 	pending := m.readPending()
-	if len(need) == 0 && len(pending) == 0 {
+	if len(need) == 0 && len(pending) == 0 && len(replace) == 0 {
 		return nil
 	}
 	files := make([]string, 0, len(need))
@@ -492,32 +545,100 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 		bytes += n
 	}
 	sort.Strings(files)
-	if err := m.checkRoom(len(files), bytes); err != nil {
+	for _, p := range replace {
+		bytes += sums[p].size
+	}
+	if err := m.checkRoom(len(files)+len(replace), bytes); err != nil {
 		return err
 	}
-	if err := m.writePending(append(files, pending...)); err != nil {
+	if err := m.writePending(append(append([]string{}, files...), pending...)); err != nil {
 		return fmt.Errorf("record the files to fetch: %w", err)
 	}
-	if err := m.fetchPool(ctx, up, run, tail, files, bytes); err != nil {
+	if err := m.fetchPool(ctx, up, run, tail, files, bytes, m.root()); err != nil {
 		return err
 	}
-	check := append(files, pending...)
-	bad := m.checkSums(ctx, run, check, sums)
-	if len(bad) > 0 {
-		m.Log.Warn("sync: packages do not match their databases' SHA-256; fetching them again", "count", len(bad), "first", bad[0])
-		if err := m.fetchPool(ctx, up, run, tail, bad, 0); err != nil {
+	side := filepath.Join(m.root(), workDir, "replace")
+	if len(replace) > 0 {
+		if err := m.fetchPool(ctx, up, run, tail, replace, 0, side); err != nil {
 			return err
 		}
-		if bad = m.checkSums(ctx, run, bad, sums); len(bad) > 0 {
-			return fmt.Errorf("%d package files do not match their databases' SHA-256 after fetching them twice: %s (the upstream serves other files than its databases name)",
-				len(bad), strings.Join(bad[:min(3, len(bad))], ", "))
+	}
+	bad := m.checkSums(ctx, run, append(append([]string{}, files...), pending...), sums, m.root())
+	badSide := m.checkSums(ctx, run, replace, sums, side)
+	if len(bad)+len(badSide) > 0 {
+		m.Log.Warn("sync: packages do not match their databases' SHA-256; fetching them again", "count", len(bad)+len(badSide), "first", first(append(bad, badSide...)))
+		if err := m.fetchPool(ctx, up, run, tail, bad, 0, m.root()); err != nil {
+			return err
 		}
+		if err := m.fetchPool(ctx, up, run, tail, badSide, 0, side); err != nil {
+			return err
+		}
+		bad = append(m.checkSums(ctx, run, bad, sums, m.root()), m.checkSums(ctx, run, badSide, sums, side)...)
 	}
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
+	for _, p := range replace {
+		st.overrides[p] = filepath.Join(side, filepath.FromSlash(p))
+	}
+	if len(bad) > 0 {
+		// Gaps of the repos that name them: those keep their previous state.
+		if run.mismatched == nil {
+			run.mismatched = map[string][32]byte{}
+		}
+		for _, p := range bad {
+			st.overrides[p] = ""
+			run.mismatched[p] = sums[p].sum
+		}
+		sort.Strings(bad)
+		run.Warning = fmt.Sprintf("%s did not match the databases' SHA-256 after fetching twice (%s): the upstream serves other files than its databases name",
+			units.Plural(len(bad), "package"), strings.Join(bad[:min(3, len(bad))], ", "))
+		m.Log.Warn("sync: " + run.Warning)
+	}
 	m.clearPending()
 	return nil
+}
+
+// changedLive returns the pool files on disk that a live database names with another size
+// or SHA-256 than the staged one: upstream rebuilt them under the same name.
+func (m *Manager) changedLive(st *staged, sums map[string]dbFile) []string {
+	var out []string
+	for _, d := range st.dirs {
+		liveDir := filepath.Join(m.root(), d.repo, "os", arch)
+		if sameFile(filepath.Join(d.dir, dbName(d.repo)), filepath.Join(liveDir, dbName(d.repo))) {
+			continue // the same database: nothing changed
+		}
+		live, err := readRepoDir(liveDir, d.repo, true)
+		if err != nil {
+			continue // nothing live to protect
+		}
+		for _, f := range live.files {
+			p := live.links[f.name]
+			nf, staged := sums[p]
+			if !strings.HasPrefix(p, "pool/") || !staged || nf.name != f.name {
+				continue
+			}
+			if nf.size == f.size && (!nf.hasSum || !f.hasSum || nf.sum == f.sum) {
+				continue
+			}
+			if _, err := os.Lstat(filepath.Join(m.root(), filepath.FromSlash(p))); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// sameFile reports whether two paths lead to the same file, or to files of the same size
+// and modification time (rsync -t keeps upstream's).
+func sameFile(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	return os.SameFile(sa, sb) || (sa.Size() == sb.Size() && sa.ModTime().Equal(sb.ModTime()))
 }
 
 // checkStagedPackages checks the SHA-256 of package files an upstream keeps in a repo's
@@ -551,45 +672,6 @@ func (m *Manager) checkStagedPackages(st *staged) error {
 	return nil
 }
 
-// liveConflicts returns the needed pool files that are on disk already and that a live
-// database names with another size than the new one: fetching them would overwrite a
-// package the mirror serves with one that does not match its database.
-func (m *Manager) liveConflicts(need map[string]int64) []string {
-	var there []string
-	for p := range need {
-		if _, err := os.Lstat(filepath.Join(m.root(), filepath.FromSlash(p))); err == nil {
-			there = append(there, p)
-		}
-	}
-	if len(there) == 0 {
-		return nil
-	}
-	live := map[string]int64{}
-	repos := m.Config.Repos
-	if m.full() {
-		repos, _ = findRepos(m.root())
-	}
-	for _, repo := range repos {
-		d, err := readRepoDir(filepath.Join(m.root(), repo, "os", arch), repo, true)
-		if err != nil {
-			continue
-		}
-		for _, f := range d.files {
-			if p := d.links[f.name]; strings.HasPrefix(p, "pool/") {
-				live[p] = f.size
-			}
-		}
-	}
-	var out []string
-	for _, p := range there {
-		if size, named := live[p]; named && size != need[p] {
-			out = append(out, p)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // checkRoom refuses a fetch that would take the disk below sync.min_free_gib.
 func (m *Manager) checkRoom(files int, bytes int64) error {
 	free, err := m.freeBytes(m.root())
@@ -603,9 +685,16 @@ func (m *Manager) checkRoom(files int, bytes int64) error {
 	return nil
 }
 
-// fetchPool fetches pool files (mirror-relative paths) straight into pool/, in batches.
-// Files upstream no longer has are left to the check that follows.
-func (m *Manager) fetchPool(ctx context.Context, up string, run *Run, tail *lineRing, files []string, total int64) error {
+// fetchPool fetches pool files (mirror-relative paths) into dest (the mirror root: straight
+// into pool/; or the side dir for replacements), in batches. Files upstream no longer has
+// are left to the check that follows.
+func (m *Manager) fetchPool(ctx context.Context, up string, run *Run, tail *lineRing, files []string, total int64, dest string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return err
+	}
 	base := run.Stats.TransferredSize
 	for i := 0; i < len(files); i += fetchBatch {
 		batch := files[i:min(i+fetchBatch, len(files))]
@@ -617,7 +706,7 @@ func (m *Manager) fetchPool(ctx context.Context, up string, run *Run, tail *line
 				return p.Percent
 			}
 			return int(min(100, 100*(run.Stats.TransferredSize-base+p.Bytes)/total))
-		}, append(args, up, m.root()+"/")...)
+		}, append(args, up, dest+"/")...)
 		var re *RsyncError
 		switch {
 		case err == nil:
@@ -633,9 +722,12 @@ func (m *Manager) fetchPool(ctx context.Context, up string, run *Run, tail *line
 	return nil
 }
 
-// checkSums hashes the named pool files that are packages of a staged database and
-// returns those whose SHA-256 is not the database's (they are removed).
-func (m *Manager) checkSums(ctx context.Context, run *Run, files []string, sums map[string]dbFile) (bad []string) {
+// checkSums hashes the named pool files (under base) that are packages of a staged
+// database and returns those whose SHA-256 is not the database's (they are removed).
+func (m *Manager) checkSums(ctx context.Context, run *Run, files []string, sums map[string]dbFile, base string) (bad []string) {
+	if len(files) == 0 {
+		return nil
+	}
 	m.update(func(s *State) { s.Phase, s.Percent, s.File = PhaseVerifying, 0, "" })
 	done := make(chan struct{})
 	go func() {
@@ -652,7 +744,7 @@ func (m *Manager) checkSums(ctx context.Context, run *Run, files []string, sums 
 			if !ok || !f.hasSum {
 				continue
 			}
-			full := filepath.Join(m.root(), filepath.FromSlash(p))
+			full := filepath.Join(base, filepath.FromSlash(p))
 			ok, _, err := sha256File(full, f)
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // not fetched: the check reports it
@@ -734,6 +826,16 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 				continue
 			}
 		}
+		// Packages rebuilt under the same name go into the pool just before the repo
+		// naming them switches.
+		for _, p := range d.links {
+			if alt := st.overrides[p]; alt != "" {
+				if err := os.Rename(alt, filepath.Join(root, filepath.FromSlash(p))); err != nil {
+					return fmt.Errorf("publish %s: swap in %s: %w", d.repo, p, err)
+				}
+				delete(st.overrides, p)
+			}
+		}
 		first := dirNames(live) == nil
 		if !first {
 			// What the old databases named and the new ones do not stays reachable a
@@ -756,6 +858,14 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 		}
 	}
 	syncfs(root)
+	// Replacements of repos kept back are not needed: the next run fetches them again.
+	os.RemoveAll(filepath.Join(root, workDir, "replace"))
+	if len(published) > 0 {
+		// The databases are now this new (some of them, at least): no upstream older than
+		// them may be taken from here on, even while the run is incomplete and lastupdate
+		// is not advanced.
+		m.raiseHighWater(st.lastupdate, run.wentBack)
+	}
 	for _, r := range kept {
 		refs[r.pool] = true
 	}
@@ -769,13 +879,16 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 		repos = append(repos, d.repo)
 	}
 	if m.full() {
-		if err := m.syncRest(ctx, up, run, tail, repos); err != nil {
+		if err := m.syncRest(ctx, up, run, tail, append(repos, st.skipped...)); err != nil {
 			return err
 		}
 	} else if removed, err := removeUnselectedRepos(root, m.Config.Repos); err != nil {
 		return err
 	} else {
 		run.Pruned += len(removed)
+	}
+	if err := livePoolRefs(root, st.skipped, refs); err != nil {
+		return fmt.Errorf("read the links of repos left as they are: %w", err)
 	}
 	removed, err := prunePool(root, refs)
 	run.Pruned += len(removed)
