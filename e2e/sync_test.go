@@ -435,3 +435,35 @@ func TestSyncProgressOnTTY(t *testing.T) {
 		t.Errorf("progress line not cleared before the summary:\n%q", s)
 	}
 }
+
+// TestRefusedSyncsLeaveTheRunningOne: 50 `amwi sync` calls while a sync runs are each
+// told who holds it, and the running sync goes on to success.
+func TestRefusedSyncsLeaveTheRunningOne(t *testing.T) {
+	t.Parallel()
+	_, rd := syncUpstream(t, archtest.Pkg{Name: "huge", Version: "1-1", Desc: "slow to fetch", PayloadSize: 8 << 20})
+	dir := t.TempDir()
+	cfg := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "bwlimit_kib = 1024")
+	_, base := serve(t, cfg)
+	first := make(chan string)
+	go func() {
+		out, code := run(t, nil, nil, "-c", cfg, "sync")
+		first <- fmt.Sprintf("exit %d: %s", code, out)
+	}()
+	for i := 0; ; i++ {
+		if st, _ := apiSync(t, base); st["running"] == true {
+			break
+		}
+		if i > 400 {
+			t.Fatal("the sync never showed as running")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	for i := 0; i < 50; i++ {
+		if out, code := run(t, nil, nil, "-c", cfg, "sync"); code != 1 || !strings.Contains(out, "a sync is already running (run 1") {
+			t.Fatalf("refused amwi sync #%d: exit %d\n%s", i, code, out)
+		}
+	}
+	if r := <-first; !strings.HasPrefix(r, "exit 0: ") || !strings.Contains(r, "sync 1: done") {
+		t.Fatalf("the running sync after 50 refused ones: %s", r)
+	}
+}
