@@ -36,6 +36,12 @@ func randJitter(max time.Duration) time.Duration {
 	return time.Duration(rand.Int64N(int64(max)))
 }
 
+// wakeCheck is how often the schedule looks at the wall clock while it waits.
+var wakeCheck = time.Minute
+
+// wallUntil is how long until t by the wall clock (monotonic readings stripped).
+func wallUntil(t, now time.Time) time.Duration { return t.Round(0).Sub(now.Round(0)) }
+
 // Plan says the schedule: the interval, and whether scheduled syncs are on. It is asked
 // again after every run and every settings change.
 type Plan func() (interval time.Duration, enabled bool)
@@ -44,33 +50,51 @@ type Plan func() (interval time.Duration, enabled bool)
 // the upstream at the same second) until ctx ends. Runs started by hand count: the next
 // scheduled one is due an interval after the latest run of any kind.
 func (m *Manager) Schedule(ctx context.Context, plan Plan) {
+	var next time.Time // zero: nothing scheduled
+	replan := true
 	for {
-		interval, enabled := plan()
+		if replan {
+			replan = false
+			interval, enabled := plan()
+			next = time.Time{}
+			if enabled && len(m.Upstreams()) > 0 {
+				var last *Run
+				if runs, err := m.History(1); err == nil && len(runs) > 0 {
+					last = &runs[0]
+				}
+				next = nextRun(last, interval, m.now(), randJitter)
+				m.Log.Debug("sync: next scheduled run", "at", next)
+			}
+			m.update(func(s *State) { s.NextScheduled = next })
+		}
 		var wait <-chan time.Time
 		var timer *time.Timer
-		if !enabled || len(m.Upstreams()) == 0 {
-			m.update(func(s *State) { s.NextScheduled = time.Time{} })
-		} else {
-			var last *Run
-			if runs, err := m.History(1); err == nil && len(runs) > 0 {
-				last = &runs[0]
-			}
-			next := nextRun(last, interval, m.now(), randJitter)
-			m.update(func(s *State) { s.NextScheduled = next })
-			m.Log.Debug("sync: next scheduled run", "at", next)
-			timer = time.NewTimer(time.Until(next))
+		if !next.IsZero() {
+			// Go's timers follow the monotonic clock, which stands still while the box is
+			// suspended: a 6 h timer set before a night asleep fires 6 h after waking. The
+			// schedule looks at the wall clock at least every wakeCheck instead, so a
+			// sync that fell due while asleep (or before a clock jump) runs soon after.
+			timer = time.NewTimer(max(0, min(wallUntil(next, m.now()), wakeCheck)))
 			wait = timer.C
 		}
 		select {
 		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
 			return
 		case <-m.kicked():
 			if timer != nil {
 				timer.Stop()
 			}
+			replan = true
 			continue
 		case <-wait:
 		}
+		if wallUntil(next, m.now()) > 0 {
+			continue // woke to look at the clock: not due yet
+		}
+		replan = true
 		_, err := m.Sync(ctx, Options{Trigger: TriggerSchedule})
 		switch {
 		case errors.Is(err, ErrBusy):

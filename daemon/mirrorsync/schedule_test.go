@@ -1,8 +1,16 @@
 package mirrorsync
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/amwi/amwi/daemon/store"
 )
 
 func TestNextRun(t *testing.T) {
@@ -38,5 +46,52 @@ func TestNextRun(t *testing.T) {
 		if got.Before(now.Add(iv)) || got.After(now.Add(iv+10*time.Minute)) {
 			t.Fatalf("jittered next run %s outside [interval, interval+10m]", got.Sub(now))
 		}
+	}
+}
+
+// TestScheduleAfterSuspend: the box sleeps (or its clock jumps) past the next scheduled
+// sync; the sync runs soon after, not a whole interval of monotonic time later.
+func TestScheduleAfterSuspend(t *testing.T) {
+	defer func(d time.Duration) { wakeCheck = d }(wakeCheck)
+	wakeCheck = 20 * time.Millisecond
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "state"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var mu sync.Mutex
+	clock := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
+	m := &Manager{Config: Config{Root: filepath.Join(dir, "mirror"), Repos: []string{"core"}, Upstreams: []string{"rsync://127.0.0.1:1/archlinux/"},
+		StateDir: filepath.Join(dir, "state"), KillGrace: time.Second}, Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now}
+	id, _ := st.NextRunID()
+	m.save(Run{ID: id, Trigger: TriggerCLI, Start: clock, End: clock, Result: ResultSuccess})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Schedule(ctx, func() (time.Duration, bool) { return 6 * time.Hour, true }); close(done) }()
+	defer func() { cancel(); <-done }()
+	for i := 0; m.State().NextScheduled.IsZero(); i++ {
+		if i > 200 {
+			t.Fatal("nothing scheduled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if next := m.State().NextScheduled; next.Before(clock.Add(6*time.Hour)) || next.After(clock.Add(6*time.Hour+10*time.Minute)) {
+		t.Fatalf("next scheduled at %s", next)
+	}
+	// A night asleep: the wall clock moves, the monotonic one did not.
+	mu.Lock()
+	clock = clock.Add(9 * time.Hour)
+	mu.Unlock()
+	for i := 0; ; i++ {
+		if runs, _ := m.History(1); len(runs) == 1 && runs[0].ID > id && runs[0].Trigger == TriggerSchedule {
+			break
+		}
+		if i > 500 {
+			t.Fatal("the sync that fell due while asleep did not run after waking")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
