@@ -118,7 +118,7 @@ func (b *benchService) Start(country string) error {
 	}
 	b.state = web.BenchState{Running: true, Country: country, Started: time.Now()}
 	ctx, cancel := context.WithTimeout(b.d.runCtx, 5*time.Minute)
-	go func() {
+	b.d.parts.Go(func() {
 		defer cancel()
 		_, err := runBench(ctx, b.d.live.Current(), country, func(done, total int, last bench.Result) {
 			b.mu.Lock()
@@ -132,7 +132,7 @@ func (b *benchService) Start(country string) error {
 			b.d.Log.Warn("bench: failed", "country", country, "err", err)
 		}
 		b.mu.Unlock()
-	}()
+	})
 	return nil
 }
 

@@ -55,9 +55,13 @@ type Daemon struct {
 	// part reads it or hears from it.
 	live    *config.Live
 	proxies atomic.Pointer[[]netip.Prefix]
-	// runCtx ends when Run begins to stop: live streams close, notifiers stop.
+	// runCtx ends when Run begins to stop (or Close without Run): live streams close,
+	// every part below stops.
 	runCtx  context.Context
 	stopRun context.CancelFunc
+	// parts are the long-lived goroutines (servers, sampler, schedule, recorder, index
+	// watcher, notifier, benchmark): Run starts them all, and they are all waited for.
+	parts group
 
 	discordMu   stdsync.Mutex
 	discord     *notify.Discord
@@ -139,6 +143,21 @@ func (d *Daemon) Open() error {
 	return nil
 }
 
+// group runs goroutines and waits for them all.
+type group struct{ wg stdsync.WaitGroup }
+
+// Go runs f in a goroutine of the group.
+func (g *group) Go(f func()) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		f()
+	}()
+}
+
+// Wait returns when every goroutine of the group has returned.
+func (g *group) Wait() { g.wg.Wait() }
+
 // listeners takes the sockets systemd passed, or listens on addr when there are none.
 func listeners(addr string) ([]net.Listener, error) {
 	ls, err := systemd.Listeners()
@@ -167,36 +186,32 @@ func (d *Daemon) Addrs() []string {
 // Run serves until ctx ends, then shuts down gracefully: listeners close at once, in-flight
 // downloads get server.shutdown_grace to finish, then the rest are cut.
 func (d *Daemon) Run(ctx context.Context) error {
+	rctx := d.runCtx
 	errc := make(chan error, len(d.Listeners))
-	var wg stdsync.WaitGroup
 	for _, l := range d.Listeners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		d.parts.Go(func() {
 			if err := d.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("serve on %s: %w", l.Addr(), err)
 			}
-		}()
+		})
 	}
-	ctl := &http.Server{Handler: controlHandler(ctx, d.syncer, d.auth, d.Log), ReadHeaderTimeout: 10 * time.Second}
-	go ctl.Serve(d.control)
-	defer ctl.Close()
-	go d.search.Watch(ctx, 30*time.Second)
-	go d.machine.Run(ctx)
-	go func() { // expired sessions go hourly
+	ctl := &http.Server{Handler: controlHandler(rctx, d.syncer, d.auth, d.Log), ReadHeaderTimeout: 10 * time.Second}
+	d.parts.Go(func() { ctl.Serve(d.control) })
+	d.parts.Go(func() { d.search.Watch(rctx, 30*time.Second) })
+	d.parts.Go(func() { d.machine.Run(rctx) })
+	d.parts.Go(func() { // expired sessions go hourly
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-rctx.Done():
 				return
 			case <-t.C:
 				d.auth.Prune()
 			}
 		}
-	}()
-	wg.Add(1)
-	go func() { defer wg.Done(); d.traffic.Run(ctx) }() // flushes its last batch on the way out
+	})
+	d.parts.Go(func() { d.traffic.Run(rctx) }) // flushes its last batch on the way out
 	switch {
 	case !d.Config.Sync.Enabled:
 		d.Log.Info("sync: scheduled syncs are off (sync.enabled = false); `amwi sync` still works")
@@ -205,14 +220,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	// The schedule always runs: it idles while syncs are off or no upstream is set, and
 	// plans again the moment the settings give it one.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		d.syncer.Schedule(ctx, func() (time.Duration, bool) {
+	d.parts.Go(func() {
+		d.syncer.Schedule(rctx, func() (time.Duration, bool) {
 			c := d.live.Current()
 			return c.Sync.Interval.D(), c.Sync.Enabled
 		})
-	}()
+	})
 	addrs := strings.Join(d.Addrs(), ", ")
 	d.Log.Info("serving", "mirror", d.Config.Mirror.Root, "listen", addrs, "state", d.Config.State.Dir)
 	d.Notify.Ready()
@@ -240,7 +253,7 @@ loop:
 
 	grace := d.Config.Server.ShutdownGrace.D()
 	d.Notify.Stopping()
-	d.stopRun() // live streams end now; downloads get the grace period
+	d.stopRun() // live streams and every part end now; downloads get the grace period
 	if d.syncer.Cancel() == nil {
 		d.Log.Info("stopping: cancelling the running sync")
 	}
@@ -252,7 +265,8 @@ loop:
 		d.Log.Warn("grace period over; closing remaining connections", "err", err)
 		d.srv.Close()
 	}
-	wg.Wait()
+	ctl.Close()
+	d.parts.Wait()
 	// A sync started by hand also ends with ctx; let it record its run before the store closes.
 	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
 	d.syncer.WaitIdle(wctx)
@@ -271,6 +285,7 @@ func (d *Daemon) Close() error {
 	if d.stopRun != nil {
 		d.stopRun()
 	}
+	d.parts.Wait() // what Open started (the notifier) when Run never ran
 	if d.control != nil {
 		d.control.Close()
 	}

@@ -154,7 +154,8 @@ func (d *Daemon) setDiscord(c *config.Config) {
 	if d.runCtx != nil {
 		ctx, cancel := context.WithCancel(d.runCtx)
 		d.discordStop = cancel
-		go d.discord.Run(ctx)
+		n := d.discord
+		d.parts.Go(func() { n.Run(ctx) })
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/amwi/amwi/daemon/config"
 )
 
@@ -151,5 +153,39 @@ func TestUpstreamSetAtRuntimeSchedules(t *testing.T) {
 			t.Fatal("no sync scheduled after the upstream was set")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestNothingLeftAfterClose: Run starts every long-lived part, and after Run and Close
+// no goroutine of the daemon is left.
+func TestNothingLeftAfterClose(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
+	path := filepath.Join(dir, "amwi.toml")
+	os.WriteFile(path, []byte("[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[sync]\nupstream = \"rsync://127.0.0.1:1/archlinux/\"\n[discord]\nenabled = true\nwebhook_url = \"https://discord.com/api/webhooks/1/x\"\n[state]\ndir = \"state\"\n"), 0o640)
+	cfg, err := config.LoadLayered(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Run(ctx) }()
+	time.Sleep(200 * time.Millisecond)
+	// A settings change restarts a part (the notifier) while Run runs.
+	s := &settings{d: d}
+	if problems, err := s.update(func(c *config.Config) { c.Discord.WebhookURL = "https://discord.com/api/webhooks/2/y" }); err != nil || len(problems) > 0 {
+		t.Fatalf("update: %v %v", problems, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
