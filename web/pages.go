@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/amwi/amwi/daemon/config"
+	"github.com/amwi/amwi/internal/layout"
 	"io"
 	"net/http"
 	"os"
@@ -162,7 +163,7 @@ func (u *ui) packagePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.render(w, r, v, "package", p.Name, http.StatusOK, map[string]any{"Pkg": p, "RequiredBy": ix.RequiredBy(p),
-		"Download": MirrorPrefix + p.Repo + "/os/x86_64/" + p.Filename})
+		"Download": MirrorPrefix + layout.RepoDir(p.Repo) + "/" + p.Filename})
 }
 
 func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"github.com/amwi/amwi/internal/layout"
 	"net/http"
 	"strconv"
 	"time"
@@ -73,7 +74,7 @@ func ToJSON(p *search.Package) PackageJSON {
 		Groups: nonNil(p.Groups), Licenses: nonNil(p.Licenses), Conflicts: nonNil(p.Conflicts), Provides: nonNil(p.Provides),
 		Replaces: nonNil(p.Replaces), Depends: nonNil(p.Depends), OptDepends: nonNil(p.OptDepends),
 		MakeDepends: nonNil(p.MakeDepends), CheckDepends: nonNil(p.CheckDepends),
-		DownloadURL: MirrorPrefix + p.Repo + "/os/x86_64/" + p.Filename,
+		DownloadURL: MirrorPrefix + layout.RepoDir(p.Repo) + "/" + p.Filename,
 	}
 	if j.Base == "" {
 		j.Base = p.Name
@@ -103,8 +104,8 @@ func searchAPI(s SearchService, perPage func() int) http.HandlerFunc {
 			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "unknown repo " + strconv.Quote(query.Repo), "repos": ix.Repos})
 			return
 		}
-		if query.Arch != "" && query.Arch != "x86_64" && query.Arch != "any" {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "arch must be x86_64 or any"})
+		if query.Arch != "" && query.Arch != layout.Arch && query.Arch != "any" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "arch must be " + layout.Arch + " or any"})
 			return
 		}
 		if p := q.Get("page"); p != "" {

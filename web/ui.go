@@ -55,7 +55,6 @@ var _ MachineService = (*hw.Sampler)(nil)
 
 // TrafficService is traffic statistics (traffic.Recorder implements it).
 type TrafficService interface {
-	Rate() float64
 	Today() (bytes, requests int64)
 	TopClients(days, n int) ([]traffic.Top, error)
 	TopPackages(days, n int) ([]traffic.Top, error)

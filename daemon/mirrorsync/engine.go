@@ -175,8 +175,6 @@ type Manager struct {
 	// Changes, when set, is asked after every successful run what it changed (the search
 	// index reloads and compares the databases); the answer is kept in the run's record.
 	Changes func(Run) json.RawMessage
-	// OnSuccess is called after every run that changed the mirror (reload caches).
-	OnSuccess []func(Run)
 	// FreeBytes reports free space under a path; default statfs.
 	FreeBytes func(path string) (uint64, error)
 
@@ -359,11 +357,6 @@ func (m *Manager) finish(run Run) {
 		m.event("incomplete", run)
 	case ResultFailed:
 		m.event("failed", run)
-	}
-	if run.changed() {
-		for _, f := range m.OnSuccess {
-			f(run)
-		}
 	}
 }
 

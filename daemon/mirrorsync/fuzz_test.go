@@ -1,6 +1,7 @@
 package mirrorsync
 
 import (
+	"github.com/amwi/amwi/internal/layout"
 	"path"
 	"strings"
 	"testing"
@@ -45,7 +46,7 @@ func FuzzLinkTarget(f *testing.F) {
 			t.Fatalf("%q → %q escapes", target, p)
 		}
 		inPool := strings.HasPrefix(p, "pool/") && strings.Count(p, "/") == 2
-		inDir := path.Dir(p) == repo+"/os/"+arch
+		inDir := path.Dir(p) == layout.RepoDir(repo)
 		if !inPool && !inDir {
 			t.Fatalf("%q → %q is neither in pool/ nor in the repo dir", target, p)
 		}

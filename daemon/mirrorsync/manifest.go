@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/amwi/amwi/internal/layout"
 	"io/fs"
 	"os"
 	"path"
@@ -76,7 +77,7 @@ func readRepoDir(dir, repo string, resolve bool) (*repoDir, error) {
 	for _, de := range des {
 		name := de.Name()
 		if !safeName(name) {
-			d.refuse(quoteName(repo + "/os/" + arch + "/" + name))
+			d.refuse(quoteName(layout.RepoDir(repo) + "/" + name))
 			d.badNames = append(d.badNames, name)
 			continue
 		}
@@ -90,7 +91,7 @@ func readRepoDir(dir, repo string, resolve bool) (*repoDir, error) {
 			}
 			p, ok := linkTarget(repo, t)
 			if !ok {
-				d.refuse(quoteName(repo+"/os/"+arch+"/"+name) + " -> " + quoteName(t))
+				d.refuse(quoteName(layout.RepoDir(repo)+"/"+name) + " -> " + quoteName(t))
 				d.badNames = append(d.badNames, name)
 				continue
 			}
@@ -106,10 +107,10 @@ func readRepoDir(dir, repo string, resolve bool) (*repoDir, error) {
 	db := filepath.Join(dir, dbName(repo))
 	f, err := os.Open(db)
 	if err != nil {
-		return nil, fmt.Errorf("%s/os/%s: no readable database: %w", repo, arch, err)
+		return nil, fmt.Errorf("%s: no readable database: %w", layout.RepoDir(repo), err)
 	}
 	defer f.Close()
-	err = repodb.Walk(f, repo+"/os/"+arch+"/"+dbName(repo), repodb.Limits{}, func(p *repodb.Package) error {
+	err = repodb.Walk(f, layout.RepoDir(repo)+"/"+dbName(repo), repodb.Limits{}, func(p *repodb.Package) error {
 		if !safeName(p.Filename) || strings.ContainsRune(p.Filename, '/') || isDBFile(repo, p.Filename) {
 			d.refuse("database entry " + quoteName(p.Filename))
 			return nil
@@ -162,7 +163,7 @@ func linkTarget(repo, target string) (string, bool) {
 	if target == "" || path.IsAbs(target) || !safePath(target) {
 		return "", false
 	}
-	dir := repo + "/os/" + arch
+	dir := layout.RepoDir(repo)
 	p := path.Join(dir, target)
 	switch {
 	case strings.HasPrefix(p, "pool/") && strings.Count(p, "/") == 2:
@@ -294,7 +295,7 @@ func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]i
 	for _, n := range d.bad {
 		r.problem(n, "refused (control characters or an unsafe link)")
 	}
-	prefix := d.repo + "/os/" + arch + "/"
+	prefix := layout.RepoDir(d.repo) + "/"
 	st := newStatter(root, d.dir)
 	defer st.close()
 	// What to look at, in one list, so the stats (the bulk of the time: one per file) run
@@ -439,7 +440,7 @@ func (d *repoDir) lead(name string) string {
 		return p
 	}
 	if _, ok := d.regs[name]; ok {
-		return d.repo + "/os/" + arch + "/" + name
+		return layout.RepoDir(d.repo) + "/" + name
 	}
 	return ""
 }

@@ -3,14 +3,12 @@ package mirrorsync
 import (
 	"errors"
 	"fmt"
+	"github.com/amwi/amwi/internal/layout"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 )
-
-// arch is the only architecture Arch Linux publishes.
-const arch = "x86_64"
 
 // FullMirror in mirror.repos means "everything upstream", Arch's own full sync.
 const FullMirror = "*"
@@ -32,7 +30,7 @@ func repoFilters(repos []string) []string {
 	out := append([]string(nil), filesExcluded...)
 	for _, r := range repos {
 		// A repo dir holds files and links; a folder in it is nobody's (and unchecked).
-		out = append(out, "--include=/"+r+"/", "--include=/"+r+"/os/", "--exclude=/"+r+"/os/"+arch+"/*/", "--include=/"+r+"/os/"+arch+"/***")
+		out = append(out, "--include=/"+r+"/", "--include=/"+r+"/os/", "--exclude=/"+layout.RepoDir(r)+"/*/", "--include=/"+layout.RepoDir(r)+"/***")
 	}
 	return append(out, "--exclude=*")
 }
@@ -51,7 +49,7 @@ func stageFilters(repos []string) []string {
 func fullStageFilters() []string {
 	out := append([]string(nil), filesExcluded...)
 	out = append(out, "--exclude=/pool/", "--exclude=/iso/", "--exclude=/images/", "--exclude=/other/", "--exclude=/sources/", "--exclude=/.*",
-		"--include=/*/", "--include=/*/os/", "--exclude=/*/os/"+arch+"/*/", "--include=/*/os/"+arch+"/***")
+		"--include=/*/", "--include=/*/os/", "--exclude=/*/os/"+layout.Arch+"/*/", "--include=/*/os/"+layout.Arch+"/***")
 	return append(out, "--exclude=*")
 }
 
@@ -67,7 +65,7 @@ func onlyTopFiles(names ...string) []string {
 // livePoolRefs adds to refs the pool files the live repos' links lead to.
 func livePoolRefs(root string, repos []string, refs map[string]bool) error {
 	for _, r := range repos {
-		dir := filepath.Join(root, r, "os", arch)
+		dir := layout.RepoPath(root, r)
 		des, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/amwi/amwi/internal/layout"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -95,7 +96,7 @@ func (m *Manager) pruneRetired() {
 		}
 		if named[r.repo] == nil {
 			named[r.repo] = map[string]bool{}
-			if d, err := readRepoDir(filepath.Join(m.root(), r.repo, "os", arch), r.repo, false); err == nil {
+			if d, err := readRepoDir(layout.RepoPath(m.root(), r.repo), r.repo, false); err == nil {
 				for _, f := range d.files {
 					named[r.repo][f.name], named[r.repo][f.name+".sig"] = true, true
 				}
@@ -104,7 +105,7 @@ func (m *Manager) pruneRetired() {
 		if named[r.repo][r.name] {
 			continue // the live database names it (again): it is not retired
 		}
-		link := filepath.Join(m.root(), r.repo, "os", arch, r.name)
+		link := filepath.Join(m.root(), r.repo, "os", layout.Arch, r.name)
 		if t, err := os.Readlink(link); err == nil && t == r.target {
 			os.Remove(link)
 		}
@@ -191,7 +192,7 @@ func Retired(stateDir string) []string {
 	rs, _ := readRetired(stateDir)
 	out := make([]string, 0, 2*len(rs))
 	for _, r := range rs {
-		out = append(out, r.repo+"/os/"+arch+"/"+r.name, r.pool)
+		out = append(out, layout.RepoDir(r.repo)+"/"+r.name, r.pool)
 	}
 	return out
 }

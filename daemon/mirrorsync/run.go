@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/amwi/amwi/internal/layout"
 	"io"
 	"io/fs"
 	"os"
@@ -395,9 +396,9 @@ func (m *Manager) stage(ctx context.Context, up string, run *Run, tail *lineRing
 	}
 	st := &staged{lastupdate: lu, overrides: map[string]string{}}
 	for _, repo := range repos {
-		rd := filepath.Join(dir, repo, "os", arch)
-		if err := realDirs(dir, repo, "os", arch); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("upstream %s has no %s/os/%s: check mirror.repos and the upstream path", up, repo, arch)
+		rd := layout.RepoPath(dir, repo)
+		if err := realDirs(dir, repo, "os", layout.Arch); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("upstream %s has no %s: check mirror.repos and the upstream path", up, layout.RepoDir(repo))
 		} else if err != nil {
 			return nil, fmt.Errorf("upstream %s: %w: refused", up, err)
 		}
@@ -457,7 +458,7 @@ func stagedRepos(dir string) ([]string, error) {
 		if !de.IsDir() || !safeName(de.Name()) {
 			continue
 		}
-		if realDirs(dir, de.Name(), "os", arch) == nil {
+		if realDirs(dir, de.Name(), "os", layout.Arch) == nil {
 			out = append(out, de.Name())
 		}
 	}
@@ -604,7 +605,7 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 func (m *Manager) changedLive(st *staged, sums map[string]dbFile) []string {
 	var out []string
 	for _, d := range st.dirs {
-		liveDir := filepath.Join(m.root(), d.repo, "os", arch)
+		liveDir := layout.RepoPath(m.root(), d.repo)
 		if sameFile(filepath.Join(d.dir, dbName(d.repo)), filepath.Join(liveDir, dbName(d.repo))) {
 			continue // the same database: nothing changed
 		}
@@ -648,7 +649,7 @@ func sameFile(a, b string) bool {
 func (m *Manager) checkStagedPackages(st *staged) error {
 	var bad []string
 	for _, d := range st.dirs {
-		live := filepath.Join(m.root(), d.repo, "os", arch)
+		live := layout.RepoPath(m.root(), d.repo)
 		for _, f := range d.files {
 			if _, ok := d.regs[f.name]; !ok || !f.hasSum {
 				continue
@@ -661,7 +662,7 @@ func (m *Manager) checkStagedPackages(st *staged) error {
 			}
 			if ok, _, err := sha256File(p, f); err != nil || !ok {
 				os.Remove(p)
-				bad = append(bad, d.repo+"/os/"+arch+"/"+f.name)
+				bad = append(bad, layout.RepoDir(d.repo)+"/"+f.name)
 			}
 		}
 	}
@@ -805,7 +806,7 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 		incomplete IncompleteError
 	)
 	for _, d := range st.dirs {
-		live := filepath.Join(root, d.repo, "os", arch)
+		live := layout.RepoPath(root, d.repo)
 		rep := st.reports[d.repo]
 		if gaps := rep.Gaps(); gaps > 0 {
 			incomplete.Gaps += gaps
@@ -963,7 +964,7 @@ func cloneDir(src, dst string) error {
 
 // liveGaps counts the gaps of the live repo (a repo not there yet counts as all gaps).
 func (m *Manager) liveGaps(repo string) int {
-	d, err := readRepoDir(filepath.Join(m.root(), repo, "os", arch), repo, false)
+	d, err := readRepoDir(layout.RepoPath(m.root(), repo), repo, false)
 	if err != nil {
 		return 1 << 30
 	}
@@ -1032,7 +1033,7 @@ func (m *Manager) syncRest(ctx context.Context, up string, run *Run, tail *lineR
 	args := append(m.flags(modes, "--info=progress2,name1", "--stats"), filesExcluded...)
 	args = append(args, fullMirrorExcludes...)
 	for _, r := range repos {
-		args = append(args, "--exclude=/"+r+"/os/"+arch)
+		args = append(args, "--exclude=/"+layout.RepoDir(r))
 	}
 	args = append(args, "--exclude=/pool", "--exclude=/"+workDir, up, m.root()+"/")
 	_, err := m.rsync(ctx, run, tail, PhaseMirror, nil, args...)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/amwi/amwi/internal/layout"
 	"hash"
 	"io"
 	"io/fs"
@@ -104,7 +105,7 @@ func verify(ctx context.Context, root string, repos []string, o VerifyOptions, t
 	for _, repo := range repos {
 		d, err := o.known[repo], error(nil)
 		if d == nil {
-			d, err = readRepoDir(filepath.Join(root, repo, "os", arch), repo, thorough)
+			d, err = readRepoDir(layout.RepoPath(root, repo), repo, thorough)
 		}
 		if errors.Is(err, fs.ErrNotExist) && d == nil {
 			err = fmt.Errorf("not on the mirror (not synced yet?): %w", err)
@@ -202,7 +203,7 @@ func findRepos(root string) ([]string, error) {
 		if !de.IsDir() || !safeName(de.Name()) || de.Name() == "pool" {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(root, de.Name(), "os", arch, dbName(de.Name()))); err == nil {
+		if _, err := os.Stat(filepath.Join(root, de.Name(), "os", layout.Arch, dbName(de.Name()))); err == nil {
 			out = append(out, de.Name())
 		}
 	}
@@ -217,11 +218,11 @@ func unreferencedInDir(d *repoDir, rep *Report, keep map[string]bool) {
 		named[f.name], named[f.name+".sig"] = true, true
 	}
 	check := func(name string) {
-		if named[name] || keep[d.repo+"/os/"+arch+"/"+name] || strings.HasPrefix(name, d.repo+".db") || strings.HasPrefix(name, d.repo+".files") || strings.HasPrefix(name, d.repo+".links") {
+		if named[name] || keep[layout.RepoDir(d.repo)+"/"+name] || strings.HasPrefix(name, d.repo+".db") || strings.HasPrefix(name, d.repo+".files") || strings.HasPrefix(name, d.repo+".links") {
 			return
 		}
 		rep.Unreferenced++
-		rep.problem(d.repo+"/os/"+arch+"/"+name, "not named by "+dbName(d.repo))
+		rep.problem(layout.RepoDir(d.repo)+"/"+name, "not named by "+dbName(d.repo))
 	}
 	for name := range d.links {
 		check(name)
@@ -270,10 +271,10 @@ func unreferencedInPool(root string, refs map[string]bool, rep *Report) error {
 // repos, and files in amwi's own temporary dir.
 func leftovers(root string, repos []string, rep *Report) {
 	for _, repo := range repos {
-		p := filepath.Join(root, repo, "os", arch, tmpDirName)
+		p := filepath.Join(root, repo, "os", layout.Arch, tmpDirName)
 		if _, err := os.Lstat(p); err == nil {
 			rep.Leftovers++
-			rep.problem(repo+"/os/"+arch+"/"+tmpDirName, "staging leftover")
+			rep.problem(layout.RepoDir(repo)+"/"+tmpDirName, "staging leftover")
 		}
 	}
 	des, _ := os.ReadDir(filepath.Join(root, workDir, "tmp"))

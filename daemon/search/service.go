@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/amwi/amwi/internal/layout"
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +17,7 @@ import (
 
 // DBPath is where repo's sync database lives under the mirror root.
 func DBPath(root, repo string) string {
-	return filepath.Join(root, repo, "os", "x86_64", repo+".db")
+	return layout.DBPath(root, repo)
 }
 
 // Service keeps the current index of the mirror's databases and rebuilds it when they

@@ -27,13 +27,6 @@ const (
 	errLogEvery = 10 * time.Minute
 )
 
-// Rate is averaged over the last rateWindow whole seconds; the ring holds a few more so
-// that hits stamped slightly in the past still land.
-const (
-	rateWindow = 5
-	ringSize   = 8
-)
-
 // Recorder aggregates hits in memory and writes them to Store in batches. Set the exported
 // fields before the first call; Store is required. Run it once; Record, the live figures
 // and the reports may be called from any goroutine.
@@ -63,7 +56,6 @@ type Recorder struct {
 	dayNum         Day
 	seenClients    seen[netip.Addr]
 	seenPkgs       seen[string]
-	ring           [ringSize]second
 	// today is Today's answer for todayDay, kept up to date by Record once loaded.
 	todayDay Day
 	today    Count
@@ -73,11 +65,6 @@ type Recorder struct {
 	lastPrune  time.Time
 	failing    bool
 	lastErrLog time.Time
-}
-
-type second struct {
-	sec   int64
-	bytes float64
 }
 
 type clientKey struct {
@@ -253,64 +240,6 @@ func (r *Recorder) Record(h Hit) {
 	if r.todayOK && day == r.todayDay {
 		r.today = r.today.Add(c)
 	}
-	r.addRateLocked(t, h.Duration, c.Bytes)
-}
-
-// addRateLocked spreads n bytes over the seconds of [end-dur, end] that the ring holds.
-func (r *Recorder) addRateLocked(end time.Time, dur time.Duration, n int64) {
-	if n == 0 {
-		return
-	}
-	endNs := end.UnixNano()
-	endSec := floorDiv(endNs, 1e9)
-	if dur <= 0 || floorDiv(endNs-int64(dur), 1e9) == endSec {
-		r.addSecondLocked(endSec, float64(n))
-		return
-	}
-	startNs := endNs - int64(dur)
-	perNs := float64(n) / float64(dur)
-	for s := max(floorDiv(startNs, 1e9), endSec-ringSize+1); s <= endSec; s++ {
-		lo, hi := max(s*1e9, startNs), min((s+1)*1e9, endNs)
-		if hi > lo {
-			r.addSecondLocked(s, float64(hi-lo)*perNs)
-		}
-	}
-}
-
-func (r *Recorder) addSecondLocked(sec int64, b float64) {
-	sl := &r.ring[uint64(sec)%ringSize]
-	switch {
-	case sl.sec == sec:
-		sl.bytes += b
-	case sl.sec < sec:
-		*sl = second{sec: sec, bytes: b}
-	}
-	// sl.sec > sec: older than the ring remembers; Rate no longer looks at it.
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
-}
-
-// Rate is bytes per second over the last few whole seconds, from memory. Bytes are
-// counted when a request finishes (spread over its Duration), so a download still in
-// progress shows up when it ends.
-func (r *Recorder) Rate() float64 {
-	r.once.Do(r.init)
-	now := floorDiv(r.Now().UnixNano(), 1e9)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var sum float64
-	for _, s := range r.ring {
-		if s.sec >= now-rateWindow && s.sec < now {
-			sum += s.bytes
-		}
-	}
-	return sum / rateWindow
 }
 
 // Today is today's bytes and requests (the date in the zone of Now), including what is not

@@ -312,7 +312,6 @@ func TestRecordDoesNotWaitForASlowFlush(t *testing.T) {
 		for range 1000 {
 			e.rec.Record(hit)
 		}
-		e.rec.Rate()
 		e.rec.Today()
 		close(recorded)
 	}()
@@ -447,38 +446,6 @@ func TestRecorderDistinctKeysPerDayAreCapped(t *testing.T) {
 	}
 	if pk, _ := e.rec.TopPackages(1, 0); len(pk) != 1 || pk[0].Key != "python-requests" {
 		t.Errorf("next day TopPackages = %v", pk)
-	}
-}
-
-func TestRecorderRate(t *testing.T) {
-	e := setup(t)
-	r := e.rec
-	t0 := e.start.Add(500 * time.Millisecond)
-	e.clk.Set(t0)
-	r.Record(traffic.Hit{Time: t0, Client: ip("10.0.0.1"), Status: 200, Bytes: 5000})
-	if got := r.Rate(); got != 0 {
-		t.Errorf("Rate within the second = %v, want 0 (only whole seconds count)", got)
-	}
-	e.clk.Add(time.Second)
-	if got := r.Rate(); got != 1000 {
-		t.Errorf("Rate a second later = %v, want 5000 B / 5 s", got)
-	}
-	e.clk.Add(5 * time.Second)
-	if got := r.Rate(); got != 0 {
-		t.Errorf("Rate 6 s later = %v, want 0", got)
-	}
-
-	// A 10 s download of 10000 bytes ending on a whole second: 1000 B/s, not 2000.
-	t1 := e.start.Add(time.Minute)
-	e.clk.Set(t1.Add(500 * time.Millisecond))
-	r.Record(traffic.Hit{Time: t1, Client: ip("10.0.0.1"), Status: 200, Bytes: 10000, Duration: 10 * time.Second})
-	if got := r.Rate(); got < 999.9 || got > 1000.1 {
-		t.Errorf("Rate after a long download = %v, want 1000", got)
-	}
-	// A hit stamped long ago does not disturb the present.
-	r.Record(traffic.Hit{Time: t1.Add(-time.Hour), Client: ip("10.0.0.1"), Status: 200, Bytes: 1 << 30})
-	if got := r.Rate(); got < 999.9 || got > 1000.1 {
-		t.Errorf("Rate after an old hit = %v, want 1000", got)
 	}
 }
 

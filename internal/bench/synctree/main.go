@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/amwi/amwi/daemon/repodb"
+	"github.com/amwi/amwi/internal/layout"
 )
 
 func main() {
@@ -128,7 +129,7 @@ func build(args []string) error {
 }
 
 func writeRepo(root, repo string, ps []pkg, scale int64) error {
-	dir := filepath.Join(root, repo, "os", "x86_64")
+	dir := layout.RepoPath(root, repo)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
