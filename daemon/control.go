@@ -16,6 +16,7 @@ import (
 
 	"github.com/amwi/amwi/daemon/auth"
 	"github.com/amwi/amwi/daemon/mirrorsync"
+	"github.com/amwi/amwi/web"
 )
 
 // ControlSocket is the daemon's local control socket in the state dir: `amwi sync` talks
@@ -87,16 +88,16 @@ func controlHandler(ctx context.Context, m *mirrorsync.Manager, a *auth.Service,
 			Admin          bool
 		}
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8192)).Decode(&in); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad request: " + err.Error()})
+			web.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "bad request: " + err.Error()})
 			return
 		}
 		u, err := addUser(a, in.Name, in.Password, in.Admin)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			web.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
 		log.Info("user added through the control socket", "user", u.Name, "admin", u.Admin)
-		writeJSON(w, http.StatusOK, map[string]any{"name": u.Name, "admin": u.Admin})
+		web.WriteJSON(w, http.StatusOK, map[string]any{"name": u.Name, "admin": u.Admin})
 	})
 	mux.HandleFunc("GET /sync", func(w http.ResponseWriter, r *http.Request) {
 		hist, err := m.History(20)
@@ -104,15 +105,15 @@ func controlHandler(ctx context.Context, m *mirrorsync.Manager, a *auth.Service,
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"state": m.State(), "history": hist})
+		web.WriteJSON(w, http.StatusOK, map[string]any{"state": m.State(), "history": hist})
 	})
 	mux.HandleFunc("POST /sync/cancel", func(w http.ResponseWriter, r *http.Request) {
 		id, _ := strconv.ParseUint(r.URL.Query().Get("run"), 10, 64)
 		if err := m.CancelRun(id); err != nil {
-			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			web.WriteJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]bool{"cancelled": true})
+		web.WriteJSON(w, http.StatusOK, map[string]bool{"cancelled": true})
 	})
 	mux.HandleFunc("POST /sync", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -157,12 +158,6 @@ func controlHandler(ctx context.Context, m *mirrorsync.Manager, a *auth.Service,
 		}
 	})
 	return mux
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
 }
 
 // controlClient talks to a running daemon's control socket.

@@ -342,6 +342,17 @@ func (r *Reader) readFS() (*FS, error) {
 	return fsOf(r.MirrorRoot, &st), nil
 }
 
+// FreeBytes is what a user may still write on the filesystem holding path (df's
+// "Available"): the one statfs(2) reading that the dashboard and the sync's space checks
+// share.
+func FreeBytes(path string) (uint64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	return fsOf(path, &st).FreeBytes, nil
+}
+
 // fsOf turns statfs(2) into FS. Block counts are in f_frsize units (f_bsize on kernels
 // that leave it 0). UsedPercent is df's: used over what a user could ever have, so a disk
 // whose free space is all root's reserve shows 100 %.

@@ -59,6 +59,10 @@ func syncAPI(s SyncService, log interface{ Error(string, ...any) }) http.Handler
 	}
 }
 
+// WriteJSON answers with v as JSON, uncached: the one way AMWI's APIs (and its control
+// socket) answer.
+func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

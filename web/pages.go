@@ -37,8 +37,8 @@ func mirrorStamp(root *os.Root, name string) time.Time {
 		return time.Time{}
 	}
 	defer f.Close()
-	b, _ := io.ReadAll(io.LimitReader(f, 64))
-	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	b, _ := io.ReadAll(io.LimitReader(f, layout.StampMax+1))
+	n, err := layout.ParseStamp(name, b)
 	if err != nil {
 		return time.Time{}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/amwi/amwi/hw"
 	"github.com/amwi/amwi/internal/units"
 )
 
@@ -530,11 +531,7 @@ func (m *Manager) freeBytes(path string) (uint64, error) {
 	if m.FreeBytes != nil {
 		return m.FreeBytes(path)
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return 0, fmt.Errorf("statfs %s: %w", path, err)
-	}
-	return st.Bavail * uint64(st.Bsize), nil
+	return hw.FreeBytes(path)
 }
 
 func gib(b uint64) string { return units.Bytes(int64(b)) }

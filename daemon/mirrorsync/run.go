@@ -62,8 +62,8 @@ const maxAhead = time.Hour
 // clockSane: before it, this box's clock is taken to be unset.
 var clockSane = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// stampMax bounds lastupdate/lastsync: a Unix time and a newline; anything longer is refused.
-const stampMax = 32
+// stampMax bounds lastupdate/lastsync (the gate fetches no larger file).
+const stampMax = layout.StampMax
 
 // ErrDiskFull: the mirror's filesystem filled up during the transfer.
 var ErrDiskFull = errors.New("the disk is full")
@@ -171,17 +171,7 @@ func readStamp(path string) (int64, error) {
 }
 
 // parseStamp parses a stamp file's content (name is for messages).
-func parseStamp(name string, b []byte) (int64, error) {
-	if len(b) > stampMax {
-		return 0, fmt.Errorf("%s is larger than %d bytes: not a Unix time", name, stampMax)
-	}
-	s := strings.TrimRight(string(b), "\n\r ")
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v <= 0 || strings.ContainsAny(s, "+-") {
-		return 0, fmt.Errorf("%s holds %s, not a Unix time", name, quoteName(s))
-	}
-	return v, nil
-}
+func parseStamp(name string, b []byte) (int64, error) { return layout.ParseStamp(name, b) }
 
 // writeStamp writes a lastupdate/lastsync file atomically.
 func writeStamp(path string, v int64) error {

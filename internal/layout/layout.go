@@ -4,7 +4,12 @@
 // of more architectures changes this package, not the callers.
 package layout
 
-import "path/filepath"
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
 
 // Arch is the architecture Arch Linux publishes.
 const Arch = "x86_64"
@@ -21,3 +26,21 @@ func DB(repo string) string { return repo + ".db" }
 
 // DBPath is the repository's database under the mirror root.
 func DBPath(root, repo string) string { return filepath.Join(RepoPath(root, repo), DB(repo)) }
+
+// StampMax bounds a lastupdate/lastsync file: a Unix time and a newline.
+const StampMax = 32
+
+// ParseStamp parses a lastupdate/lastsync file's content: a positive Unix time in decimal,
+// maybe a newline. Anything else (larger than StampMax, signs, letters) is refused with a
+// short message; name is the file's, for it.
+func ParseStamp(name string, b []byte) (int64, error) {
+	if len(b) > StampMax {
+		return 0, fmt.Errorf("%s is larger than %d bytes: not a Unix time", name, StampMax)
+	}
+	s := strings.TrimRight(string(b), "\n\r ")
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 || strings.ContainsAny(s, "+-") {
+		return 0, fmt.Errorf("%s holds %s, not a Unix time", name, strconv.QuoteToASCII(s))
+	}
+	return v, nil
+}
