@@ -141,7 +141,11 @@ func controlHandler(ctx context.Context, m *mirrorsync.Manager, a *auth.Service,
 		rc := http.NewResponseController(w)
 		for {
 			select {
-			case s := <-states:
+			case s, ok := <-states:
+				if !ok { // the engine is closing: the run's end still comes
+					states = nil
+					continue
+				}
 				enc.Encode(controlMsg{State: &s})
 				rc.Flush()
 			case id := <-started:

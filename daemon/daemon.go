@@ -271,6 +271,7 @@ loop:
 	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
 	d.syncer.WaitIdle(wctx)
 	wcancel()
+	d.syncer.Close() // what still follows the sync's state hears it end
 	d.Log.Info("stopped", "requests", d.requests.Load(), "bytes_sent", d.served.Load())
 	return runErr
 }

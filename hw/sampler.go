@@ -2,6 +2,7 @@ package hw
 
 import (
 	"context"
+	"github.com/amwi/amwi/internal/broadcast"
 	"sync"
 	"time"
 )
@@ -18,12 +19,11 @@ type Sampler struct {
 
 	read func() Snapshot // tests; nil means Reader.Read
 
-	mu      sync.Mutex
-	ring    []Snapshot // allocated once, Keep long
-	next    int        // where the next snapshot goes
-	n       int        // snapshots held, ≤ len(ring)
-	subs    map[chan Snapshot]struct{}
-	stopped bool // Run returned: new subscriptions are closed at once
+	mu    sync.Mutex
+	ring  []Snapshot                 // allocated once, Keep long
+	next  int                        // where the next snapshot goes
+	n     int                        // snapshots held, ≤ len(ring)
+	snaps broadcast.Latest[Snapshot] // Run's end closes it: new subscriptions are closed at once
 }
 
 // Run reads one snapshot at once and then one every Interval until ctx ends. When it
@@ -37,9 +37,6 @@ func (s *Sampler) Run(ctx context.Context) {
 	if read == nil {
 		read = s.Reader.Read
 	}
-	s.mu.Lock()
-	s.stopped = false
-	s.mu.Unlock()
 	defer s.stop()
 
 	t := time.NewTicker(interval)
@@ -66,34 +63,10 @@ func (s *Sampler) add(snap Snapshot) {
 	s.ring[s.next] = snap
 	s.next = (s.next + 1) % len(s.ring)
 	s.n = min(s.n+1, len(s.ring))
-	for ch := range s.subs {
-		// Latest only: replace a snapshot the subscriber has not taken yet rather than
-		// wait for it. The sampler is the only sender and holds mu, so after the drain
-		// the second send always finds room.
-		select {
-		case ch <- snap:
-		default:
-			select {
-			case <-ch:
-			default:
-			}
-			select {
-			case ch <- snap:
-			default:
-			}
-		}
-	}
+	s.snaps.Publish(snap)
 }
 
-func (s *Sampler) stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopped = true
-	for ch := range s.subs {
-		close(ch)
-		delete(s.subs, ch)
-	}
-}
+func (s *Sampler) stop() { s.snaps.Close() }
 
 // Latest returns the newest snapshot, or a zero Snapshot before the first read.
 func (s *Sampler) Latest() Snapshot {
@@ -124,24 +97,4 @@ func (s *Sampler) History() []Snapshot {
 // The returned func unsubscribes and closes the channel; so does Run when it returns.
 // To draw history and then follow live without a gap, subscribe first and then call
 // History; a snapshot may then come twice (compare Time).
-func (s *Sampler) Subscribe() (<-chan Snapshot, func()) {
-	ch := make(chan Snapshot, 1)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		close(ch)
-		return ch, func() {}
-	}
-	if s.subs == nil {
-		s.subs = make(map[chan Snapshot]struct{})
-	}
-	s.subs[ch] = struct{}{}
-	return ch, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if _, ok := s.subs[ch]; ok {
-			delete(s.subs, ch)
-			close(ch)
-		}
-	}
-}
+func (s *Sampler) Subscribe() (<-chan Snapshot, func()) { return s.snaps.Subscribe() }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/amwi/amwi/hw"
+	"github.com/amwi/amwi/internal/broadcast"
 	"github.com/amwi/amwi/internal/units"
 )
 
@@ -183,7 +184,7 @@ type Manager struct {
 	state  State
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the running sync ends
-	subs   map[chan State]struct{}
+	states broadcast.Latest[State]
 	kick   chan struct{} // a run ended: re-plan the schedule
 	lock   *fileLock     // held by the running sync
 	next   *Config       // settings changed: takes effect at the next run
@@ -449,36 +450,12 @@ func (m *Manager) History(n int) ([]Run, error) {
 
 // Subscribe returns a channel that gets the state whenever it changes (the latest only,
 // when the reader is slow) and a function to stop.
-func (m *Manager) Subscribe() (<-chan State, func()) {
-	ch := make(chan State, 1)
-	m.mu.Lock()
-	if m.subs == nil {
-		m.subs = map[chan State]struct{}{}
-	}
-	m.subs[ch] = struct{}{}
-	m.mu.Unlock()
-	return ch, func() {
-		m.mu.Lock()
-		delete(m.subs, ch)
-		m.mu.Unlock()
-	}
-}
+func (m *Manager) Subscribe() (<-chan State, func()) { return m.states.Subscribe() }
 
-func (m *Manager) publish() {
-	s := m.State()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for ch := range m.subs {
-		select {
-		case <-ch: // drop the stale one
-		default:
-		}
-		select {
-		case ch <- s:
-		default:
-		}
-	}
-}
+// Close ends every subscription (the daemon is stopping): live streams' loops end.
+func (m *Manager) Close() { m.states.Close() }
+
+func (m *Manager) publish() { m.states.Publish(m.State()) }
 
 func (m *Manager) update(f func(*State)) {
 	m.mu.Lock()
