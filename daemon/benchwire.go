@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	stdsync "sync"
 	"time"
@@ -109,7 +110,7 @@ func (b *benchService) Start(country string) error {
 		country = b.DefaultCountry()
 	}
 	if country == "" {
-		return errors.New("say which country to measure (or set bench.country)")
+		return web.BadRequest("say which country to measure (or set bench.country)")
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -159,7 +160,7 @@ func readBenchReport(stateDir string) (*web.BenchReport, error) {
 func (b *benchService) Use(host string) error {
 	rep, err := b.Last()
 	if err != nil || rep == nil {
-		return errors.New("no benchmark results to use")
+		return web.BadRequest("no benchmark results to use")
 	}
 	var chosen string
 	var rest []string
@@ -173,7 +174,7 @@ func (b *benchService) Use(host string) error {
 		}
 	}
 	if chosen == "" {
-		return fmt.Errorf("%s is not a usable upstream in the last benchmark", host)
+		return web.BadRequest(quoteHost(host) + " is not a usable upstream in the last benchmark")
 	}
 	if len(rest) > 2 {
 		rest = rest[:2]
@@ -191,3 +192,11 @@ func (b *benchService) Use(host string) error {
 }
 
 var _ web.BenchService = (*benchService)(nil)
+
+// quoteHost shows a host name from a form, bounded.
+func quoteHost(h string) string {
+	if len(h) > 100 {
+		h = h[:100]
+	}
+	return strconv.Quote(h)
+}

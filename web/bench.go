@@ -88,11 +88,8 @@ func (u *ui) benchAPIStart(w http.ResponseWriter, r *http.Request, v viewer) {
 		in.Country = r.PostFormValue("country")
 	}
 	if err := u.o.Bench.Start(in.Country); err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, ErrBenchRunning) {
-			status = http.StatusConflict
-		}
-		writeJSON(w, status, map[string]string{"error": err.Error()})
+		status, msg := u.errorText(err, "starting the benchmark")
+		writeJSON(w, status, map[string]string{"error": msg})
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"state": u.o.Bench.State()})

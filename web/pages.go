@@ -112,12 +112,8 @@ func (u *ui) renderSync(w http.ResponseWriter, r *http.Request, v viewer, status
 func (u *ui) syncStart(w http.ResponseWriter, r *http.Request, v viewer) {
 	err := u.o.Sync.Start(u.o.Ctx, dsync.Options{Trigger: dsync.TriggerWeb, Force: r.PostFormValue("force") == "1"})
 	if err != nil {
-		w.Header().Set("Location", "/sync")
-		status := http.StatusConflict
-		if !errors.Is(err, dsync.ErrBusy) {
-			status = http.StatusBadRequest
-		}
-		u.renderSync(w, r, v, status, "", err.Error())
+		status, msg := u.errorText(err, "starting the sync")
+		u.renderSync(w, r, v, status, "", msg)
 		return
 	}
 	http.Redirect(w, r, "/sync", http.StatusSeeOther)
@@ -128,8 +124,8 @@ func (u *ui) syncCancel(w http.ResponseWriter, r *http.Request, v viewer) {
 	case errors.Is(err, dsync.ErrNotRunning):
 		u.renderSync(w, r, v, http.StatusConflict, "", "No sync is running: there is nothing to cancel.")
 	case err != nil:
-		u.o.Log.Error("web: cancel sync", "err", err)
-		u.renderSync(w, r, v, http.StatusInternalServerError, "", "The sync could not be cancelled: "+err.Error())
+		status, msg := u.errorText(err, "cancelling the sync")
+		u.renderSync(w, r, v, status, "", msg)
 	default:
 		u.renderSync(w, r, v, http.StatusOK, "Cancelling the running sync: rsync is stopped, the mirror stays as it was.")
 	}
