@@ -49,7 +49,7 @@ func statusOf(err error) (status int, public bool) {
 	return http.StatusInternalServerError, false
 }
 
-// answerError is the one way an error reaches a client: its status from the table, its
+// errorText is the one way an error reaches a client: its status from the table, its
 // message when it is the client's to read, and a log line for an internal one.
 func (u *ui) errorText(err error, what string) (int, string) {
 	status, public := statusOf(err)

@@ -225,11 +225,17 @@ wait:
 	}
 
 	if tmp != "" {
+		if ctx.Err() == nil {
+			// Every worker has sent its result and is returning: wait for the last to
+			// be gone, then clean up before Run returns (it used to race them).
+			<-workersDone
+		}
 		select {
 		case <-workersDone:
 			os.RemoveAll(tmp)
 		default:
-			// A straggler's rsync may still be writing there; clean up once it has gone.
+			// Cut short: a straggler's rsync may still be writing there; clean up once it
+			// has gone.
 			go func() { <-workersDone; os.RemoveAll(tmp) }()
 		}
 	}
