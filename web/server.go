@@ -62,24 +62,9 @@ func NewHandler(o Options) http.Handler {
 	}
 	active := NewActive()
 	mux := http.NewServeMux()
-	mirror := NewMirror(o.MirrorRoot, MirrorPrefix, o.SendTimeout, o.Log)
-	mux.Handle(MirrorPrefix, mirror)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { healthz(w, o.Health) })
-	if o.Sync != nil {
-		mux.HandleFunc("GET /api/sync", syncAPI(o.Sync, o.Log))
-		mux.HandleFunc("GET /api/changes", changesAPI(o.Sync))
-	}
-	if o.Search != nil {
-		mux.HandleFunc("GET /api/search", searchAPI(o.Search, o.PerPage))
-		mux.HandleFunc("GET /api/packages/{repo}/{name}", packageAPI(o.Search))
-	}
 	met := newMetrics(o, active)
-	mux.Handle("GET /metrics", met)
-	if o.Auth != nil {
-		newUI(o, active).routes(mux)
-	} else {
-		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { home(w, r, o.Version) })
-	}
+	u, routes := routeTable(o, active, met)
+	register(mux, u, routes)
 	// Cross-site POSTs are refused before any handler sees them (Sec-Fetch-Site/Origin);
 	// forms also carry the session's CSRF token.
 	var h http.Handler = http.NewCrossOriginProtection().Handler(mux)
@@ -91,6 +76,30 @@ func NewHandler(o Options) http.Handler {
 		}
 	})
 	return directSend(h)
+}
+
+// routeTable is every route of the HTTP surface with its role: the mirror, health,
+// metrics and the public APIs, then the dashboard's (when there is one).
+func routeTable(o Options, active *Active, met *promMetrics) (*ui, []route) {
+	mirror := NewMirror(o.MirrorRoot, MirrorPrefix, o.SendTimeout, o.Log)
+	rs := []route{
+		{MirrorPrefix, Anyone, public(mirror.ServeHTTP)},
+		{"GET /healthz", Anyone, public(func(w http.ResponseWriter, r *http.Request) { healthz(w, o.Health) })},
+		{"GET /metrics", Anyone, public(met.ServeHTTP)},
+	}
+	if o.Sync != nil {
+		rs = append(rs, route{"GET /api/sync", Anyone, public(syncAPI(o.Sync, o.Log))},
+			route{"GET /api/changes", Anyone, public(changesAPI(o.Sync))})
+	}
+	if o.Search != nil {
+		rs = append(rs, route{"GET /api/search", Anyone, public(searchAPI(o.Search, o.PerPage))},
+			route{"GET /api/packages/{repo}/{name}", Anyone, public(packageAPI(o.Search))})
+	}
+	if o.Auth == nil {
+		return nil, append(rs, route{"GET /{$}", Anyone, public(func(w http.ResponseWriter, r *http.Request) { home(w, r, o.Version) })})
+	}
+	u := newUI(o, active)
+	return u, append(rs, u.table()...)
 }
 
 // NewServer wraps h in an http.Server with the timeouts a mirror needs.

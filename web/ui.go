@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -224,71 +223,48 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, v viewer, name, titl
 
 // requireUser wraps handlers that need a logged-in user (admin: an administrator). An
 // anonymous browser is sent to the login page; anything else gets 401.
-func (u *ui) requireUser(admin bool, h func(http.ResponseWriter, *http.Request, viewer)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		v := u.viewer(r)
-		switch {
-		case v.user == nil && r.Method == http.MethodGet:
-			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
-			return
-		case v.user == nil:
-			http.Error(w, "401 log in first", http.StatusUnauthorized)
-			return
-		case admin && !v.user.Admin:
-			http.Error(w, "403 administrators only", http.StatusForbidden)
-			return
-		}
-		token := r.Header.Get("X-CSRF-Token")
-		if token == "" && r.Method == http.MethodPost && r.Header.Get("Content-Type") != "application/json" {
-			token = r.PostFormValue("csrf")
-		}
-		if r.Method == http.MethodPost && !v.session.ValidCSRF(token) {
-			// Same-origin checks (CrossOriginProtection) come first; this token is the
-			// second line, for old browsers without Sec-Fetch-Site.
-			http.Error(w, "403 the form is stale or came from another site; reload the page and try again", http.StatusForbidden)
-			return
-		}
-		h(w, r, v)
-	}
-}
-
-// routes adds the dashboard to mux.
-func (u *ui) routes(mux *http.ServeMux) {
+// table is the dashboard's part of the route table: every route with its role.
+func (u *ui) table() []route {
 	static, _ := fs.Sub(staticFS, "static")
 	fileServer := http.FileServerFS(static)
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=86400")
-		fileServer.ServeHTTP(w, r)
-	})))
-	mux.HandleFunc("GET /{$}", u.overview)
-	mux.HandleFunc("GET /events", u.events)
-	mux.HandleFunc("GET /api/stats/history", u.statsHistory)
-	mux.HandleFunc("GET /sync", u.syncPage)
-	mux.HandleFunc("POST /sync/start", u.requireUser(false, u.syncStart))
-	mux.HandleFunc("POST /sync/cancel", u.requireUser(false, u.syncCancel))
-	mux.HandleFunc("GET /search", u.searchPage)
-	mux.HandleFunc("GET /packages/{repo}/{name}", u.packagePage)
-	mux.HandleFunc("GET /traffic", u.requireUser(false, u.trafficPage))
-	if u.o.Bench != nil {
-		mux.HandleFunc("GET /bench", u.requireUser(false, func(w http.ResponseWriter, r *http.Request, v viewer) { u.benchPage(w, r, v) }))
-		mux.HandleFunc("POST /bench/start", u.requireUser(true, u.benchStart))
-		mux.HandleFunc("POST /bench/use", u.requireUser(true, u.benchUse))
-		mux.HandleFunc("GET /api/bench", u.requireUser(false, u.benchAPIGet))
-		mux.HandleFunc("POST /api/bench", u.requireUser(true, u.benchAPIStart))
+	rs := []route{
+		{"GET /static/", Anyone, public(http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "public, max-age=86400")
+			fileServer.ServeHTTP(w, r)
+		})).ServeHTTP)},
+		{"GET /{$}", Anyone, public(u.overview)},
+		{"GET /events", Anyone, public(u.events)},
+		{"GET /api/stats/history", Anyone, public(u.statsHistory)},
+		{"GET /sync", Anyone, public(u.syncPage)},
+		{"POST /sync/start", Admin, u.syncStart},
+		{"POST /sync/cancel", Admin, u.syncCancel},
+		{"GET /search", Anyone, public(u.searchPage)},
+		{"GET /packages/{repo}/{name}", Anyone, public(u.packagePage)},
+		{"GET /traffic", Viewer, u.trafficPage},
+		{"GET /settings", Admin, u.settingsPage},
+		{"POST /settings", Admin, u.settingsSave},
+		{"POST /settings/discord-test", Admin, u.discordTest},
+		{"POST /settings/reset", Admin, u.settingsReset},
+		{"GET /users", Viewer, u.usersPage},
+		{"POST /users", Admin, u.userCreate},
+		{"POST /users/delete", Admin, u.userDelete},
+		{"POST /account/password", Viewer, u.passwordChange},
+		{"GET /login", Anyone, public(u.loginPage)},
+		{"POST /login", Anyone, public(u.login)},
+		{"POST /logout", Viewer, u.logout},
+		{"GET /register", Anyone, public(u.registerPage)},
+		{"POST /register", Anyone, public(u.register)},
 	}
-	mux.HandleFunc("GET /settings", u.requireUser(false, u.settingsPage))
-	mux.HandleFunc("POST /settings", u.requireUser(false, u.settingsSave))
-	mux.HandleFunc("POST /settings/discord-test", u.requireUser(false, u.discordTest))
-	mux.HandleFunc("POST /settings/reset", u.requireUser(false, u.settingsReset))
-	mux.HandleFunc("GET /users", u.requireUser(false, u.usersPage))
-	mux.HandleFunc("POST /users", u.requireUser(true, u.userCreate))
-	mux.HandleFunc("POST /users/delete", u.requireUser(true, u.userDelete))
-	mux.HandleFunc("POST /account/password", u.requireUser(false, u.passwordChange))
-	mux.HandleFunc("GET /login", u.loginPage)
-	mux.HandleFunc("POST /login", u.login)
-	mux.HandleFunc("POST /logout", u.requireUser(false, u.logout))
-	mux.HandleFunc("GET /register", u.registerPage)
-	mux.HandleFunc("POST /register", u.register)
+	if u.o.Bench != nil {
+		rs = append(rs,
+			route{"GET /bench", Viewer, func(w http.ResponseWriter, r *http.Request, v viewer) { u.benchPage(w, r, v) }},
+			route{"POST /bench/start", Admin, u.benchStart},
+			route{"POST /bench/use", Admin, u.benchUse},
+			route{"GET /api/bench", Viewer, u.benchAPIGet},
+			route{"POST /api/bench", Admin, u.benchAPIStart},
+		)
+	}
+	return rs
 }
 
 func (u *ui) log() *slog.Logger { return u.o.Log }
@@ -382,11 +358,13 @@ func (u *ui) usersPage(w http.ResponseWriter, r *http.Request, v viewer) {
 }
 
 func (u *ui) renderUsers(w http.ResponseWriter, r *http.Request, v viewer, status int, data map[string]any, flash ...string) {
-	users, err := u.o.Auth.Users()
-	if err != nil {
-		u.log().Error("ui: users", "err", err)
+	if v.user != nil && v.user.Admin { // a viewer sees only their own account
+		users, err := u.o.Auth.Users()
+		if err != nil {
+			u.log().Error("ui: users", "err", err)
+		}
+		data["Users"] = users
 	}
-	data["Users"] = users
 	u.render(w, r, v, "users", "Users", status, data, flash...)
 }
 

@@ -63,6 +63,15 @@ var _ BenchService = (*fakeBench)(nil)
 // server.trusted_proxies.
 func dashboard(t *testing.T, trusted ...string) (*httptest.Server, *fakeSync) {
 	t.Helper()
+	o, fs := dashboardOptions(t, trusted...)
+	srv := httptest.NewServer(NewHandler(o))
+	t.Cleanup(srv.Close)
+	return srv, fs
+}
+
+// dashboardOptions are dashboard's handler options.
+func dashboardOptions(t *testing.T, trusted ...string) (Options, *fakeSync) {
+	t.Helper()
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
 	root, _ := os.OpenRoot(filepath.Join(dir, "mirror"))
@@ -78,7 +87,7 @@ func dashboard(t *testing.T, trusted ...string) (*httptest.Server, *fakeSync) {
 	}
 	fs := &fakeSync{}
 	a := &auth.Service{Store: st, Log: quiet(), Params: auth.Params{Memory: 64, Time: 1, Threads: 1}}
-	h := NewHandler(Options{
+	return Options{
 		MirrorRoot: root, Log: quiet(), Version: "test", Sync: fs,
 		Search:         &search.Service{Root: filepath.Join(dir, "mirror"), Repos: []string{"core"}, Log: quiet()},
 		Auth:           a,
@@ -86,10 +95,7 @@ func dashboard(t *testing.T, trusted ...string) (*httptest.Server, *fakeSync) {
 		Settings:       &fakeSettings{cfg: config.Default()},
 		Bench:          &fakeBench{},
 		TrustedProxies: func() []netip.Prefix { return prefixes },
-	})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv, fs
+	}, fs
 }
 
 func client(t *testing.T) *http.Client {
@@ -114,7 +120,7 @@ func postForm(t *testing.T, c *http.Client, u string, v url.Values, hdr ...strin
 	return resp
 }
 
-func register(t *testing.T, srv *httptest.Server, c *http.Client) *http.Response {
+func registerAdmin(t *testing.T, srv *httptest.Server, c *http.Client) *http.Response {
 	return postForm(t, c, srv.URL+"/register", url.Values{"name": {"admin"}, "password": {"a long password"}, "password2": {"a long password"}})
 }
 
@@ -139,7 +145,7 @@ func csrfOf(t *testing.T, c *http.Client, u string) string {
 func TestRegistrationOnlyOnceAndCookieFlags(t *testing.T) {
 	srv, _ := dashboard(t)
 	c := client(t)
-	resp := register(t, srv, c)
+	resp := registerAdmin(t, srv, c)
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("first registration: %d", resp.StatusCode)
 	}
@@ -152,7 +158,7 @@ func TestRegistrationOnlyOnceAndCookieFlags(t *testing.T) {
 	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Secure {
 		t.Errorf("session cookie over plain http: %+v", ck)
 	}
-	if resp := register(t, srv, client(t)); resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusSeeOther {
+	if resp := registerAdmin(t, srv, client(t)); resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("second registration: %d", resp.StatusCode)
 	} else if resp.StatusCode == http.StatusSeeOther && resp.Header.Get("Set-Cookie") != "" {
 		t.Errorf("second registration logged someone in")
@@ -209,7 +215,7 @@ func TestAdminRoutesRefuseAnonymous(t *testing.T) {
 func TestForgeryRefused(t *testing.T) {
 	srv, fs := dashboard(t)
 	c := client(t)
-	register(t, srv, c)
+	registerAdmin(t, srv, c)
 	token := csrfOf(t, c, srv.URL+"/sync")
 	// Cross-site POST: refused before the handler, even with a valid token and cookie.
 	if resp := postForm(t, c, srv.URL+"/sync/start", url.Values{"csrf": {token}}, "Sec-Fetch-Site", "cross-site"); resp.StatusCode != http.StatusForbidden {
@@ -241,7 +247,7 @@ func TestForgeryRefused(t *testing.T) {
 
 func TestBruteForceSlowed(t *testing.T) {
 	srv, _ := dashboard(t)
-	register(t, srv, client(t))
+	registerAdmin(t, srv, client(t))
 	c := client(t)
 	limited := false
 	for i := 0; i < 30 && !limited; i++ {
@@ -266,7 +272,7 @@ func TestBruteForceSlowed(t *testing.T) {
 func TestSettingsErrorsShownNothingSaved(t *testing.T) {
 	srv, _ := dashboard(t)
 	c := client(t)
-	register(t, srv, c)
+	registerAdmin(t, srv, c)
 	token := csrfOf(t, c, srv.URL+"/settings")
 	req, _ := http.NewRequest("POST", srv.URL+"/settings", strings.NewReader(url.Values{"csrf": {token}, "sync.interval": {"soon"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
