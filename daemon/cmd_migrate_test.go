@@ -232,7 +232,7 @@ func TestMigrateInvalid(t *testing.T) {
 		"search.per_page (from search_per_page): must be between 1 and 500, not 900",
 		"server.trusted_proxies[1] (from trusted_proxies): \"nope\"",
 		"sync.upstream (from upstream_mirror):",
-		"discord.webhook_url (from discord_webhook_url): the URL must use https",
+		"discord.webhook_url (from discord_webhook_url): the URL must be https://discord.com/api/webhooks/ID/TOKEN",
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error lacks %q:\n%v", w, err)

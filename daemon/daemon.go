@@ -24,6 +24,7 @@ import (
 	"github.com/amwi/amwi/daemon/systemd"
 	"github.com/amwi/amwi/daemon/traffic"
 	"github.com/amwi/amwi/hw"
+	"github.com/amwi/amwi/internal/netguard"
 	"github.com/amwi/amwi/internal/units"
 	"github.com/amwi/amwi/web"
 )
@@ -75,6 +76,9 @@ type Daemon struct {
 func (d *Daemon) Open() error {
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if netguard.PrivateAllowed() {
+		d.Log.Warn(netguard.UnsafeEnv + " is set: the Discord webhook may reach loopback and private addresses (for tests only)")
 	}
 	d.Notify.Status("opening store in %s", d.Config.State.Dir)
 	st, err := store.Open(d.Config.State.Dir, storeLockWait)

@@ -111,7 +111,7 @@ func (s *settings) TestDiscord() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return notify.New(c.Discord.WebhookURL, nil, s.d.Log).Send(ctx, notify.SyncEvent{Kind: "test",
+	return notify.New(c.Discord.WebhookURL, nil, s.d.Log).SendOnce(ctx, notify.SyncEvent{Kind: "test",
 		Trigger: "web", Reason: "A test notification from AMWI's settings page: this channel will hear about syncs."})
 }
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/amwi/amwi/internal/netguard"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -113,11 +114,13 @@ func TestSyncThroughDaemon(t *testing.T) {
 	defer hook.Close()
 	dir := t.TempDir()
 	cfg := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "bwlimit_kib = 1024\n[discord]\nenabled = true\nwebhook_url = \""+hook.URL+"/api/webhooks/1/TOKEN\"")
-	p, base := serve(t, cfg)
+	// The stand-in for Discord lives on loopback, which webhooks may not reach otherwise.
+	unsafe := []string{netguard.UnsafeEnv + "=1"}
+	p, base := serve(t, cfg, unsafe...)
 
 	first := make(chan string)
 	go func() {
-		out, code := run(t, nil, nil, "-c", cfg, "sync")
+		out, code := run(t, nil, unsafe, "-c", cfg, "sync")
 		first <- fmt.Sprintf("exit %d: %s", code, out)
 	}()
 	// Wait for the transfer to be under way.
@@ -132,13 +135,13 @@ func TestSyncThroughDaemon(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	out, code := run(t, nil, nil, "-c", cfg, "sync")
+	out, code := run(t, nil, unsafe, "-c", cfg, "sync")
 	if code != 1 || !strings.Contains(out, "a sync is already running (run 1, cli, since ") {
 		t.Errorf("second amwi sync: exit %d\n%s", code, out)
 	}
 	queued := make(chan string)
 	go func() {
-		out, code := run(t, nil, nil, "-c", cfg, "sync", "--wait")
+		out, code := run(t, nil, unsafe, "-c", cfg, "sync", "--wait")
 		queued <- fmt.Sprintf("exit %d: %s", code, out)
 	}()
 	if r := <-first; !strings.HasPrefix(r, "exit 0: ") || !strings.Contains(r, "sync 1: done") {
@@ -154,7 +157,7 @@ func TestSyncThroughDaemon(t *testing.T) {
 	// Cancel: a forced run, cancelled from another amwi.
 	forced := make(chan string)
 	go func() {
-		out, code := run(t, nil, nil, "-c", cfg, "sync", "--force")
+		out, code := run(t, nil, unsafe, "-c", cfg, "sync", "--force")
 		forced <- fmt.Sprintf("exit %d: %s", code, out)
 	}()
 	for i := 0; ; i++ {
@@ -166,7 +169,7 @@ func TestSyncThroughDaemon(t *testing.T) {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	if out, code := run(t, nil, nil, "-c", cfg, "sync", "--cancel"); code != 0 {
+	if out, code := run(t, nil, unsafe, "-c", cfg, "sync", "--cancel"); code != 0 {
 		t.Fatalf("amwi sync --cancel: exit %d\n%s", code, out)
 	}
 	if r := <-forced; !strings.HasPrefix(r, "exit 1: ") || !strings.Contains(r, "cancelled") {

@@ -76,6 +76,9 @@ type Bench struct {
 type Discord struct {
 	Enabled    bool   `toml:"enabled"`
 	WebhookURL string `toml:"webhook_url"`
+	// AllowAnyHost lets webhook_url be any https URL, not only Discord's webhook hosts
+	// (a relay, say). Loopback, link-local and private addresses stay refused.
+	AllowAnyHost bool `toml:"allow_any_host"`
 }
 
 type State struct {

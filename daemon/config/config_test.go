@@ -57,7 +57,9 @@ func TestBadConfigs(t *testing.T) {
 			[]string{"sync.min_free_gib: must not be negative", "sync.bwlimit_kib: must not be negative", "sync.io_busy_percent: must be between 0"}},
 		{"per page", "[mirror]\nroot = \"mirror\"\n[search]\nper_page = 0\n", []string{"search.per_page: must be between 1 and 500"}},
 		{"webhook missing", "[mirror]\nroot = \"mirror\"\n[discord]\nenabled = true\n", []string{"discord.webhook_url: must be set"}},
-		{"webhook plain http", "[mirror]\nroot = \"mirror\"\n[discord]\nwebhook_url = \"http://discord.example/api/webhooks/1/SECRET\"\n", []string{"discord.webhook_url: the URL must use https"}},
+		{"webhook plain http", "[mirror]\nroot = \"mirror\"\n[discord]\nwebhook_url = \"http://discord.com/api/webhooks/1/SECRET\"\n", []string{"discord.webhook_url: the URL must be https://discord.com/api/webhooks/ID/TOKEN"}},
+		{"webhook other host", "[mirror]\nroot = \"mirror\"\n[discord]\nwebhook_url = \"https://evil.example/api/webhooks/1/SECRET\"\n", []string{"discord.webhook_url: the URL must be a Discord webhook"}},
+		{"webhook loopback with any host", "[mirror]\nroot = \"mirror\"\n[discord]\nallow_any_host = true\nwebhook_url = \"https://127.0.0.1:8080/x\"\n", []string{"discord.webhook_url: the URL's host is a loopback"}},
 		{"status url", "[mirror]\nroot = \"mirror\"\n[bench]\nstatus_url = \"archlinux.org/mirrors\"\n", []string{`bench.status_url: "archlinux.org/mirrors" is not an http(s) URL`}},
 		{"section not a table", "mirror = 5\n", []string{"amwi.toml:1: mirror: must be a table"}},
 	}

@@ -20,7 +20,7 @@ func TestRenderRoundTrip(t *testing.T) {
 	c.Sync.MinFreeGiB = 0.5
 	c.Server.TrustedProxies = []string{"10.0.0.0/8"}
 	c.Discord.Enabled = true
-	c.Discord.WebhookURL = "https://discord.example/api/webhooks/1/x"
+	c.Discord.WebhookURL = "https://discord.com/api/webhooks/1/x"
 	path := filepath.Join(dir, "amwi.toml")
 	back, err := Parse(Render(c), path)
 	if err != nil {

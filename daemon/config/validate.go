@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/amwi/amwi/internal/netguard"
 	"io"
 	"net"
 	"net/netip"
@@ -103,7 +104,7 @@ func (c *Config) validateAt(where func(key string) (file string, line int)) Prob
 	}
 	if c.Discord.WebhookURL != "" {
 		// The webhook URL is a secret: the message never repeats it.
-		if err := checkHTTPURL(c.Discord.WebhookURL, true); err != nil {
+		if err := CheckWebhookURL(c.Discord.WebhookURL, c.Discord.AllowAnyHost); err != nil {
 			add("discord.webhook_url", "%v", err)
 		}
 	}
@@ -232,6 +233,37 @@ func CheckUpstream(s string) error {
 
 // checkHTTPURL accepts https URLs, and http ones only for loopback hosts (test stand-ins
 // and a local proxy) unless plain http is allowed. secret hides the value from the message.
+// discordHosts are Discord's webhook hosts.
+var discordHosts = map[string]bool{"discord.com": true, "discordapp.com": true, "canary.discord.com": true,
+	"ptb.discord.com": true, "canary.discordapp.com": true, "ptb.discordapp.com": true}
+
+// CheckWebhookURL accepts https://discord.com/api/webhooks/… (and discordapp.com, the
+// canary. and ptb. variants); with anyHost, any https URL whose host is not a literal
+// loopback, link-local or private address (names are checked again when dialled). The
+// message never repeats the URL: it is a secret.
+func CheckWebhookURL(s string, anyHost bool) error {
+	u, err := url.Parse(s)
+	if err == nil && u.Host != "" && u.User == nil && netguard.PrivateAllowed() && (u.Scheme == "http" || u.Scheme == "https") {
+		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !netguard.PublicAddr(ip) {
+			return nil // tests' stand-in for Discord (netguard.UnsafeEnv)
+		}
+	}
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return errors.New("the URL must be https://discord.com/api/webhooks/ID/TOKEN (Discord's webhook URL)")
+	}
+	host := strings.ToLower(u.Hostname())
+	if anyHost {
+		if ip, err := netip.ParseAddr(host); err == nil && !netguard.PublicAddr(ip) {
+			return errors.New("the URL's host is a loopback, link-local or private address: refused even with discord.allow_any_host")
+		}
+		return nil
+	}
+	if !discordHosts[host] || u.Port() != "" || !strings.HasPrefix(u.Path, "/api/webhooks/") {
+		return errors.New("the URL must be a Discord webhook (https://discord.com/api/webhooks/ID/TOKEN); set discord.allow_any_host = true for another https host")
+	}
+	return nil
+}
+
 func checkHTTPURL(s string, secret bool) error {
 	show := fmt.Sprintf("%q", s)
 	if secret {

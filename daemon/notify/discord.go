@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/amwi/amwi/internal/netguard"
 	"io"
 	"log/slog"
 	"net/http"
@@ -103,10 +104,11 @@ type Discord struct {
 }
 
 // New returns a notifier posting to webhookURL with client (nil: a client with a 15 s
-// timeout) and logging to log (nil: slog.Default()). Nothing is sent until Run is called.
+// timeout that dials public addresses only and follows no redirect, netguard.Client) and
+// logging to log (nil: slog.Default()). Nothing is sent until Run is called.
 func New(webhookURL string, client *http.Client, log *slog.Logger) *Discord {
 	if client == nil {
-		client = &http.Client{Timeout: defaultTimeout}
+		client = netguard.Client(defaultTimeout, netguard.PrivateAllowed())
 	}
 	if log == nil {
 		log = slog.Default()
@@ -264,20 +266,11 @@ func (d *Discord) post(req *http.Request) (*response, error) {
 	return &response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }
 
-// statusError describes an unsuccessful answer, with Discord's own message when the body
-// carries one.
+// statusError describes an unsuccessful answer.
 func (d *Discord) statusError(res *response) error {
+	// Only the status: the body is whatever the host answered, and a host that is not
+	// Discord (discord.allow_any_host) must not be able to show or log anything through us.
 	msg := fmt.Sprintf("webhook answered %d %s", res.status, http.StatusText(res.status))
-	var body struct {
-		Message string `json:"message"`
-		Code    int    `json:"code"`
-	}
-	switch {
-	case json.Unmarshal(res.body, &body) == nil && body.Message != "":
-		msg += fmt.Sprintf(": %s (code %d)", body.Message, body.Code)
-	case len(bytes.TrimSpace(res.body)) > 0:
-		msg += ": " + truncate(strings.Join(strings.Fields(string(res.body)), " "), 200)
-	}
 	if res.status == http.StatusUnauthorized || res.status == http.StatusNotFound {
 		msg += "; the webhook was deleted or discord.webhook_url is wrong"
 	}
@@ -539,4 +532,30 @@ func (d *Discord) Send(ctx context.Context, e SyncEvent) error {
 		return errors.New("discord is not configured")
 	}
 	return d.deliver(ctx, e, time.Now())
+}
+
+// SendOnce posts e once: no retry, no waiting out a rate limit (the settings page's test
+// button: one click, one request).
+func (d *Discord) SendOnce(ctx context.Context, e SyncEvent) error {
+	if d == nil {
+		return errors.New("discord is not configured")
+	}
+	body, err := json.Marshal(message(e, time.Now()))
+	if err != nil {
+		return fmt.Errorf("encode message: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("build request: %w", d.clean(err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "AMWI (https://github.com/amwi/amwi)")
+	res, err := d.post(req)
+	switch {
+	case err != nil:
+		return d.clean(err)
+	case res.status >= 200 && res.status < 300:
+		return nil
+	}
+	return d.statusError(res)
 }

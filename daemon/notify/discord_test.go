@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/amwi/amwi/internal/netguard"
 	"io"
 	"log/slog"
 	"net/http"
@@ -382,15 +383,15 @@ func TestRetries(t *testing.T) {
 		{
 			"always 500", []reply{{status: 502, body: "<html>bad gateway</html>"}}, 4, false,
 			[]time.Duration{time.Second, 2 * time.Second, 4 * time.Second},
-			[]string{"gave up after 4 attempts", "502 Bad Gateway", "bad gateway"},
+			[]string{"gave up after 4 attempts", "502 Bad Gateway"},
 		},
 		{
 			"400 gives up at once", []reply{{status: 400, body: `{"message": "Invalid Form Body", "code": 50035}`}}, 1, false, nil,
-			[]string{"400 Bad Request", "Invalid Form Body (code 50035)"},
+			[]string{"400 Bad Request"},
 		},
 		{
 			"404 says what to fix", []reply{{status: 404, body: `{"message": "Unknown Webhook", "code": 10015}`}}, 1, false, nil,
-			[]string{"404 Not Found", "Unknown Webhook", "discord.webhook_url"},
+			[]string{"404 Not Found", "discord.webhook_url"},
 		},
 	}
 	for _, tt := range tests {
@@ -424,6 +425,7 @@ func TestRetries(t *testing.T) {
 
 // TestRateLimitRealWait checks the real sleep honours retry_after between the two requests.
 func TestRateLimitRealWait(t *testing.T) {
+	t.Setenv(netguard.UnsafeEnv, "1") // the stand-in lives on loopback
 	srv, requests, delivered, times := scriptedWebhook(t,
 		reply{429, "1", `{"message": "You are being rate limited.", "retry_after": 0.2, "global": false}`},
 		reply{status: 204})
@@ -498,6 +500,7 @@ func TestDeadWebhookNeverBlocks(t *testing.T) {
 }
 
 func TestRunStopsDuringHangingRequest(t *testing.T) {
+	t.Setenv(netguard.UnsafeEnv, "1") // the stand-in lives on loopback
 	arrived := make(chan struct{}, 1)
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -676,4 +679,37 @@ func FuzzMessage(f *testing.F) {
 			t.Errorf("log tail is not exactly one code block: %q", em.Description)
 		}
 	})
+}
+
+// TestWebhookCannotProbeTheLAN: the default client refuses loopback (by address and by
+// name), follows no redirect, and nothing of an answer's body reaches the error or the log.
+func TestWebhookCannotProbeTheLAN(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/redirect" {
+			http.Redirect(w, r, "http://127.0.0.1:1/admin", http.StatusFound)
+			return
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, "INTERNAL-ONLY-DATA")
+	}))
+	defer srv.Close()
+	port := srv.URL[strings.LastIndexByte(srv.URL, ':')+1:]
+	for _, u := range []string{srv.URL + "/x", "http://localhost:" + port + "/x"} {
+		log, buf := testLogger(t)
+		err := New(u, nil, log).SendOnce(t.Context(), SyncEvent{Kind: "test"})
+		if err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("%s: %v, want refused", u, err)
+		}
+		_ = buf
+	}
+	t.Setenv(netguard.UnsafeEnv, "1")
+	log, buf := testLogger(t)
+	err := New(srv.URL+"/x", nil, log).SendOnce(t.Context(), SyncEvent{Kind: "test"})
+	if err == nil || strings.Contains(err.Error(), "INTERNAL-ONLY-DATA") || strings.Contains(buf.String(), "INTERNAL-ONLY-DATA") || !strings.Contains(err.Error(), "500") {
+		t.Errorf("an answer's body reached the error or the log: %v\n%s", err, buf)
+	}
+	err = New(srv.URL+"/redirect", nil, log).SendOnce(t.Context(), SyncEvent{Kind: "test"})
+	if err == nil || !strings.Contains(err.Error(), "302") {
+		t.Errorf("a redirect was followed: %v", err)
+	}
 }
