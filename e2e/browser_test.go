@@ -6,9 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -32,6 +35,17 @@ func browser(t *testing.T) context.Context {
 	if err != nil {
 		t.Fatalf("chromium not found: install Debian package chromium (make test-deps does)")
 	}
+	// Chromium's helpers may still write the profile for a moment after it was told to
+	// quit: the folder is removed with retries, not by t.TempDir's single attempt.
+	profile, err := os.MkdirTemp("", "amwi-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 50 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Flag("headless", true),
@@ -42,7 +56,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 1000),
 	}
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -55,6 +69,39 @@ func browser(t *testing.T) context.Context {
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	// Every page must run under its Content-Security-Policy: a violation, a script
+	// exception or any console error fails the test when it ends.
+	var mu sync.Mutex
+	var problems []string
+	chromedp.ListenTarget(ctx, func(ev any) {
+		var p string
+		switch e := ev.(type) {
+		case *cdplog.EventEntryAdded:
+			// A page answered with its own 4xx (a form with a mistake is a 400, by design)
+			// is not an error of the page; a static file that does not load is.
+			loadFail := strings.HasPrefix(e.Entry.Text, "Failed to load resource") && !strings.Contains(e.Entry.URL, "/static/")
+			if e.Entry.Level == cdplog.LevelError && !loadFail {
+				p = "console: " + e.Entry.Text + " (" + e.Entry.URL + ")"
+			}
+		case *runtime.EventExceptionThrown:
+			p = "exception: " + e.ExceptionDetails.Error()
+		}
+		if p != "" {
+			mu.Lock()
+			problems = append(problems, p)
+			mu.Unlock()
+		}
+	})
+	if err := chromedp.Run(ctx, cdplog.Enable()); err != nil {
+		t.Fatalf("enable the console log: %v", err)
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range problems {
+			t.Errorf("in the browser: %s", p)
+		}
+	})
 	return ctx
 }
 

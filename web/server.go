@@ -75,7 +75,7 @@ func NewHandler(o Options) http.Handler {
 			o.OnTransfer(t)
 		}
 	})
-	return directSend(h)
+	return directSend(guardRequests(h))
 }
 
 // routeTable is every route of the HTTP surface with its role: the mirror, health,
@@ -114,9 +114,10 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ConnContext:       withConn,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// net/http allows 4 KiB on top of MaxHeaderBytes: 12 KiB here is 16 KiB in all.
+		MaxHeaderBytes: 12 << 10,
+		ConnContext:    withConn,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }
 

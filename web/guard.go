@@ -1,0 +1,50 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+	"time"
+)
+
+// contentSecurityPolicy: scripts and everything else from this origin only (the
+// dashboard's one script is a static file), no framing (clickjacking), forms only to
+// here. Inline style attributes remain allowed: they carry no code.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// bodyDeadline is how long a request body may take to arrive (dashboard forms, API
+// calls): a client trickling a body a byte every few seconds is cut, not kept for ever.
+const bodyDeadline = 15 * time.Second
+
+// guardRequests sets the security headers every response carries and refuses or bounds
+// request bodies:
+//   - every response: X-Content-Type-Options: nosniff;
+//   - the dashboard and the APIs (everything but the mirror's files): the CSP above,
+//     Referrer-Policy: same-origin, X-Frame-Options: DENY (for browsers without
+//     frame-ancestors);
+//   - a GET or HEAD with a body is refused (nothing reads it; a slow one would hold the
+//     connection);
+//   - any other body must arrive within bodyDeadline.
+func guardRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		if !strings.HasPrefix(r.URL.Path, MirrorPrefix) {
+			h.Set("Content-Security-Policy", contentSecurityPolicy)
+			h.Set("Referrer-Policy", "same-origin")
+			h.Set("X-Frame-Options", "DENY")
+		}
+		hasBody := r.ContentLength > 0 || r.ContentLength == -1
+		if hasBody && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			h.Set("Connection", "close")
+			http.Error(w, "400 a GET or HEAD request has no body", http.StatusBadRequest)
+			return
+		}
+		if hasBody {
+			// Refreshed by net/http for the next request on the connection (its header
+			// deadline), so it bounds this body only.
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyDeadline))
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,104 @@
+package web
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSecurityHeaders: every dashboard and API answer carries the CSP, nosniff, the
+// referrer policy and no framing; mirror files carry nosniff.
+func TestSecurityHeaders(t *testing.T) {
+	o, _ := dashboardOptions(t)
+	os.WriteFile(filepath.Join(o.MirrorRoot.Name(), "lastupdate"), []byte("1700000000\n"), 0o644)
+	srv := httptestServer(t, NewHandler(o))
+	for _, p := range []string{"/", "/sync", "/search?q=x", "/login", "/register", "/api/sync", "/api/search?q=x", "/healthz", "/metrics", "/nope"} {
+		resp, err := http.Get(srv + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		h := resp.Header
+		csp := h.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "script-src 'self' 'unsafe-inline'") ||
+			h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "same-origin" {
+			t.Errorf("GET %s: CSP %q, nosniff %q, referrer %q", p, csp, h.Get("X-Content-Type-Options"), h.Get("Referrer-Policy"))
+		}
+	}
+	resp, err := http.Get(srv + "/archlinux/lastupdate")
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("mirror file: %v %v", err, resp)
+	}
+}
+
+// httptestServer serves h with the real server settings (NewServer) on loopback.
+func httptestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(h, quiet())
+	go s.Serve(l)
+	t.Cleanup(func() { s.Close() })
+	return "http://" + l.Addr().String()
+}
+
+// TestSlowAndOversizedRequests: a GET with a body is refused; headers beyond 16 KiB are
+// refused; a body trickled a byte at a time is cut after the body deadline.
+func TestSlowAndOversizedRequests(t *testing.T) {
+	t.Parallel()
+	o, _ := dashboardOptions(t)
+	srv := httptestServer(t, NewHandler(o))
+	addr := strings.TrimPrefix(srv, "http://")
+	raw := func(req string) string {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		fmt.Fprint(c, req)
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		return line
+	}
+	if got := raw("GET /archlinux/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"); !strings.Contains(got, " 400 ") {
+		t.Errorf("GET with a body: %q", got)
+	}
+	big := strings.Repeat("a", 17<<10)
+	if got := raw("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\n\r\n"); !strings.Contains(got, " 431 ") {
+		t.Errorf("17 KiB of headers: %q", got)
+	}
+	fine := strings.Repeat("a", 14<<10)
+	if got := raw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + fine + "\r\n\r\n"); !strings.Contains(got, " 200 ") {
+		t.Errorf("14 KiB of headers: %q", got)
+	}
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n")
+	start := time.Now()
+	for time.Since(start) < 40*time.Second {
+		if _, err := c.Write([]byte("a")); err != nil {
+			break
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != nil && !strings.Contains(err.Error(), "timeout") {
+			break // answered or closed
+		} else if err == nil {
+			break
+		}
+	}
+	if took := time.Since(start); took > bodyDeadline+5*time.Second {
+		t.Errorf("a trickled body kept its connection %s (deadline %s)", took.Round(time.Second), bodyDeadline)
+	}
+}
