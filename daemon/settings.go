@@ -22,11 +22,6 @@ type settings struct {
 
 func (s *settings) Current() *config.Config { return s.d.live.Current() }
 
-// dashboardKeys are the keys the Settings page changes (and may reset).
-var dashboardKeys = []string{"server.trusted_proxies", "mirror.repos", "sync.enabled", "sync.upstream",
-	"sync.fallback_upstreams", "sync.interval", "sync.bwlimit_kib", "sync.io_busy_percent", "search.per_page",
-	"bench.country", "discord.enabled", "discord.webhook_url"}
-
 // Save takes form values keyed like amwi.toml ("sync.upstream"). Nothing changes when any
 // value is wrong; the problems come back per key.
 func (s *settings) Save(form map[string]string) (map[string]string, error) {
@@ -80,7 +75,7 @@ func (s *settings) update(f func(*config.Config)) (map[string]string, error) {
 
 // Reset sets a key back to amwi.toml's value.
 func (s *settings) Reset(key string) error {
-	if !slices.Contains(dashboardKeys, key) {
+	if !slices.Contains(config.DashboardKeys, key) {
 		return fmt.Errorf("%q is not a setting of this page", key)
 	}
 	if err := s.d.live.Reset(key); err != nil {

@@ -275,7 +275,14 @@ func (u *ui) settingsSave(w http.ResponseWriter, r *http.Request, v viewer) {
 		problems = map[string]string{"": "Saving failed: " + err.Error()}
 	}
 	if len(problems) > 0 {
-		u.renderSettings(w, r, v, http.StatusBadRequest, form, problems, "", "Nothing was changed: fix the fields marked below.")
+		// A problem of a key the form has no field for (mirror.root, say) is shown too.
+		for k, msg := range problems {
+			if _, field := form[k]; !field && k != "" {
+				problems[""] = strings.TrimSpace(problems[""] + " " + k + ": " + msg)
+				delete(problems, k)
+			}
+		}
+		u.renderSettings(w, r, v, http.StatusBadRequest, form, problems, "", "Nothing was changed: fix what is marked below.")
 		return
 	}
 	u.renderSettings(w, r, v, http.StatusOK, nil, nil, "Settings saved and applied.")

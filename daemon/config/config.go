@@ -178,14 +178,17 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and validates config text; name is used in messages and to resolve
 // relative paths (its folder), as Load does.
-func Parse(data []byte, name string) (*Config, error) {
+func Parse(data []byte, name string) (*Config, error) { return parseWith(data, name, true) }
+
+// parseWith is Parse; without env, the machine's state is not checked (validateWith).
+func parseWith(data []byte, name string, env bool) (*Config, error) {
 	cfg := Default()
 	cfg.Path = name
 	lines := keyLines(data)
 	ps := decode(data, name, cfg, lines)
 	if len(ps) == 0 {
 		cfg.resolvePaths()
-		ps = cfg.validateAt(func(key string) (string, int) { return name, lines[key] })
+		ps = cfg.validateWith(func(key string) (string, int) { return name, lines[key] }, env)
 	}
 	if len(ps) > 0 {
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
@@ -317,13 +320,29 @@ func tomlTypeName(t string) string {
 }
 
 // keyLines maps "section" and "section.key" to the line they are written on. The TOML
-// library keeps key positions to itself, so this reads the simple layout amwi.toml uses
-// ([section] headers, key = value lines); keys it cannot place get line 0.
+// library keeps key positions to itself, so this reads the layouts people write: [section]
+// headers and key = value lines, a table written inline (search = {per_page = 20}),
+// multi-line strings (whose lines are not keys), a byte-order mark. Keys it cannot place
+// get line 0.
 func keyLines(data []byte) map[string]int {
 	m := make(map[string]int)
 	section := ""
-	for i, line := range strings.Split(string(data), "\n") {
+	inString := "" // the delimiter of a multi-line string being read
+	text := strings.TrimPrefix(string(data), "\uFEFF")
+	set := func(key string, line int) {
+		if _, ok := m[key]; !ok {
+			m[key] = line
+		}
+	}
+	for i, line := range strings.Split(text, "\n") {
+		n := i + 1
 		line = strings.TrimSpace(line)
+		if inString != "" {
+			if strings.Count(line, inString)%2 == 1 {
+				inString = ""
+			}
+			continue
+		}
 		switch {
 		case line == "" || line[0] == '#':
 		case line[0] == '[':
@@ -331,22 +350,36 @@ func keyLines(data []byte) map[string]int {
 			if end < 0 {
 				continue
 			}
-			section = strings.Trim(strings.TrimSpace(line[1:end]), `"'`)
-			if _, ok := m[section]; !ok {
-				m[section] = i + 1
-			}
+			section = strings.Trim(strings.TrimSpace(strings.Trim(line[1:end], "[")), `"'`)
+			set(section, n)
 		default:
 			eq := strings.IndexByte(line, '=')
 			if eq <= 0 {
 				continue
 			}
 			key := strings.Trim(strings.TrimSpace(line[:eq]), `"'`)
+			value := strings.TrimSpace(line[eq+1:])
+			for _, delim := range []string{`"""`, "'''"} {
+				if strings.HasPrefix(value, delim) && strings.Count(value, delim) == 1 {
+					inString = delim
+				}
+			}
 			full := key
 			if section != "" {
 				full = section + "." + key
+			} else if sec, k, ok := strings.Cut(key, "."); ok {
+				set(sec, n) // a dotted key at the top: sync.interval = "2h"
+				full = sec + "." + strings.Trim(strings.TrimSpace(k), `"'`)
 			}
-			if _, ok := m[full]; !ok {
-				m[full] = i + 1
+			set(full, n)
+			if section == "" && strings.HasPrefix(value, "{") {
+				// An inline table: its keys are on this line.
+				set(key, n)
+				for _, part := range strings.Split(strings.Trim(value, "{} "), ",") {
+					if k, _, ok := strings.Cut(part, "="); ok {
+						set(key+"."+strings.Trim(strings.TrimSpace(k), `"'`), n)
+					}
+				}
 			}
 		}
 	}

@@ -54,7 +54,7 @@ func TestBadConfigs(t *testing.T) {
 		{"upstream scheme", "[mirror]\nroot = \"mirror\"\n[sync]\nupstream = \"ftp://mirror.example/arch/\"\n", []string{"sync.upstream: \"ftp://mirror.example/arch/\": must be rsync://HOST[:PORT]/MODULE/PATH/ or HOST::MODULE/PATH/"}},
 		{"upstream space", "[mirror]\nroot = \"mirror\"\n[sync]\nfallback_upstreams = [\"rsync://a.example/arch/\", \"rsync://b.example/ar ch/\"]\n", []string{"sync.fallback_upstreams[1]:", "whitespace"}},
 		{"negative numbers", "[mirror]\nroot = \"mirror\"\n[sync]\nmin_free_gib = -1\nbwlimit_kib = -5\nio_busy_percent = 101\n",
-			[]string{"sync.min_free_gib: must not be negative", "sync.bwlimit_kib: must not be negative", "sync.io_busy_percent: must be between 0"}},
+			[]string{"sync.min_free_gib: must be a number of GiB from 0 to 1048576", "sync.bwlimit_kib: must not be negative", "sync.io_busy_percent: must be between 0"}},
 		{"per page", "[mirror]\nroot = \"mirror\"\n[search]\nper_page = 0\n", []string{"search.per_page: must be between 1 and 500"}},
 		{"webhook missing", "[mirror]\nroot = \"mirror\"\n[discord]\nenabled = true\n", []string{"discord.webhook_url: must be set"}},
 		{"webhook plain http", "[mirror]\nroot = \"mirror\"\n[discord]\nwebhook_url = \"http://discord.com/api/webhooks/1/SECRET\"\n", []string{"discord.webhook_url: the URL must be https://discord.com/api/webhooks/ID/TOKEN"}},

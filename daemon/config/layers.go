@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/BurntSushi/toml"
 )
 
 // Two layers make the effective configuration: the admin's amwi.toml, which amwi never
@@ -71,19 +74,35 @@ func LoadLayered(path string) (*Config, error) {
 	return ParseLayered(data, path, over, sp)
 }
 
+// DashboardKeys are the keys the dashboard's Settings page sets: the only ones its layer
+// may hold. (Paths, the listen address and the like are the admin's, in amwi.toml.)
+var DashboardKeys = []string{"server.trusted_proxies", "mirror.repos", "sync.enabled", "sync.upstream",
+	"sync.fallback_upstreams", "sync.interval", "sync.bwlimit_kib", "sync.io_busy_percent", "search.per_page",
+	"bench.country", "discord.enabled", "discord.webhook_url"}
+
 // ParseLayered is LoadLayered on the two files' contents (over nil: no dashboard layer).
 func ParseLayered(baseData []byte, basePath string, over []byte, overPath string) (*Config, error) {
-	base, err := Parse(baseData, basePath)
+	return parseLayered(baseData, basePath, over, overPath, true)
+}
+
+// parseLayered is ParseLayered; without env, values are checked but not the machine's
+// state (validateWith).
+func parseLayered(baseData []byte, basePath string, over []byte, overPath string, env bool) (*Config, error) {
+	baseLines := keyLines(baseData)
+	overLines := keyLines(over)
+	var ps Problems
+	base, err := parseWith(baseData, basePath, env)
 	if err != nil {
-		return nil, err
+		ps = append(ps, err.(Problems)...)
 	}
 	cfg := Default()
 	cfg.Path = basePath
-	baseLines := keyLines(baseData)
-	overLines := keyLines(over)
-	ps := decode(baseData, basePath, cfg, baseLines)
-	if len(ps) == 0 && over != nil {
-		ps = decode(over, overPath, cfg, overLines)
+	if base != nil {
+		*cfg = *base.Clone()
+	}
+	if over != nil {
+		ps = append(ps, overlayKeys(over, overPath, overLines)...)
+		ps = append(ps, decode(over, overPath, cfg, overLines)...)
 	}
 	if len(ps) == 0 {
 		cfg.resolvePaths()
@@ -91,9 +110,13 @@ func ParseLayered(baseData []byte, basePath string, over []byte, overPath string
 			if l, ok := overLines[key]; ok {
 				return overPath, l
 			}
-			return basePath, baseLines[key]
+			// amwi.toml alone is valid (checked above): whatever is wrong now comes with
+			// the dashboard's layer, even a rule about a key it does not set (discord's
+			// enabled without a webhook).
+			sec, _, _ := strings.Cut(key, ".")
+			return overPath, overLines[sec]
 		}
-		ps = cfg.validateAt(where)
+		ps = cfg.validateWith(where, env)
 	}
 	if len(ps) > 0 {
 		sort.SliceStable(ps, func(i, j int) bool {
@@ -117,6 +140,32 @@ func ParseLayered(baseData []byte, basePath string, over []byte, overPath string
 	}
 	cfg.Layers = &Layers{Base: base, SettingsPath: overPath, Origins: origins, baseData: baseData}
 	return cfg, nil
+}
+
+// overlayKeys refuses keys in the dashboard's layer that the dashboard does not set.
+func overlayKeys(data []byte, file string, lines map[string]int) Problems {
+	var top map[string]any
+	if _, err := toml.Decode(string(data), &top); err != nil {
+		return nil // decode reports the syntax
+	}
+	allowed := map[string]bool{}
+	for _, k := range DashboardKeys {
+		allowed[k] = true
+	}
+	var ps Problems
+	for sec, v := range top {
+		kv, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		for k := range kv {
+			if full := sec + "." + k; !allowed[full] && slices.Contains(Keys(), full) {
+				ps = append(ps, Problem{File: file, Line: lines[full], Key: full,
+					Msg: "is not a setting of the dashboard: it belongs in amwi.toml (remove it here)"})
+			}
+		}
+	}
+	return ps
 }
 
 // Keys lists every "section.key", in the order of the Config struct.

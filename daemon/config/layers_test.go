@@ -144,3 +144,47 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerProblemsNameTheirFile: what the dashboard's layer brings is blamed on it, even a
+// rule about a key it does not set; it may hold only the dashboard's keys; NaN is refused.
+func TestLayerProblemsNameTheirFile(t *testing.T) {
+	path, _ := layeredFixture(t)
+	cfg, _ := LoadLayered(path)
+	sp := cfg.Layers.SettingsPath
+	os.MkdirAll(filepath.Dir(sp), 0o750)
+	for _, c := range []struct{ over, want string }{
+		{"[discord]\nenabled = true\n", sp + ":1: discord.webhook_url: must be set"},
+		{"[state]\ndir = \"/elsewhere\"\n", sp + ":2: state.dir: is not a setting of the dashboard"},
+		{"[sync]\nmin_free_gib = nan\n", "sync.min_free_gib"},
+	} {
+		os.WriteFile(sp, []byte(c.over), 0o640)
+		_, err := LoadLayered(path)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("settings.toml %q: %v, want %q", c.over, err, c.want)
+		}
+	}
+}
+
+// TestUpdateWhileTheMirrorIsAway: a dashboard change that does not touch mirror.root is
+// not refused because the mirror folder cannot be opened right now.
+func TestUpdateWhileTheMirrorIsAway(t *testing.T) {
+	path, _ := layeredFixture(t)
+	cfg, _ := LoadLayered(path)
+	live := NewLive(cfg)
+	os.Rename(cfg.Mirror.Root, cfg.Mirror.Root+".away")
+	if err := live.Update(func(c *Config) { c.Sync.Enabled = false }); err != nil {
+		t.Fatalf("turning syncs off with the mirror away: %v", err)
+	}
+}
+
+func TestKeyLinesLayouts(t *testing.T) {
+	lines := keyLines([]byte("\uFEFF# c\nsearch = {per_page = 20, x = 1}\nsync.interval = \"2h\"\n[bench]\ncountry = '''\nnot = a key\n'''\nstatus_url = \"x\"\n"))
+	for k, want := range map[string]int{"search.per_page": 2, "sync.interval": 3, "bench.country": 5, "bench.status_url": 8} {
+		if lines[k] != want {
+			t.Errorf("%s on line %d, want %d (%v)", k, lines[k], want, lines)
+		}
+	}
+	if _, ok := lines["bench.not"]; ok {
+		t.Errorf("a line inside a multi-line string was read as a key")
+	}
+}

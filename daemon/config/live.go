@@ -67,7 +67,9 @@ func (l *Live) commit(old, next *Config) error {
 		return fmt.Errorf("this configuration was not loaded in layers: nothing can be saved")
 	}
 	text := RenderSettings(next)
-	parsed, err := ParseLayered(old.Layers.baseData, old.Path, text, old.Layers.SettingsPath)
+	// The machine's state (the mirror folder opening) is checked only when a change
+	// touches it: a mirror disk that is away must not lock the dashboard's settings.
+	parsed, err := parseLayered(old.Layers.baseData, old.Path, text, old.Layers.SettingsPath, next.Mirror.Root != old.Mirror.Root)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/amwi/amwi/internal/netguard"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -19,6 +20,13 @@ import (
 // validateAt checks every value that decoded cleanly and returns all problems found;
 // where says in which file and on which line a key is written.
 func (c *Config) validateAt(where func(key string) (file string, line int)) Problems {
+	return c.validateWith(where, true)
+}
+
+// validateWith is validateAt; without env, what depends on the machine's state rather
+// than on the values (mirror.root opening) is not checked: a dashboard change to the
+// schedule must not be refused because the mirror disk is away right now.
+func (c *Config) validateWith(where func(key string) (file string, line int), env bool) Problems {
 	var ps Problems
 	add := func(key, format string, args ...any) {
 		k := key
@@ -44,7 +52,7 @@ func (c *Config) validateAt(where func(key string) (file string, line int)) Prob
 		add("server.send_timeout", "must be between 30s and 1h, not %s", t)
 	}
 
-	if err := checkMirrorRoot(c.Mirror.Root); err != nil {
+	if err := checkMirrorRoot(c.Mirror.Root, env); err != nil {
 		add("mirror.root", "%v", err)
 	}
 	if len(c.Mirror.Repos) == 0 {
@@ -78,8 +86,8 @@ func (c *Config) validateAt(where func(key string) (file string, line int)) Prob
 	if iv := c.Sync.Interval.D(); iv < time.Minute {
 		add("sync.interval", "must be at least 1m, not %s (the lastupdate check makes frequent syncs cheap, but not free for the upstream)", iv)
 	}
-	if c.Sync.MinFreeGiB < 0 {
-		add("sync.min_free_gib", "must not be negative")
+	if f := c.Sync.MinFreeGiB; math.IsNaN(f) || f < 0 || f > 1<<20 {
+		add("sync.min_free_gib", "must be a number of GiB from 0 to 1048576")
 	}
 	if c.Sync.BWLimitKiB < 0 {
 		add("sync.bwlimit_kib", "must not be negative (0 means unlimited)")
@@ -92,6 +100,9 @@ func (c *Config) validateAt(where func(key string) (file string, line int)) Prob
 		add("search.per_page", "must be between 1 and 500, not %d", p)
 	}
 
+	if n := c.Bench.Country; len(n) > 64 || strings.ContainsFunc(n, unicode.IsControl) {
+		add("bench.country", "must be a country name (at most 64 characters, one line), e.g. \"Germany\"")
+	}
 	if err := checkHTTPURL(c.Bench.StatusURL, false); err != nil {
 		add("bench.status_url", "%v", err)
 	}
@@ -151,9 +162,12 @@ func ParseCIDR(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
-func checkMirrorRoot(root string) error {
+func checkMirrorRoot(root string, env bool) error {
 	if root == "" {
 		return fmt.Errorf("must not be empty")
+	}
+	if !env {
+		return nil
 	}
 	f, err := os.Open(root)
 	if err != nil {

@@ -1,13 +1,13 @@
 package mirrorsync
 
 import (
+	"sync/atomic"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -190,11 +190,32 @@ type Manager struct {
 	next   *Config       // settings changed: takes effect at the next run
 	// phaseSince is when the current phase began (debug log of phase times).
 	phaseSince time.Time
+	// ioBusy and bwLimit are sync.io_busy_percent and sync.bwlimit_kib as last set (or
+	// -1: Config's), which a running sync follows.
+	ioBusy, bwLimit atomicInt
+}
+
+// atomicInt is an int64 whose zero value means "unset" (Load returns -1).
+type atomicInt struct {
+	v   atomic.Int64
+	set atomic.Bool
+}
+
+func (a *atomicInt) Store(v int64) { a.v.Store(v); a.set.Store(true) }
+func (a *atomicInt) Load() int64 {
+	if !a.set.Load() {
+		return -1
+	}
+	return a.v.Load()
 }
 
 // SetConfig changes the settings from the next run on (a running sync keeps the ones it
 // started with) and re-plans the schedule.
 func (m *Manager) SetConfig(c Config) {
+	// What a running sync can take at once: the I/O threshold (its throttle reads it at
+	// every sample) and the bandwidth limit (its next rsync).
+	m.ioBusy.Store(int64(c.IOBusyPercent))
+	m.bwLimit.Store(int64(c.BWLimitKiB))
 	m.mu.Lock()
 	if m.done == nil {
 		m.Config = c
@@ -648,14 +669,21 @@ func (m *Manager) rsyncProgress(ctx context.Context, run *Run, tail *lineRing, p
 	}
 	var throttleDone chan time.Duration
 	var stopThrottle context.CancelFunc
-	if m.Busy != nil && m.Config.IOBusyPercent > 0 {
+	if m.Busy != nil {
 		r.OnStart = func(pgid int) {
 			m.lock.rsyncStarted(pgid)
 			var tctx context.Context
 			tctx, stopThrottle = context.WithCancel(ctx)
 			throttleDone = make(chan time.Duration, 1)
 			pausedBefore := run.PausedSeconds
-			t := &Throttle{Busy: m.Busy, PauseAbove: float64(m.Config.IOBusyPercent), Log: m.Log, Now: m.Now,
+			fromConfig := float64(m.Config.IOBusyPercent)
+			threshold := func() float64 {
+				if v := m.ioBusy.Load(); v >= 0 {
+					return float64(v)
+				}
+				return fromConfig
+			}
+			t := &Throttle{Busy: m.Busy, Threshold: threshold, Log: m.Log, Now: m.Now,
 				OnChange: func(paused bool, total time.Duration) {
 					m.update(func(s *State) { s.Paused, s.PausedSeconds = paused, pausedBefore+total.Seconds() })
 				}}
@@ -691,9 +719,6 @@ func (m *Manager) rsyncProgress(ctx context.Context, run *Run, tail *lineRing, p
 
 // flags is Arch's flag set plus --bwlimit when set.
 func (m *Manager) flags(extra ...string) []string {
-	out := append([]string(nil), archFlags...)
-	if m.Config.BWLimitKiB > 0 {
-		out = append(out, "--bwlimit="+strconv.Itoa(m.Config.BWLimitKiB))
-	}
+	out := append(append([]string(nil), archFlags...), m.bwlimit()...)
 	return append(out, extra...)
 }

@@ -1043,8 +1043,12 @@ func (d *repoDir) badRaw() []string { return d.badNames }
 
 // bwlimit is --bwlimit when sync.bwlimit_kib is set.
 func (m *Manager) bwlimit() []string {
-	if m.Config.BWLimitKiB > 0 {
-		return []string{"--bwlimit=" + strconv.Itoa(m.Config.BWLimitKiB)}
+	limit := int64(m.Config.BWLimitKiB)
+	if v := m.bwLimit.Load(); v >= 0 {
+		limit = v // changed in the settings during the run: its next rsync takes it
+	}
+	if limit > 0 {
+		return []string{"--bwlimit=" + strconv.FormatInt(limit, 10)}
 	}
 	return nil
 }

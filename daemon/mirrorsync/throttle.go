@@ -49,6 +49,10 @@ type Throttle struct {
 	Busy        func() (float64, error) // e.g. (*hw.DiskBusy).Sample
 	PauseAbove  float64                 // pause while busy% > this (config sync.io_busy_percent; 0 disables the throttle)
 	ResumeBelow float64                 // hysteresis: resume when busy% < this (default PauseAbove*0.75)
+	// Threshold, when set, is read at every sample instead of PauseAbove (ResumeBelow
+	// follows at 0.75 of it): a changed sync.io_busy_percent applies to a running rsync,
+	// 0 meaning never pause.
+	Threshold func() float64
 	MinRun      time.Duration           // once running, keep running at least this long (default 3s)
 	MinPause    time.Duration           // once paused, stay paused at least this long (default 2s)
 	// MaxPause bounds one pause (default 60s): rsync runs with --timeout=600 and the
@@ -112,7 +116,7 @@ func (t *Throttle) withDefaults() Throttle {
 // again; the failure is logged once).
 func (t *Throttle) Run(ctx context.Context, p Pausable) (pausedTotal time.Duration) {
 	r := &throttleRun{Throttle: t.withDefaults(), p: p}
-	if r.PauseAbove <= 0 || r.Busy == nil {
+	if (r.PauseAbove <= 0 && r.Threshold == nil) || r.Busy == nil {
 		<-ctx.Done()
 		return 0
 	}
@@ -147,6 +151,17 @@ func (t *Throttle) Run(ctx context.Context, p Pausable) (pausedTotal time.Durati
 
 // step takes one sample and acts on it.
 func (r *throttleRun) step() {
+	if r.Threshold != nil {
+		if th := r.Threshold(); th != r.PauseAbove {
+			r.PauseAbove, r.ResumeBelow = th, th*0.75
+		}
+		if r.PauseAbove <= 0 {
+			if r.paused {
+				r.resume("throttle turned off", true)
+			}
+			return
+		}
+	}
 	busy, err := r.Busy()
 	if err != nil {
 		if !r.failing {
