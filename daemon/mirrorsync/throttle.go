@@ -53,8 +53,8 @@ type Throttle struct {
 	// follows at 0.75 of it): a changed sync.io_busy_percent applies to a running rsync,
 	// 0 meaning never pause.
 	Threshold func() float64
-	MinRun      time.Duration           // once running, keep running at least this long (default 3s)
-	MinPause    time.Duration           // once paused, stay paused at least this long (default 2s)
+	MinRun    time.Duration // once running, keep running at least this long (default 3s)
+	MinPause  time.Duration // once paused, stay paused at least this long (default 2s)
 	// MaxPause bounds one pause (default 60s): rsync runs with --timeout=600 and the
 	// upstream drops idle clients, so after MaxPause the process runs for MinRun whatever
 	// the disk says.
