@@ -32,7 +32,7 @@ func (c *cli) searchCmd(args []string) error {
 	if err := c.parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if strings.TrimSpace(strings.Join(fs.Args(), "")) == "" {
 		fmt.Fprintf(c.env.Stderr, "amwi search: say what to search for, e.g. amwi search linux\n")
 		return ErrUsage
 	}

@@ -22,7 +22,7 @@ import (
 // userCmd is `amwi user add [--admin] NAME`, the password read from standard input (one
 // line; not echoed on a terminal). Through the daemon when it runs, else on the store.
 func (c *cli) userCmd(ctx context.Context, args []string) error {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+	if len(args) > 0 && isHelp(args[0]) {
 		fmt.Fprint(c.env.Stdout, "Usage: amwi user add [--admin] NAME   (the password is read from stdin)\n")
 		return errHelpShown
 	}

@@ -47,10 +47,13 @@ Commands:
                      leftovers; --full also every package's SHA-256
   user add [--admin] NAME
                    create a dashboard user, the password read from stdin
-  config check     validate the config file, listing every problem with its line
+  config check     validate amwi.toml and the dashboard's settings, every problem
+                     with its file and line
+  config show      print the effective settings, each with where it comes from
   config default   print the commented default config (--local: paths under its folder)
   migrate --from F write amwi.toml from the Python AMWI's settings.json F (--to, --force)
   version          print version, commit, Go version and platform
+  help [COMMAND]   this help, or a command's own (also: amwi COMMAND --help)
 
 Global flags:
   -c, --config FILE   config file (default $AMWI_CONFIG, else /etc/amwi/amwi.toml)
@@ -82,17 +85,20 @@ func Main(ctx context.Context, env Env) error {
 		return usageErr(env, err.Error())
 	}
 	args := fs.Args()
+	if len(args) > 0 && args[0] == "help" {
+		// amwi help COMMAND [SUB]: the command's own usage, as amwi COMMAND [SUB] --help.
+		args, help = args[1:], true
+	}
 	switch {
-	case len(args) >= 2 && args[0] == "help":
-		// amwi help COMMAND [SUB]: the command's own usage.
-		args = append(args[1:], "--help")
-	case help || len(args) == 0 || args[0] == "help":
-		if len(args) == 0 && !help {
-			fmt.Fprint(env.Stderr, usage)
-			return ErrUsage
-		}
+	case len(args) == 0 && !help:
+		fmt.Fprint(env.Stderr, usage)
+		return ErrUsage
+	case help && (len(args) == 0 || isHelp(args[0]) || args[0] == "help"):
 		fmt.Fprint(env.Stdout, usage)
 		return nil
+	case help:
+		// amwi --help sync is amwi sync --help.
+		args = append(args, "--help")
 	}
 	from := "-c"
 	if cfgPath == "" {
@@ -135,6 +141,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	return usageErr(env, fmt.Sprintf("unknown command %q", args[0]))
 }
 
+// isHelp tells whether a command-line word asks for help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" }
+
 func usageErr(env Env, msg string) error {
 	fmt.Fprintf(env.Stderr, "amwi: %s\n\n%s", msg, usage)
 	return ErrUsage
@@ -158,7 +167,7 @@ func (c *cli) loadConfig() (*config.Config, error) {
 	if c.cfgFrom != "" {
 		how = c.cfgFrom
 	}
-	return nil, fmt.Errorf("%w\nno config at %s, from %s: point at one with -c FILE or AMWI_CONFIG=FILE (after `make run` it is var/amwi.toml; `amwi config default > FILE` writes the commented default)", err, c.cfgPath, how)
+	return nil, fmt.Errorf("%v\nno config at %s, from %s: point at one with -c FILE or AMWI_CONFIG=FILE (after `make run` it is var/amwi.toml; `amwi config default > FILE` writes the commented default)", err, c.cfgPath, how)
 }
 
 // flags makes a subcommand's flag set; -c is accepted after the command too.
@@ -178,11 +187,17 @@ func (c *cli) parseFlags(fs *pflag.FlagSet, args []string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, pflag.ErrHelp):
-		fmt.Fprintf(c.env.Stdout, "Usage: %s [flags]\n\nFlags:\n%s", fs.Name(), fs.FlagUsages())
+		fmt.Fprintf(c.env.Stdout, "Usage: %s [flags]%s\n\nFlags:\n%s", fs.Name(), operands[fs.Name()], fs.FlagUsages())
 		return errHelpShown
 	}
 	fmt.Fprintf(c.env.Stderr, "%s: %v\n\nFlags:\n%s", fs.Name(), err, fs.FlagUsages())
 	return ErrUsage
+}
+
+// operands names what a command takes besides its flags, for its usage line.
+var operands = map[string]string{
+	"amwi user add": " NAME",
+	"amwi search":   " TERM...",
 }
 
 // errHelpShown: a command's --help printed its usage; the command does nothing else and
@@ -193,8 +208,12 @@ func (c *cli) parse(fs *pflag.FlagSet, args []string, nargs int) error {
 	if err := c.parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != nargs {
-		fmt.Fprintf(c.env.Stderr, "amwi %s: unexpected arguments: %s\n", fs.Name(), strings.Join(fs.Args(), " "))
+	switch {
+	case fs.NArg() > nargs:
+		fmt.Fprintf(c.env.Stderr, "%s: unexpected arguments: %s (see %s --help)\n", fs.Name(), strings.Join(fs.Args()[nargs:], " "), fs.Name())
+		return ErrUsage
+	case fs.NArg() < nargs:
+		fmt.Fprintf(c.env.Stderr, "%s: missing%s (usage: %s [flags]%s)\n", fs.Name(), operands[fs.Name()], fs.Name(), operands[fs.Name()])
 		return ErrUsage
 	}
 	return nil
@@ -240,7 +259,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 }
 
 func (c *cli) config(args []string) error {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+	if len(args) > 0 && isHelp(args[0]) {
 		fmt.Fprint(c.env.Stdout, "Usage: amwi config check | show | default [--local]\n\n  check     validate amwi.toml and the dashboard's settings, every problem with its line\n  show      print the effective configuration, each value with where it comes from\n  default   print the commented default config (--local: paths under its folder)\n")
 		return errHelpShown
 	}
@@ -258,7 +277,7 @@ func (c *cli) config(args []string) error {
 		var ps config.Problems
 		if errors.As(err, &ps) {
 			fmt.Fprintln(c.env.Stdout, ps.Error())
-			return fmt.Errorf("%s: %d problem(s)", c.cfgPath, len(ps))
+			return fmt.Errorf("%d problem(s) in %s", len(ps), strings.Join(ps.Files(), " and "))
 		}
 		if err != nil {
 			return err

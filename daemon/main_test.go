@@ -48,6 +48,44 @@ func TestUsage(t *testing.T) {
 	if out, err := runMain(t, "--help"); err != nil || !strings.Contains(out, "config check") {
 		t.Errorf("--help: %v\n%s", err, out)
 	}
+	// Every way of asking for help answers on stdout with exit 0; the top-level usage
+	// lists every command, help included.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help"}, "config show"},
+		{[]string{"help", "-h"}, "help [COMMAND]"},
+		{[]string{"help", "--help"}, "help [COMMAND]"},
+		{[]string{"help", "help"}, "help [COMMAND]"},
+		{[]string{"--help", "sync"}, "Usage: amwi sync"},
+		{[]string{"help", "sync"}, "Usage: amwi sync"},
+		{[]string{"help", "user", "add"}, "Usage: amwi user add [flags] NAME"},
+		{[]string{"config", "-h", "extra"}, "Usage: amwi config"},
+		{[]string{"user", "-h", "add"}, "Usage: amwi user add"},
+		{[]string{"search", "--help"}, "Usage: amwi search [flags] TERM..."},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := Main(context.Background(), Env{Args: tc.args, Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }})
+		if err != nil || !strings.Contains(stdout.String(), tc.want) || stderr.Len() != 0 {
+			t.Errorf("amwi %v: %v, stdout %q, stderr %q; want %q on stdout", tc.args, err, stdout.String(), stderr.String(), tc.want)
+		}
+	}
+	// Mistakes say which command and what, once.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"user", "add"}, "amwi user add: missing NAME"},
+		{[]string{"serve", "extra"}, "amwi serve: unexpected arguments: extra"},
+		{[]string{"search", ""}, "amwi search: say what to search for"},
+		{[]string{"search", " ", " "}, "amwi search: say what to search for"},
+	} {
+		out, err := runMain(t, tc.args...)
+		if !errors.Is(err, ErrUsage) || !strings.Contains(out, tc.want) || strings.Contains(out, "amwi amwi") {
+			t.Errorf("amwi %q: %v\n%s\nwant ErrUsage and %q", tc.args, err, out, tc.want)
+		}
+	}
 }
 
 // TestDaemonLifecycle builds the Daemon in-process as the end-to-end tests do with the
@@ -89,5 +127,17 @@ func TestDaemonLifecycle(t *testing.T) {
 			t.Fatal("Run did not return after cancel")
 		}
 		d.Close()
+	}
+}
+
+// TestConfigCheckWithoutConfig: a missing config file gets the same hint as every other
+// command (where amwi looked and how to point at one), not a one-line "problem".
+func TestConfigCheckWithoutConfig(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "amwi.toml")
+	for _, args := range [][]string{{"-c", missing, "config", "check"}, {"-c", missing, "config", "show"}} {
+		_, err := runMain(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "no config at "+missing+", from -c") || !strings.Contains(err.Error(), "amwi config default") {
+			t.Errorf("amwi %v: %v", args, err)
+		}
 	}
 }

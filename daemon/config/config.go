@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -154,7 +155,7 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// Problems is every problem found in one config file; it is the error Load returns.
+// Problems is every problem found in the config (amwi.toml and the dashboard's layer); it is the error Load returns.
 type Problems []Problem
 
 func (ps Problems) Error() string {
@@ -163,6 +164,17 @@ func (ps Problems) Error() string {
 		lines[i] = p.String()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Files lists the files the problems are in, in the order they first appear.
+func (ps Problems) Files() []string {
+	var files []string
+	for _, p := range ps {
+		if !slices.Contains(files, p.File) {
+			files = append(files, p.File)
+		}
+	}
+	return files
 }
 
 // Load reads, decodes and validates the config file at path. Relative paths inside it

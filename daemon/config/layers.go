@@ -60,16 +60,34 @@ func LoadLayered(path string) (*Config, error) {
 	if err != nil {
 		return nil, Problems{{File: path, Msg: fmt.Sprintf("cannot read config: %v", unwrapPathErr(err))}}
 	}
-	base, err := Parse(data, path)
-	if err != nil {
-		return nil, err
+	base, baseErr := Parse(data, path)
+	if baseErr != nil {
+		// Find the state dir as far as amwi.toml says it, so that the dashboard's layer is
+		// checked too: one `config check` lists the problems of both files.
+		base = Default()
+		base.Path = path
+		decode(data, path, base, keyLines(data))
+		base.resolvePaths()
 	}
 	sp := filepath.Join(base.State.Dir, SettingsFile)
 	over, err := os.ReadFile(sp)
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		over = nil
-	} else if err != nil {
+	case err != nil && baseErr != nil:
+		return nil, baseErr
+	case err != nil:
 		return nil, Problems{{File: sp, Msg: fmt.Sprintf("cannot read the dashboard's settings: %v", unwrapPathErr(err))}}
+	}
+	if baseErr != nil {
+		ps := baseErr.(Problems)
+		if over != nil {
+			lines := keyLines(over)
+			ops := append(overlayKeys(over, sp, lines), decode(over, sp, Default(), lines)...)
+			sort.SliceStable(ops, func(i, j int) bool { return ops[i].Line < ops[j].Line })
+			ps = append(ps, ops...)
+		}
+		return nil, ps
 	}
 	return ParseLayered(data, path, over, sp)
 }

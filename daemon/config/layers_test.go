@@ -188,3 +188,24 @@ func TestKeyLinesLayouts(t *testing.T) {
 		t.Errorf("a line inside a multi-line string was read as a key")
 	}
 }
+
+// TestBothLayersCheckedAtOnce: with amwi.toml broken, the dashboard's layer is still read
+// (its state dir taken as far as amwi.toml says) and its problems listed too, in line order.
+func TestBothLayersCheckedAtOnce(t *testing.T) {
+	path, orig := layeredFixture(t)
+	sp := filepath.Join(filepath.Dir(path), "state", SettingsFile)
+	os.MkdirAll(filepath.Dir(sp), 0o750)
+	os.WriteFile(path, append(orig, "[search]\nper_page = \"many\"\n"...), 0o640)
+	os.WriteFile(sp, []byte("[sync]\nbwlimit_kib = \"x\"\n[server]\nlisten = \":1\"\n"), 0o640)
+	_, err := LoadLayered(path)
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != 3 {
+		t.Fatalf("want 3 problems, got %v", err)
+	}
+	if ps[0].File != path || ps[1].File != sp || ps[1].Line != 2 || ps[2].Line != 4 {
+		t.Errorf("problems out of place:\n%v", err)
+	}
+	if got := ps.Files(); len(got) != 2 || got[0] != path || got[1] != sp {
+		t.Errorf("Files: %v", got)
+	}
+}
