@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -210,6 +211,41 @@ func TestShutdownGraceIsBounded(t *testing.T) {
 	}
 	if !strings.Contains(p.Output(), "grace period over") {
 		t.Errorf("no log line about cutting connections after the grace period:\n%s", p.Output())
+	}
+}
+
+// TestSecondSignalForcesExit: the first SIGINT lets a running download finish (up to
+// shutdown_grace); a second one ends the process at once, as Ctrl-C twice does elsewhere.
+func TestSecondSignalForcesExit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	root, _ := mirrorWithFile(t, dir, "big.pkg.tar.zst", 24<<20)
+	p, base := serve(t, writeConfig(t, dir, root, "listen = \"127.0.0.1:0\"\nshutdown_grace = \"60s\""))
+	c := slowConn(t, strings.TrimPrefix(base, "http://"), 4096)
+	if resp, _ := get(t, c, "/archlinux/core/os/x86_64/big.pkg.tar.zst"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	p.cmd.Process.Signal(syscall.SIGINT)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Output(), "letting downloads finish") && !strings.Contains(p.Output(), `msg=stopping`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no sign of a graceful stop after SIGINT:\n%s", p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case <-p.done:
+		t.Fatalf("exited during the grace period with a download running:\n%s", p.Output())
+	case <-time.After(300 * time.Millisecond):
+	}
+	p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("a second SIGINT did not end the process:\n%s", p.Output())
+	}
+	if ee, ok := p.err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
+		t.Errorf("want death by SIGINT, got %v", p.err)
 	}
 }
 

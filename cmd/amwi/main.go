@@ -18,6 +18,12 @@ func main() {
 	mirrorsync.RunGuardIfAsked()
 	// systemd stops services with SIGTERM; Ctrl-C sends SIGINT. Both end ctx.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		// The first signal asks for a clean stop; a second one, with the default
+		// handlers back, ends the process at once (a stop that hangs can be forced).
+		<-ctx.Done()
+		stop()
+	}()
 	err := daemon.Main(ctx, daemon.Env{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
 	stop()
 	switch {
