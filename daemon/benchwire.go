@@ -186,7 +186,7 @@ func (b *benchService) Use(host string) error {
 		return err
 	}
 	for k, v := range problems {
-		return fmt.Errorf("%s: %s", k, v)
+		return web.BadRequest(fmt.Sprintf("%s: %s", k, v))
 	}
 	return nil
 }

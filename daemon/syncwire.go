@@ -53,14 +53,11 @@ func newSyncManager(cfg *config.Config, st *store.Store, log *slog.Logger, diskB
 // syncEvent turns a sync engine event into a Discord notification.
 func syncEvent(e mirrorsync.Event) notify.SyncEvent {
 	r := e.Run
-	n := notify.SyncEvent{Kind: e.Kind, Trigger: r.Trigger, Upstream: r.Upstream, Duration: r.Duration(r.End),
+	n := notify.SyncEvent{Kind: e.Kind, Trigger: r.Trigger, Upstream: r.LastUpstream(), Duration: r.Duration(r.End),
 		Bytes: r.Stats.BytesReceived, Files: r.Stats.FilesTransferred, Reason: r.Error, LogTail: r.StderrTail}
 	var ch search.Changes
 	if json.Unmarshal(r.Changes, &ch) == nil {
 		n.Added, n.Updated, n.Removed = ch.AddedN(), ch.UpdatedN(), ch.RemovedN()
-	}
-	if n.Upstream == "" && len(r.Attempts) > 0 {
-		n.Upstream = r.Attempts[len(r.Attempts)-1].Upstream
 	}
 	return n
 }

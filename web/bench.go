@@ -43,7 +43,7 @@ type BenchService interface {
 // ErrBenchRunning: a benchmark is already measuring.
 var ErrBenchRunning = errors.New("a benchmark is already running")
 
-func (u *ui) benchPage(w http.ResponseWriter, r *http.Request, v viewer, flash ...string) {
+func (u *ui) benchPage(w http.ResponseWriter, r *http.Request, v viewer, status int, flash ...string) {
 	rep, err := u.o.Bench.Last()
 	if err != nil {
 		u.log().Error("ui: bench results", "err", err)
@@ -52,12 +52,13 @@ func (u *ui) benchPage(w http.ResponseWriter, r *http.Request, v viewer, flash .
 	if rep != nil && country == "" {
 		country = rep.Country
 	}
-	u.render(w, r, v, "bench", "Benchmark", http.StatusOK, map[string]any{"State": u.o.Bench.State(), "Report": rep, "Country": country}, flash...)
+	u.render(w, r, v, "bench", "Benchmark", status, map[string]any{"State": u.o.Bench.State(), "Report": rep, "Country": country}, flash...)
 }
 
 func (u *ui) benchStart(w http.ResponseWriter, r *http.Request, v viewer) {
 	if err := u.o.Bench.Start(r.PostFormValue("country")); err != nil {
-		u.benchPage(w, r, v, "", err.Error())
+		status, msg := u.errorText(err, "starting the benchmark")
+		u.benchPage(w, r, v, status, "", msg)
 		return
 	}
 	http.Redirect(w, r, "/bench", http.StatusSeeOther)
@@ -65,7 +66,8 @@ func (u *ui) benchStart(w http.ResponseWriter, r *http.Request, v viewer) {
 
 func (u *ui) benchUse(w http.ResponseWriter, r *http.Request, v viewer) {
 	if err := u.o.Bench.Use(r.PostFormValue("host")); err != nil {
-		u.benchPage(w, r, v, "", err.Error())
+		status, msg := u.errorText(err, "using the mirror")
+		u.benchPage(w, r, v, status, "", msg)
 		return
 	}
 	u.renderSettings(w, r, v, http.StatusOK, nil, nil, "Upstream set from the benchmark; the next two usable mirrors are the fallbacks.")

@@ -257,7 +257,7 @@ func (u *ui) table() []route {
 	}
 	if u.o.Bench != nil {
 		rs = append(rs,
-			route{"GET /bench", Viewer, func(w http.ResponseWriter, r *http.Request, v viewer) { u.benchPage(w, r, v) }},
+			route{"GET /bench", Viewer, func(w http.ResponseWriter, r *http.Request, v viewer) { u.benchPage(w, r, v, http.StatusOK) }},
 			route{"POST /bench/start", Admin, u.benchStart},
 			route{"POST /bench/use", Admin, u.benchUse},
 			route{"GET /api/bench", Viewer, u.benchAPIGet},

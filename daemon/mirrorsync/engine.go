@@ -128,6 +128,15 @@ func (r Run) Duration(now time.Time) time.Duration {
 	return r.End.Sub(r.Start)
 }
 
+// LastUpstream is the upstream the run synced from or, when none served it, the last it
+// tried ("" when it never got that far).
+func (r Run) LastUpstream() string {
+	if r.Upstream == "" && len(r.Attempts) > 0 {
+		return r.Attempts[len(r.Attempts)-1].Upstream
+	}
+	return r.Upstream
+}
+
 // OK reports a run that left the mirror current.
 func (r Run) OK() bool { return r.Result == ResultSuccess || r.Result == ResultUpToDate }
 
@@ -371,7 +380,7 @@ func (m *Manager) finish(run Run) {
 	if !run.OK() {
 		level = slog.LevelWarn
 	}
-	m.Log.Log(context.Background(), level, "sync finished", "run", run.ID, "result", run.Result, "upstream", run.Upstream,
+	m.Log.Log(context.Background(), level, "sync finished", "run", run.ID, "result", run.Result, "upstream", run.LastUpstream(),
 		"bytes", run.Stats.BytesReceived, "files", run.Stats.FilesTransferred, "duration", run.Duration(run.End).Round(time.Millisecond), "err", run.Error)
 	switch run.Result {
 	case ResultSuccess:
