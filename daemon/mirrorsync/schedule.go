@@ -29,6 +29,16 @@ func nextRun(last *Run, interval time.Duration, now time.Time, jitter func(time.
 	return next
 }
 
+// planFrom is the run the schedule counts from: the last one, unless it started from
+// another primary upstream than today's. A new upstream (set in Settings or from the
+// benchmark) is tried soon, not an interval after a run against the old one.
+func planFrom(last *Run, upstreams []string) *Run {
+	if len(last.Attempts) > 0 && len(upstreams) > 0 && normalizeUpstream(last.Attempts[0].Upstream) != normalizeUpstream(upstreams[0]) {
+		return nil
+	}
+	return last
+}
+
 func randJitter(max time.Duration) time.Duration {
 	if max <= 0 {
 		return 0
@@ -60,7 +70,7 @@ func (m *Manager) Schedule(ctx context.Context, plan Plan) {
 			if enabled && len(m.Upstreams()) > 0 {
 				var last *Run
 				if runs, err := m.History(1); err == nil && len(runs) > 0 {
-					last = &runs[0]
+					last = planFrom(&runs[0], m.Upstreams())
 				}
 				next = nextRun(last, interval, m.now(), randJitter)
 				m.Log.Debug("sync: next scheduled run", "at", next)

@@ -49,6 +49,32 @@ func TestNextRun(t *testing.T) {
 	}
 }
 
+// TestNewUpstreamScheduledSoon: after the primary upstream changes, the next scheduled
+// sync is soon, not an interval after the last run against the old one; a trailing slash
+// or new fallbacks are no change.
+func TestNewUpstreamScheduledSoon(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	noJitter := func(time.Duration) time.Duration { return 0 }
+	last := &Run{Start: now.Add(-time.Hour), Result: ResultSuccess, Attempts: []Attempt{{Upstream: "rsync://a.example/archlinux/"}}}
+	for _, tc := range []struct {
+		ups  []string
+		want time.Time
+	}{
+		{[]string{"rsync://b.example/archlinux/"}, now.Add(startDelay)},
+		{[]string{"rsync://a.example/archlinux"}, now.Add(5 * time.Hour)},
+		{[]string{"rsync://a.example/archlinux/", "rsync://c.example/archlinux/"}, now.Add(5 * time.Hour)},
+	} {
+		if got := nextRun(planFrom(last, tc.ups), 6*time.Hour, now, noJitter); !got.Equal(tc.want) {
+			t.Errorf("upstreams %v: next %s, want %s", tc.ups, got.Sub(now), tc.want.Sub(now))
+		}
+	}
+	// A run that failed before trying any upstream counts as it is.
+	early := &Run{Start: now.Add(-time.Minute), Result: ResultFailed}
+	if planFrom(early, []string{"rsync://b.example/archlinux/"}) != early {
+		t.Error("a run without attempts was dropped")
+	}
+}
+
 // TestScheduleAfterSuspend: the box sleeps (or its clock jumps) past the next scheduled
 // sync; the sync runs soon after, not a whole interval of monotonic time later.
 func TestScheduleAfterSuspend(t *testing.T) {
