@@ -3,11 +3,13 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -39,7 +41,8 @@ func (c *cli) syncCmd(ctx context.Context, args []string) error {
 	if *cancel {
 		return c.cancelSync(ctx, client)
 	}
-	req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, syncURL(*force, *wait), nil)
+	token := rand.Text()
+	req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, syncURL(*force, *wait, token), nil)
 	resp, err := client.Do(req)
 	switch {
 	case err != nil && daemonAbsent(err):
@@ -52,27 +55,21 @@ func (c *cli) syncCmd(ctx context.Context, args []string) error {
 		b, _ := io.ReadAll(resp.Body)
 		return fmt.Errorf("daemon: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	// Ctrl-C while our run goes on: ask the daemon to cancel it (by its id: never another
-	// client's run), then keep reading for the run's record. Not before the daemon said
-	// which run is ours, nor once we have our answer.
+	// Ctrl-C: withdraw our request (by its token: never another client's run). Queued, it
+	// leaves the queue and nothing runs; started, the daemon cancels our run. Either way
+	// the daemon's answer ends the stream we keep reading.
 	finished := make(chan struct{})
 	defer close(finished)
-	ours := make(chan uint64, 1)
 	go func() {
 		select {
 		case <-ctx.Done():
-		case <-finished:
-			return
-		}
-		// Ctrl-C: cancel our run as soon as we know which it is. (Cancelling by id, a run
-		// that has just ended, or anyone else's, is never hit.)
-		select {
-		case id := <-ours:
-			c.cancelRun(context.Background(), client, id)
+			c.leaveSync(client, token)
 		case <-finished:
 		}
 	}()
 	pr := newProgressPrinter(c.env.Stdout)
+	var ours uint64
+	queued := false
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
@@ -82,11 +79,18 @@ func (c *cli) syncCmd(ctx context.Context, args []string) error {
 		}
 		switch {
 		case msg.Started != 0:
-			ours <- msg.Started
-		case msg.State != nil:
+			ours = msg.Started
+		case msg.State != nil && ours != 0 && msg.State.RunID == ours:
 			pr.state(*msg.State)
+		case msg.State != nil && ours == 0 && msg.State.Running && !queued:
+			// Another run's progress is not ours to show: say once that we wait.
+			queued = true
+			fmt.Fprintf(c.env.Stderr, "amwi: queued behind run %d (%s); Ctrl-C leaves the queue\n", msg.State.RunID, msg.State.Trigger)
 		case msg.Error != "":
 			pr.end()
+			if msg.Error == mirrorsync.ErrLeftQueue.Error() {
+				return mirrorsync.ErrLeftQueue
+			}
 			return errors.New(msg.Error)
 		case msg.Run != nil:
 			pr.end()
@@ -95,6 +99,20 @@ func (c *cli) syncCmd(ctx context.Context, args []string) error {
 	}
 	pr.end()
 	return fmt.Errorf("the daemon closed the connection before the sync ended: %v", sc.Err())
+}
+
+// leaveSync withdraws the POST /sync request with this client token.
+func (c *cli) leaveSync(client *http.Client, token string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://amwi/sync/leave?client="+url.QueryEscape(token), nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		fmt.Fprintf(c.env.Stderr, "amwi: could not withdraw the sync request: %v\n", err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Fprintln(c.env.Stderr, "amwi: cancelling")
 }
 
 func (c *cli) cancelSync(ctx context.Context, client *http.Client) error {

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -115,12 +117,35 @@ func controlHandler(ctx context.Context, m *mirrorsync.Manager, a *auth.Service,
 		}
 		web.WriteJSON(w, http.StatusOK, map[string]bool{"cancelled": true})
 	})
+	reqs := &syncRequests{m: map[string]*syncRequest{}}
+	// POST /sync/leave?client=TOKEN: the client of POST /sync?client=TOKEN gives up (Ctrl-C
+	// on `amwi sync`): queued, it leaves the queue and nothing runs; started, its run is
+	// cancelled.
+	mux.HandleFunc("POST /sync/leave", func(w http.ResponseWriter, r *http.Request) {
+		if err := reqs.leave(r.URL.Query().Get("client"), m); err != nil {
+			web.WriteJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
+		web.WriteJSON(w, http.StatusOK, map[string]bool{"left": true})
+	})
 	mux.HandleFunc("POST /sync", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		o := mirrorsync.Options{Trigger: mirrorsync.TriggerCLI, Force: q.Get("force") == "1", Wait: q.Get("wait") == "1"}
 		if t := q.Get("trigger"); t == mirrorsync.TriggerWeb || t == mirrorsync.TriggerSchedule {
 			o.Trigger = t
 		}
+		// A client that goes away while queued leaves the queue.
+		queue, leave := context.WithCancel(r.Context())
+		defer leave()
+		req := &syncRequest{leave: leave}
+		if token := q.Get("client"); token != "" {
+			if !reqs.add(token, req) {
+				web.WriteJSON(w, http.StatusConflict, map[string]string{"error": "a request with this client token is already open"})
+				return
+			}
+			defer reqs.remove(token)
+		}
+		o.Queue = queue
 		states, stop := m.Subscribe()
 		defer stop()
 		type result struct {
@@ -129,7 +154,10 @@ func controlHandler(ctx context.Context, m *mirrorsync.Manager, a *auth.Service,
 		}
 		done := make(chan result, 1)
 		started := make(chan uint64, 1)
-		o.Started = func(id uint64) { started <- id }
+		o.Started = func(id uint64) {
+			reqs.started(req, id, m)
+			started <- id
+		}
 		// The run belongs to the daemon, not to this connection: a client that goes away
 		// does not stop it (`amwi sync` cancels explicitly on Ctrl-C).
 		go func() {
@@ -164,6 +192,65 @@ func controlHandler(ctx context.Context, m *mirrorsync.Manager, a *auth.Service,
 	return mux
 }
 
+// syncRequests are the open POST /sync requests that carry a client token, so that the
+// client can withdraw one whether or not its run has started: leave and started hold the
+// same lock, so a withdrawal is never lost between the two.
+type syncRequests struct {
+	mu sync.Mutex
+	m  map[string]*syncRequest
+}
+
+type syncRequest struct {
+	leave context.CancelFunc // ends the wait in the queue
+	id    uint64             // the run, once started
+	left  bool
+}
+
+func (rs *syncRequests) add(token string, r *syncRequest) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if _, ok := rs.m[token]; ok {
+		return false
+	}
+	rs.m[token] = r
+	return true
+}
+
+func (rs *syncRequests) remove(token string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	delete(rs.m, token)
+}
+
+func (rs *syncRequests) leave(token string, m *mirrorsync.Manager) error {
+	rs.mu.Lock()
+	r := rs.m[token]
+	if r == nil {
+		rs.mu.Unlock()
+		return errors.New("no open sync request with this client token")
+	}
+	r.left = true
+	id := r.id
+	rs.mu.Unlock()
+	if id != 0 {
+		m.CancelRun(id) // ErrNotRunning: it has just ended
+		return nil
+	}
+	r.leave()
+	return nil
+}
+
+// started records the run of r; a request withdrawn in the instant before has it cancelled.
+func (rs *syncRequests) started(r *syncRequest, id uint64, m *mirrorsync.Manager) {
+	rs.mu.Lock()
+	r.id = id
+	left := r.left
+	rs.mu.Unlock()
+	if left {
+		m.CancelRun(id)
+	}
+}
+
 // controlClient talks to a running daemon's control socket.
 func controlClient(stateDir string) *http.Client {
 	path := filepath.Join(stateDir, ControlSocket)
@@ -181,8 +268,8 @@ func daemonAbsent(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED)
 }
 
-func syncURL(force, wait bool) string {
-	return "http://amwi/sync?force=" + boolParam(force) + "&wait=" + boolParam(wait) + "&trigger=cli"
+func syncURL(force, wait bool, client string) string {
+	return "http://amwi/sync?force=" + boolParam(force) + "&wait=" + boolParam(wait) + "&trigger=cli&client=" + url.QueryEscape(client)
 }
 
 func boolParam(b bool) string { return strconv.Itoa(map[bool]int{false: 0, true: 1}[b]) }

@@ -81,6 +81,80 @@ func TestSyncAloneThenPacman(t *testing.T) {
 	}
 }
 
+// TestCtrlCOnSyncThroughDaemon: Ctrl-C on an `amwi sync --wait` still in the queue
+// withdraws it (nothing runs after the sync it waited for); on an `amwi sync` whose run is
+// going, it cancels that run and no other. A client killed while queued leaves the queue
+// too. The daemon serves on.
+func TestCtrlCOnSyncThroughDaemon(t *testing.T) {
+	t.Parallel()
+	_, rd := syncUpstream(t, archtest.Pkg{Name: "huge", Version: "1-1", Desc: "slow to fetch", PayloadSize: 4 << 20})
+	dir := t.TempDir()
+	cfg := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "bwlimit_kib = 1024")
+	p, base := serve(t, cfg)
+	waitRunning := func(trigger string) float64 {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st, _ := apiSync(t, base)
+			if st["running"] == true && st["trigger"] == trigger {
+				return st["run_id"].(float64)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s sync running; daemon log:\n%s", trigger, p.Output())
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
+	waitOutput := func(q *proc, s string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(q.Output(), s) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q from amwi:\n%s", s, q.Output())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	first := start(t, nil, amwiBin, "-c", cfg, "sync")
+	firstID := waitRunning("cli")
+	queued := start(t, nil, amwiBin, "-c", cfg, "sync", "--wait", "--force")
+	waitOutput(queued, "queued behind run")
+	killed := start(t, nil, amwiBin, "-c", cfg, "sync", "--wait", "--force")
+	waitOutput(killed, "queued behind run")
+	killed.cmd.Process.Signal(syscall.SIGKILL)
+	queued.cmd.Process.Signal(syscall.SIGINT)
+	if code := queued.wait(t, 10*time.Second); code != 1 || !strings.Contains(queued.Output(), "left the queue before the sync started: nothing ran") {
+		t.Errorf("Ctrl-C while queued: exit %d\n%s", code, queued.Output())
+	}
+	if st, _ := apiSync(t, base); st["run_id"] != firstID {
+		t.Errorf("the running sync changed under a withdrawn request: %v", st)
+	}
+	if code := first.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("first sync: exit %d\n%s", code, first.Output())
+	}
+	time.Sleep(500 * time.Millisecond) // a run wrongly started from the queue would show now
+	if st, hist := apiSync(t, base); st["running"] == true || len(hist) != 1 {
+		t.Fatalf("after the first sync, with both queued requests gone: state %v, history %v", st, hist)
+	}
+
+	// Ctrl-C on our own run cancels it.
+	own := start(t, nil, amwiBin, "-c", cfg, "sync", "--force")
+	waitRunning("cli")
+	time.Sleep(300 * time.Millisecond)
+	own.cmd.Process.Signal(syscall.SIGINT)
+	if code := own.wait(t, 20*time.Second); code != 1 || !strings.Contains(own.Output(), "cancelled") {
+		t.Errorf("Ctrl-C on a running sync: exit %d\n%s", code, own.Output())
+	}
+	_, hist := apiSync(t, base)
+	if len(hist) != 2 || hist[0]["result"] != "cancelled" {
+		t.Errorf("history after Ctrl-C on a running sync: %v", hist)
+	}
+	if code, _ := httpGet(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("daemon health after all that: %d", code)
+	}
+}
+
 func apiSync(t *testing.T, base string) (state map[string]any, history []map[string]any) {
 	t.Helper()
 	_, body := httpGet(t, base+"/api/sync")

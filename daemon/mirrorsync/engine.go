@@ -276,7 +276,13 @@ type Options struct {
 	// Started, when set, is told the run's id once it is registered: a caller that must
 	// cancel only its own run (amwi sync on Ctrl-C) learns which one that is.
 	Started func(id uint64)
+	// Queue, when set, ends the wait of a queued request (Wait) with ErrLeftQueue: the
+	// client gave up before its run started. It does not touch the run once started.
+	Queue context.Context
 }
+
+// ErrLeftQueue: a request queued behind a running sync was withdrawn; nothing ran.
+var ErrLeftQueue = errors.New("left the queue before the sync started: nothing ran")
 
 // Sync runs one sync and returns its record. The error is nil when the run happened
 // (look at Run.Result), and ErrBusy, ErrNoUpstream or a store error when it did not.
@@ -286,6 +292,10 @@ func (m *Manager) Sync(ctx context.Context, o Options) (Run, error) {
 		return Run{}, err
 	}
 	defer lock.release()
+	if o.Queue != nil && o.Queue.Err() != nil {
+		m.mu.Unlock()
+		return Run{}, ErrLeftQueue
+	}
 	if m.next != nil {
 		m.Config, m.next = *m.next, nil
 	}

@@ -179,10 +179,16 @@ func (m *Manager) acquire(ctx context.Context, o Options) (*fileLock, error) {
 				return c
 			}()
 		}
+		var left <-chan struct{}
+		if o.Queue != nil {
+			left = o.Queue.Done()
+		}
 		select {
 		case <-wait:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-left:
+			return nil, ErrLeftQueue
 		}
 	}
 }
