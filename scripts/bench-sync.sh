@@ -5,10 +5,12 @@
 # core+extra+multilib) is built from the real 2019 databases in ../shared/data/arch-real
 # (internal/bench/synctree) and served by a real rsync daemon on 127.0.0.1. Three
 # alternating rounds measure, each: plain `rsync -rlptH` of the pool (first copy, then
-# again with nothing new), amwi's first sync, a forced sync with nothing new, the gated
-# sync, and `amwi verify --full` against `sha256sum` over the same pool files. Wall time,
-# CPU of the whole process tree, and the peak of its summed RSS; the report gives medians
-# and the ratios the README quotes (absolute times vary from run to run on shared machines).
+# again with nothing new), rsync of the repos' link dirs alone and Arch's own sync
+# script's rsync of the same repos (both with nothing new), amwi's first sync, a forced
+# sync with nothing new, the gated sync, and `amwi verify --full` against `sha256sum` over
+# the same pool files. Wall time, CPU of the whole process tree, and the peak of its summed
+# RSS; the report gives medians and the ratios the README quotes (absolute times vary from
+# run to run on shared machines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench-out}
@@ -53,6 +55,12 @@ io_busy_percent = 0
 [state]
 dir = "$work/state"
 CONF
+repos=(); arch=(--include=/lastupdate --include=/lastsync '--include=/pool/***')
+for r in core extra multilib; do
+	repos+=("--include=/$r/" "--include=/$r/os/" "--include=/$r/os/x86_64/***")
+	arch+=("--include=/$r/***")
+done
+repos+=('--exclude=*'); arch+=('--exclude=*')
 log="$out/sync.jsonl"
 : > "$log"
 m() { local label=$1; shift; "$work/synctree" measure -label "$label" -log "$log" -- "$@" >/dev/null; }
@@ -61,6 +69,13 @@ for r in $(seq "$rounds"); do
 	rm -rf "$work/plain" "$work/mirror" "$work/state"; mkdir -p "$work/plain" "$work/mirror"
 	m rsync-pool-first rsync -rlptH "${up}pool/" "$work/plain/pool/"
 	m rsync-pool-nochange rsync -rlptH "${up}pool/" "$work/plain/pool/"
+	# The floor of any sync of these repos: their os/x86_64 dirs alone (~31,000 links into
+	# the pool), with nothing new; and what Arch's own sync script does for the same repos
+	# (pool and repo dirs, --delete-delay --delay-updates), with nothing new.
+	m rsync-links-nochange rsync -rlpt "${repos[@]}" "$up" "$work/plain/"
+	rm -rf "$work/arch"; mkdir -p "$work/arch"
+	rsync -rlptH --safe-links --delete-delay --delay-updates "${arch[@]}" "$up" "$work/arch/"
+	m rsync-arch-nochange rsync -rlptH --safe-links --delete-delay --delay-updates "${arch[@]}" "$up" "$work/arch/"
 	m amwi-first "$work/amwi" -c "$work/amwi.toml" sync
 	m amwi-forced-nochange "$work/amwi" -c "$work/amwi.toml" sync --force
 	m amwi-gate-nochange "$work/amwi" -c "$work/amwi.toml" sync

@@ -116,6 +116,8 @@ type Run struct {
 	// mismatched are packages (pool path → the SHA-256 the database gives) that did not
 	// match twice in this run: a later round does not fetch them again.
 	mismatched map[string][32]byte
+	// lap is when the run's last step ended (see step).
+	lap time.Time
 	// Changes is filled by whoever watches the databases (package search).
 	Changes json.RawMessage `json:"changes,omitempty"`
 }
@@ -567,16 +569,27 @@ func (m *Manager) checkSpace() error {
 	return nil
 }
 
+// step logs at debug level (AMWI_DEBUG=1) how long the run's step that just ended took:
+// where a slow sync spends its time.
+func (m *Manager) step(run *Run, name string) {
+	now := time.Now()
+	m.Log.Debug("sync: step", "run", run.ID, "step", name, "took", now.Sub(run.lap).Round(time.Millisecond))
+	run.lap = now
+}
+
 // do is the run itself: leftovers of an interrupted run go, the space check, then each
 // upstream in turn until one leaves the mirror complete.
 func (m *Manager) do(ctx context.Context, run *Run, tail *lineRing) error {
+	run.lap = time.Now()
 	// Leftovers first: they may be what fills the disk.
+	defer m.step(run, "done")
 	if removed, err := removeLeftovers(m.Config.Root); err != nil {
 		return fmt.Errorf("remove what an interrupted sync left: %w", err)
 	} else if len(removed) > 0 {
 		m.Log.Info("sync: removed what an interrupted run left", "count", len(removed), "first", removed[0])
 	}
 	m.pruneRetired()
+	m.step(run, "leftovers")
 	if err := m.checkSpace(); err != nil {
 		return err
 	}

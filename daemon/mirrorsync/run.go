@@ -246,6 +246,7 @@ func (m *Manager) syncFrom(ctx context.Context, up string, run *Run, tail *lineR
 		if err != nil {
 			return err
 		}
+		m.step(run, "gate")
 		if err := m.notBehind(up, g, run); err != nil {
 			return err
 		}
@@ -276,6 +277,7 @@ func (m *Manager) syncFrom(ctx context.Context, up string, run *Run, tail *lineR
 		if err != nil {
 			return err
 		}
+		m.step(run, "databases")
 		if st.lastupdate != g.lastupdate {
 			// The databases are not of the state the gate saw (an upstream that moved on,
 			// or one behind a load balancer whose hosts disagree): the older of the two is
@@ -290,7 +292,11 @@ func (m *Manager) syncFrom(ctx context.Context, up string, run *Run, tail *lineR
 		if err := m.fetchNeeded(ctx, up, run, tail, st); err != nil {
 			return err
 		}
-		st.check(m.root())
+		m.step(run, "pool")
+		if st.reports == nil {
+			st.check(m.root())
+			m.step(run, "staged check")
+		}
 		if st.gaps() == 0 || round == maxRounds {
 			return m.publishRepos(ctx, up, st, g, run, tail)
 		}
@@ -371,6 +377,7 @@ func (m *Manager) stage(ctx context.Context, up string, run *Run, tail *lineRing
 	if _, err := m.rsync(ctx, run, tail, PhaseStaging, nil, args...); err != nil {
 		return nil, err
 	}
+	m.step(run, "staging rsync")
 	lu, err := readStamp(filepath.Join(dir, "lastupdate"))
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", up, err)
@@ -494,9 +501,12 @@ func (m *Manager) removeUnselected(dir string) {
 func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *lineRing, st *staged) error {
 	need := map[string]int64{}
 	sums := map[string]dbFile{} // pool path → the package file it should be
+	reports := map[string]*Report{}
 	for _, d := range st.dirs {
 		d.overrides = st.overrides
-		d.check(m.root(), &Report{}, nil, need)
+		r := &Report{}
+		d.check(m.root(), r, nil, need)
+		reports[d.repo] = r
 		for _, f := range d.files {
 			if p := d.links[f.name]; strings.HasPrefix(p, "pool/") {
 				sums[p] = f
@@ -505,10 +515,12 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 	}
 	// Packages that did not match their SHA-256 twice in an earlier round of this run,
 	// named with the same SHA-256 again: gaps at once, not fetched a third time.
+	marked := false
 	for p, sum := range run.mismatched {
 		if f, ok := sums[p]; ok && f.sum == sum {
 			st.overrides[p] = ""
 			delete(need, p)
+			marked = true
 		}
 	}
 	// Packages upstream rebuilt under a name the live databases use (another size or
@@ -527,6 +539,11 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 	// Files an interrupted run fetched but could not check are checked now.
 	pending := m.readPending()
 	if len(need) == 0 && len(pending) == 0 && len(replace) == 0 {
+		if !marked {
+			// Nothing fetched, nothing marked: the check just made is the staged check
+			// (a forced run with nothing new saves a stat of every file).
+			st.reports = reports
+		}
 		return nil
 	}
 	files := make([]string, 0, len(need))
@@ -881,12 +898,15 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 	if err := livePoolRefs(root, st.skipped, refs); err != nil {
 		return fmt.Errorf("read the links of repos left as they are: %w", err)
 	}
+	m.step(run, "publish")
 	removed, err := prunePool(root, refs)
 	run.Pruned += len(removed)
 	if err != nil {
 		return err
 	}
+	m.step(run, "prune")
 	rep := m.checkLive(published...)
+	m.step(run, "live check")
 	run.Check = rep
 	if incomplete.Gaps > 0 || !rep.OK() {
 		if incomplete.Gaps == 0 {

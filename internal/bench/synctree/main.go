@@ -336,6 +336,8 @@ func report(args []string) error {
 	}
 	fmt.Println()
 	ratio("forced no-change sync / rsync of the pool", "amwi-forced-nochange", "rsync-pool-nochange")
+	ratio("forced no-change sync / Arch's rsync, same repos", "amwi-forced-nochange", "rsync-arch-nochange")
+	ratio("rsync of the repos' links alone / of the pool", "rsync-links-nochange", "rsync-pool-nochange")
 	ratio("first sync / rsync of the pool", "amwi-first", "rsync-pool-first")
 	ratio("verify --full / sha256sum", "amwi-verify-full", "sha256sum")
 	if m, ok := med["amwi-first"]; ok {
