@@ -273,7 +273,7 @@ func (u *ui) log() *slog.Logger { return u.o.Log }
 // over HTTPS (directly or through a trusted proxy).
 func (u *ui) setSession(w http.ResponseWriter, r *http.Request, s auth.Session) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.ID, Path: "/", Expires: s.Expires, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: ForwardedHTTPS(r, u.o.TrustedProxies())})
+		SameSite: http.SameSiteLaxMode, Secure: u.o.Proxies().HTTPS(r)})
 }
 
 func (u *ui) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -291,7 +291,7 @@ func (u *ui) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 	name, pw := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
-	s, err := u.o.Auth.Login(ClientIP(r, u.o.TrustedProxies()), name, pw)
+	s, err := u.o.Auth.Login(u.o.Proxies().ClientIP(r), name, pw)
 	if err != nil {
 		status, msg := http.StatusUnauthorized, "Wrong user name or password."
 		var rl *auth.RateLimitError
@@ -346,7 +346,7 @@ func (u *ui) register(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusBadRequest, data)
 		return
 	}
-	s, err := u.o.Auth.Login(ClientIP(r, u.o.TrustedProxies()), name, pw)
+	s, err := u.o.Auth.Login(u.o.Proxies().ClientIP(r), name, pw)
 	if err == nil {
 		u.setSession(w, r, s)
 	}
@@ -400,7 +400,7 @@ func (u *ui) passwordChange(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	// Every session of the user ended; start a fresh one here.
-	if s, err := u.o.Auth.Login(ClientIP(r, u.o.TrustedProxies()), v.user.Name, r.PostFormValue("new")); err == nil {
+	if s, err := u.o.Auth.Login(u.o.Proxies().ClientIP(r), v.user.Name, r.PostFormValue("new")); err == nil {
 		u.setSession(w, r, s)
 		v.session = s
 	}

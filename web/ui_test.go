@@ -89,12 +89,12 @@ func dashboardOptions(t *testing.T, trusted ...string) (Options, *fakeSync) {
 	a := &auth.Service{Store: st, Log: quiet(), Params: auth.Params{Memory: 64, Time: 1, Threads: 1}}
 	return Options{
 		MirrorRoot: root, Log: quiet(), Version: "test", Sync: fs,
-		Search:         &search.Service{Root: filepath.Join(dir, "mirror"), Repos: []string{"core"}, Log: quiet()},
-		Auth:           a,
-		Traffic:        &traffic.Recorder{Store: st, Log: quiet()},
-		Settings:       &fakeSettings{cfg: config.Default()},
-		Bench:          &fakeBench{},
-		TrustedProxies: func() []netip.Prefix { return prefixes },
+		Search:   &search.Service{Root: filepath.Join(dir, "mirror"), Repos: []string{"core"}, Log: quiet()},
+		Auth:     a,
+		Traffic:  &traffic.Recorder{Store: st, Log: quiet()},
+		Settings: &fakeSettings{cfg: config.Default()},
+		Bench:    &fakeBench{},
+		Proxies:  func() Proxies { return Proxies{Trusted: prefixes} },
 	}, fs
 }
 
