@@ -276,17 +276,37 @@ func (u *ui) setSession(w http.ResponseWriter, r *http.Request, s auth.Session) 
 		SameSite: http.SameSiteLaxMode, Secure: u.o.Proxies().HTTPS(r)})
 }
 
+// nextOf is the form's (or else the query's) "next" when it is a path of this site
+// (safeNext), else "".
+func nextOf(r *http.Request) string {
+	n := r.PostFormValue("next")
+	if n == "" {
+		n = r.URL.Query().Get("next")
+	}
+	return safeNext(n)
+}
+
+// next is where to go after logging in: nextOf, else the overview.
+func next(r *http.Request) string {
+	if n := nextOf(r); n != "" {
+		return n
+	}
+	return "/"
+}
+
 func (u *ui) loginPage(w http.ResponseWriter, r *http.Request) {
 	v := u.viewer(r)
 	if v.user != nil {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, next(r), http.StatusSeeOther)
 		return
 	}
 	if setup, _ := u.o.Auth.NeedsSetup(); setup {
 		http.Redirect(w, r, "/register", http.StatusSeeOther)
 		return
 	}
-	u.render(w, r, v, "login", "Log in", http.StatusOK, map[string]any{})
+	// The form carries next through the POST (only a safe one: the page never holds
+	// another).
+	u.render(w, r, v, "login", "Log in", http.StatusOK, map[string]any{"Next": nextOf(r)})
 }
 
 func (u *ui) login(w http.ResponseWriter, r *http.Request) {
@@ -304,15 +324,11 @@ func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 			u.log().Error("ui: login", "err", err)
 			status, msg = http.StatusInternalServerError, "Logging in failed; see the daemon's log."
 		}
-		u.render(w, r, viewer{}, "login", "Log in", status, map[string]any{"Name": name, "Error": msg})
+		u.render(w, r, viewer{}, "login", "Log in", status, map[string]any{"Name": name, "Error": msg, "Next": nextOf(r)})
 		return
 	}
 	u.setSession(w, r, s)
-	next := r.URL.Query().Get("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
-		next = "/"
-	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, next(r), http.StatusSeeOther)
 }
 
 func (u *ui) logout(w http.ResponseWriter, r *http.Request, v viewer) {
