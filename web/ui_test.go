@@ -124,6 +124,16 @@ func registerAdmin(t *testing.T, srv *httptest.Server, c *http.Client) *http.Res
 	return postForm(t, c, srv.URL+"/register", url.Values{"name": {"admin"}, "password": {"a long password"}, "password2": {"a long password"}})
 }
 
+// cookie is the cookie name that resp sets, or nil.
+func cookie(resp *http.Response, name string) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
 // csrfOf fetches a page as c and returns the form token on it.
 func csrfOf(t *testing.T, c *http.Client, u string) string {
 	t.Helper()
@@ -149,14 +159,11 @@ func TestRegistrationOnlyOnceAndCookieFlags(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("first registration: %d", resp.StatusCode)
 	}
-	var ck *http.Cookie
-	for _, x := range resp.Cookies() {
-		if x.Name == sessionCookie {
-			ck = x
+	for _, name := range []string{sessionCookie, deviceCookie} {
+		ck := cookie(resp, name)
+		if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Secure || ck.Path != "/" {
+			t.Errorf("%s cookie over plain http: %+v", name, ck)
 		}
-	}
-	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Secure {
-		t.Errorf("session cookie over plain http: %+v", ck)
 	}
 	if resp := registerAdmin(t, srv, client(t)); resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("second registration: %d", resp.StatusCode)
@@ -172,14 +179,18 @@ func TestSecureCookieBehindTrustedProxy(t *testing.T) {
 	srv, _ := dashboard(t, "127.0.0.0/8")
 	resp := postForm(t, client(t), srv.URL+"/register", url.Values{"name": {"admin"}, "password": {"a long password"}, "password2": {"a long password"}},
 		"X-Forwarded-Proto", "https")
-	if cs := resp.Cookies(); len(cs) == 0 || !cs[0].Secure {
-		t.Errorf("behind a trusted TLS proxy the cookie must be Secure: %v", cs)
+	for _, name := range []string{sessionCookie, deviceCookie} {
+		if ck := cookie(resp, name); ck == nil || !ck.Secure {
+			t.Errorf("behind a trusted TLS proxy the %s cookie must be Secure: %v", name, resp.Cookies())
+		}
 	}
 	srv2, _ := dashboard(t) // no trusted proxy: the header is ignored
 	resp = postForm(t, client(t), srv2.URL+"/register", url.Values{"name": {"admin"}, "password": {"a long password"}, "password2": {"a long password"}},
 		"X-Forwarded-Proto", "https")
-	if cs := resp.Cookies(); len(cs) == 0 || cs[0].Secure {
-		t.Errorf("X-Forwarded-Proto from an untrusted peer was believed: %v", cs)
+	for _, name := range []string{sessionCookie, deviceCookie} {
+		if ck := cookie(resp, name); ck == nil || ck.Secure {
+			t.Errorf("X-Forwarded-Proto from an untrusted peer was believed (%s): %v", name, resp.Cookies())
+		}
 	}
 }
 

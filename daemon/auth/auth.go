@@ -27,6 +27,9 @@ type Session struct {
 	CSRF    string    `json:"csrf"` // 32 random bytes, base64url: goes into forms, checked on every state-changing request
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// Device is a new device token for the browser to keep (set by a login, never stored):
+	// handed back with later logins, it gives them a limit of their own (Client.Device).
+	Device string `json:"-"`
 }
 
 // ValidCSRF reports, in constant time, whether token is this session's CSRF token.
