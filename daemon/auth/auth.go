@@ -64,6 +64,7 @@ var (
 	ErrWeakPassword       = errors.New("password not accepted")
 	ErrBadName            = errors.New("invalid user name")
 	ErrRegistrationClosed = errors.New("registration is closed because an admin exists: ask an admin to create your account")
+	ErrBadSetupCode       = errors.New("missing or wrong setup code: the daemon prints it in its log while no account exists")
 	ErrLastAdmin          = errors.New("cannot delete the last admin: create another admin first")
 )
 

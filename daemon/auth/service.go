@@ -27,12 +27,18 @@ type Service struct {
 	// MaxHashing bounds concurrent argon2 computations, default 2. Each takes Params.Memory
 	// (19 MiB by default): a burst of logins must not run a 512 MB Pi out of memory.
 	MaxHashing int
+	// OnFirstAdmin, if set, is called once the first account exists (made through the web
+	// or the command line): the daemon removes the setup code's file then.
+	OnFirstAdmin func()
 
 	once      sync.Once
 	throttle  *throttle
 	hashing   chan struct{} // semaphore of MaxHashing slots
 	dummyOnce sync.Once
 	dummy     string // hash to verify against for unknown users, to take the same time
+
+	setupMu   sync.Mutex
+	setupCode string // canonical; "" refuses web registration (see SetSetupCode)
 
 	// mu serializes read-modify-write of users (Create, password changes, Delete). The
 	// store's flock makes this process its only writer, so a mutex is enough.
@@ -85,8 +91,10 @@ func (s *Service) NeedsSetup() (bool, error) {
 	return n == 0, nil
 }
 
-// Register creates the first user, an admin. Once any user exists it returns
-// ErrRegistrationClosed; of concurrent calls on an empty store exactly one succeeds.
+// Register creates the first user, an admin, without a setup code: for the command line,
+// whose user can open the database anyway (the web uses RegisterWithCode). Once any user
+// exists it returns ErrRegistrationClosed; of concurrent calls on an empty store exactly
+// one succeeds.
 func (s *Service) Register(name, password string) (User, error) {
 	s.init()
 	if open, err := s.NeedsSetup(); err != nil {
@@ -94,6 +102,11 @@ func (s *Service) Register(name, password string) (User, error) {
 	} else if !open {
 		return User{}, ErrRegistrationClosed
 	}
+	return s.register(name, password)
+}
+
+// register creates the first user; the caller checked that there was none a moment ago.
+func (s *Service) register(name, password string) (User, error) {
 	u, err := s.newUser(name, password, true)
 	if err != nil {
 		return User{}, fmt.Errorf("register: %w", err)
@@ -106,6 +119,10 @@ func (s *Service) Register(name, password string) (User, error) {
 		return User{}, ErrRegistrationClosed
 	}
 	s.Log.Info("registered first admin", "user", name)
+	s.SetSetupCode("") // one-time: spent
+	if s.OnFirstAdmin != nil {
+		s.OnFirstAdmin()
+	}
 	return public(u), nil
 }
 

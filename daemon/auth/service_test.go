@@ -764,7 +764,12 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		s.Log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		s.Limits.PerAccount = auth.Rate{Burst: 2, Every: time.Minute}
 	})
-	withAdmin(t, e)
+	code, _ := auth.NewSetupCode()
+	e.svc.SetSetupCode(code)
+	e.svc.RegisterWithCode(auth.Client{Addr: client1}, "GUES-SEDC-DDDD", "admin", adminPass)
+	if _, err := e.svc.RegisterWithCode(auth.Client{Addr: client1}, code, "admin", adminPass); err != nil {
+		t.Fatal(err)
+	}
 	sess := login(t, e, "admin", adminPass)
 	e.svc.Login(client1, "admin", "guess number 1")
 	e.svc.Login(client1, "admin", "guess number 2")
@@ -777,13 +782,14 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	u, _, _ := e.st.GetUser("admin")
 	log := buf.String()
-	if !strings.Contains(log, "logged in") || !strings.Contains(log, "rate limited") {
+	if !strings.Contains(log, "logged in") || !strings.Contains(log, "rate limited") || !strings.Contains(log, "wrong setup code") {
 		t.Fatalf("log lacks the expected events:\n%s", log)
 	}
 	for what, secret := range map[string]string{
 		"password": adminPass, "new password": userPass, "guessed password": "guess number",
 		"unknown name": "secretish-name", "hash": u.Hash, "hash salt": strings.Split(u.Hash, "$")[4],
 		"session id": sess.ID, "csrf token": sess.CSRF, "device token": sess.Device,
+		"setup code": code, "guessed setup code": "GUES-SEDC-DDDD",
 	} {
 		if strings.Contains(log, secret) {
 			t.Errorf("log contains the %s:\n%s", what, log)
