@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	stdsync "sync"
 	"sync/atomic"
@@ -110,7 +111,11 @@ func (d *Daemon) Open() error {
 	// restart).
 	d.syncer.Busy = d.mirrorDiskBusy
 	d.traffic = &traffic.Recorder{Store: d.store, Log: d.Log}
-	d.auth = &auth.Service{Store: d.store, Log: d.Log}
+	d.auth = &auth.Service{Store: d.store, Log: d.Log, OnFirstAdmin: d.removeSetupCode}
+	if err := d.setupFirstAdmin(); err != nil {
+		d.Close()
+		return fmt.Errorf("check for accounts: %w", err)
+	}
 	if err := d.syncer.Recover(); err != nil {
 		d.Log.Warn("sync: cannot check the history for interrupted runs", "err", err)
 	}
@@ -125,23 +130,24 @@ func (d *Daemon) Open() error {
 		}
 	}
 	d.srv = web.NewServer(web.NewHandler(web.Options{
-		MirrorRoot:  d.root,
-		SendTimeout: d.Config.Server.SendTimeout.D(),
-		Log:         d.Log,
-		Now:         d.Now,
-		Health:      d.health,
-		OnTransfer:  d.count,
-		Version:     Version().Version,
-		Sync:        d.syncer,
-		Search:      d.search,
-		PerPage:     func() int { return d.live.Current().Search.PerPage },
-		Auth:        d.auth,
-		Machine:     d.machine,
-		Traffic:     d.traffic,
-		Settings:    &settings{d: d},
-		Bench:       &benchService{d: d},
-		Proxies:     d.trustedProxies,
-		Ctx:         d.runCtx,
+		MirrorRoot:    d.root,
+		SendTimeout:   d.Config.Server.SendTimeout.D(),
+		Log:           d.Log,
+		Now:           d.Now,
+		Health:        d.health,
+		OnTransfer:    d.count,
+		Version:       Version().Version,
+		Sync:          d.syncer,
+		Search:        d.search,
+		PerPage:       func() int { return d.live.Current().Search.PerPage },
+		Auth:          d.auth,
+		Machine:       d.machine,
+		Traffic:       d.traffic,
+		Settings:      &settings{d: d},
+		Bench:         &benchService{d: d},
+		SetupCodeFile: filepath.Join(d.Config.State.Dir, setupCodeName),
+		Proxies:       d.trustedProxies,
+		Ctx:           d.runCtx,
 	}), d.Log)
 	return nil
 }

@@ -39,6 +39,9 @@ type Options struct {
 	Traffic  TrafficService
 	Settings SettingsService
 	Bench    BenchService
+	// SetupCodeFile is where the first admin's setup code is kept, for the registration
+	// page to say where to find it ("" says only: in the daemon's log).
+	SetupCodeFile string
 	// Proxies is server.trusted_proxies and server.client_ip_header (a func: settings
 	// change them at runtime).
 	Proxies func() Proxies

@@ -31,7 +31,7 @@ var staticFS embed.FS
 // AuthService is accounts and sessions (auth.Service implements it).
 type AuthService interface {
 	NeedsSetup() (bool, error)
-	Register(name, password string) (auth.User, error)
+	RegisterWithCode(c auth.Client, code, name, password string) (auth.User, error)
 	Create(name, password string, admin bool) (auth.User, error)
 	LoginFrom(c auth.Client, name, password string) (auth.Session, error)
 	Check(id string) (auth.Session, auth.User, error)
@@ -297,13 +297,25 @@ func (u *ui) client(r *http.Request) auth.Client {
 	return c
 }
 
+// setRetryAfter sets Retry-After for a refused attempt (err is an *auth.RateLimitError)
+// and returns the wait.
+func setRetryAfter(w http.ResponseWriter, err error) time.Duration {
+	wait := time.Minute // only if the error lost its details
+	var rl *auth.RateLimitError
+	if errors.As(err, &rl) {
+		wait = rl.RetryAfter
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(max(1, int((wait+time.Second-1)/time.Second))))
+	return wait
+}
+
 // limitMessage says why a login was refused, and sets Retry-After.
 func limitMessage(w http.ResponseWriter, err error) string {
+	setRetryAfter(w, err)
 	var rl *auth.RateLimitError
 	if !errors.As(err, &rl) {
 		return "Too many failed attempts. Wait a little and try again."
 	}
-	w.Header().Set("Retry-After", fmt.Sprint(int(rl.RetryAfter.Seconds())))
 	if rl.Account {
 		return "This account had too many failed attempts. Try again in " + roundDuration(rl.RetryAfter) +
 			", or from a browser that logged in to it before."
@@ -373,24 +385,36 @@ func (u *ui) registerPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusOK, map[string]any{"Register": true})
+	u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusOK, map[string]any{"Register": true, "SetupCodeFile": u.o.SetupCodeFile})
 }
 
+// register creates the first admin; the form must bring the setup code (setup_code) the
+// daemon printed in its log. Wrong codes count against the login limits.
 func (u *ui) register(w http.ResponseWriter, r *http.Request) {
 	name, pw := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
-	data := map[string]any{"Register": true, "Name": name}
+	data := map[string]any{"Register": true, "Name": name, "SetupCodeFile": u.o.SetupCodeFile}
 	if pw != r.PostFormValue("password2") {
 		data["Error"] = "The two passwords differ."
 		u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusBadRequest, data)
 		return
 	}
-	if _, err := u.o.Auth.Register(name, pw); err != nil {
-		if errors.Is(err, auth.ErrRegistrationClosed) {
+	if _, err := u.o.Auth.RegisterWithCode(u.client(r), r.PostFormValue("setup_code"), name, pw); err != nil {
+		status, msg := u.errorText(err, "Creating the account")
+		switch {
+		case errors.Is(err, auth.ErrRegistrationClosed):
 			http.Error(w, "403 an administrator exists already; ask them for an account", http.StatusForbidden)
 			return
+		case errors.Is(err, auth.ErrBadSetupCode):
+			msg = "Missing or wrong setup code: copy it from the daemon's log (the line with “setup code:”)"
+			if u.o.SetupCodeFile != "" {
+				msg += " or from the file " + u.o.SetupCodeFile
+			}
+			msg += "."
+		case errors.Is(err, auth.ErrRateLimited):
+			msg = "Too many wrong setup codes. Try again in " + roundDuration(setRetryAfter(w, err)) + "."
 		}
-		data["Error"] = err.Error()
-		u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusBadRequest, data)
+		data["Error"] = msg
+		u.render(w, r, viewer{}, "login", "Create the admin account", status, data)
 		return
 	}
 	s, err := u.o.Auth.LoginFrom(u.client(r), name, pw)
