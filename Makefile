@@ -78,7 +78,7 @@ FUZZ := ./daemon/config:FuzzParse ./daemon/repodb:FuzzParseDesc ./daemon/repodb:
 	./hw:FuzzParseMountinfo ./hw:FuzzParseUptime ./hw:FuzzParseMilliCelsius ./hw:FuzzParseModel \
 	./daemon/notify:FuzzMessage ./daemon/auth:FuzzParsePHC ./daemon/traffic:FuzzPackageName ./daemon/repodb:FuzzTarReader \
 	./mirrorlists:FuzzParseMirrorlist ./mirrorlists:FuzzParseStatus ./daemon/bench:FuzzParseLastsync \
-	./daemon/mirrorsync:FuzzParseStamp ./daemon/mirrorsync:FuzzLinkTarget
+	./daemon/mirrorsync:FuzzParseStamp ./daemon/mirrorsync:FuzzLinkTarget ./web:FuzzSafeNext
 
 test-go:
 	$(GO) vet ./...

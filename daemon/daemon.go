@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	stdsync "sync"
 	"sync/atomic"
@@ -55,7 +55,7 @@ type Daemon struct {
 	// live owns the config in force: the dashboard's changes go through it, and every
 	// part reads it or hears from it.
 	live    *config.Live
-	proxies atomic.Pointer[[]netip.Prefix]
+	proxies atomic.Pointer[web.Proxies]
 	// runCtx ends when Run begins to stop (or Close without Run): live streams close,
 	// every part below stops.
 	runCtx  context.Context
@@ -111,7 +111,11 @@ func (d *Daemon) Open() error {
 	// restart).
 	d.syncer.Busy = d.mirrorDiskBusy
 	d.traffic = &traffic.Recorder{Store: d.store, Log: d.Log}
-	d.auth = &auth.Service{Store: d.store, Log: d.Log}
+	d.auth = &auth.Service{Store: d.store, Log: d.Log, OnFirstAdmin: d.removeSetupCode}
+	if err := d.setupFirstAdmin(); err != nil {
+		d.Close()
+		return fmt.Errorf("check for accounts: %w", err)
+	}
 	if err := d.syncer.Recover(); err != nil {
 		d.Log.Warn("sync: cannot check the history for interrupted runs", "err", err)
 	}
@@ -126,23 +130,24 @@ func (d *Daemon) Open() error {
 		}
 	}
 	d.srv = web.NewServer(web.NewHandler(web.Options{
-		MirrorRoot:     d.root,
-		SendTimeout:    d.Config.Server.SendTimeout.D(),
-		Log:            d.Log,
-		Now:            d.Now,
-		Health:         d.health,
-		OnTransfer:     d.count,
-		Version:        Version().Version,
-		Sync:           d.syncer,
-		Search:         d.search,
-		PerPage:        func() int { return d.live.Current().Search.PerPage },
-		Auth:           d.auth,
-		Machine:        d.machine,
-		Traffic:        d.traffic,
-		Settings:       &settings{d: d},
-		Bench:          &benchService{d: d},
-		TrustedProxies: d.trustedProxies,
-		Ctx:            d.runCtx,
+		MirrorRoot:    d.root,
+		SendTimeout:   d.Config.Server.SendTimeout.D(),
+		Log:           d.Log,
+		Now:           d.Now,
+		Health:        d.health,
+		OnTransfer:    d.count,
+		Version:       Version().Version,
+		Sync:          d.syncer,
+		Search:        d.search,
+		PerPage:       func() int { return d.live.Current().Search.PerPage },
+		Auth:          d.auth,
+		Machine:       d.machine,
+		Traffic:       d.traffic,
+		Settings:      &settings{d: d},
+		Bench:         &benchService{d: d},
+		SetupCodeFile: filepath.Join(d.Config.State.Dir, setupCodeName),
+		Proxies:       d.trustedProxies,
+		Ctx:           d.runCtx,
 	}), d.Log)
 	return nil
 }
@@ -378,24 +383,26 @@ func (d *Daemon) verifyHealth() error {
 func (d *Daemon) count(t web.Transfer) {
 	d.requests.Add(1)
 	d.served.Add(t.Bytes)
-	d.traffic.Record(traffic.Hit{Time: t.End, Duration: t.End.Sub(t.Start), Client: web.ClientIP(t.Request, d.trustedProxies()), Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes})
+	d.traffic.Record(traffic.Hit{Time: t.End, Duration: t.End.Sub(t.Start), Client: d.trustedProxies().ClientIP(t.Request), Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes})
 }
 
-// trustedProxies is server.trusted_proxies, parsed once per config (every request asks).
-func (d *Daemon) trustedProxies() []netip.Prefix {
+// trustedProxies is server.trusted_proxies and server.client_ip_header, parsed once per
+// config (every request asks).
+func (d *Daemon) trustedProxies() web.Proxies {
 	if p := d.proxies.Load(); p != nil {
 		return *p
 	}
-	return nil
+	return web.Proxies{}
 }
 
-// setProxies parses server.trusted_proxies once per config (every request asks).
+// setProxies parses server.trusted_proxies and server.client_ip_header once per config.
 func (d *Daemon) setProxies(c *config.Config) {
-	var ps []netip.Prefix
-	for _, p := range c.Server.TrustedProxies {
-		if pr, err := config.ParseCIDR(p); err == nil { // validated already
-			ps = append(ps, pr)
+	var p web.Proxies
+	for _, s := range c.Server.TrustedProxies {
+		if pr, err := config.ParseCIDR(s); err == nil { // validated already
+			p.Trusted = append(p.Trusted, pr)
 		}
 	}
-	d.proxies.Store(&ps)
+	p.Header, _ = config.CheckClientIPHeader(c.Server.ClientIPHeader) // validated already
+	d.proxies.Store(&p)
 }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/amwi/amwi/daemon/config"
+	"github.com/amwi/amwi/web"
 )
 
 func TestSettingsSave(t *testing.T) {
@@ -74,7 +75,7 @@ func TestSettingsSave(t *testing.T) {
 		t.Errorf("settings.toml: %v %v", err, fi)
 	}
 	// Applied without restart.
-	if c := d.live.Current(); c.Search.PerPage != 7 || len(d.trustedProxies()) != 1 {
+	if c := d.live.Current(); c.Search.PerPage != 7 || len(d.trustedProxies().Trusted) != 1 || d.trustedProxies().Header != web.HeaderForwardedFor {
 		t.Errorf("not applied: %+v", c)
 	}
 	if up := d.syncer.Upstreams(); len(up) != 3 || up[0] != "rsync://mirror.example.org/archlinux/" {

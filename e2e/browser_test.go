@@ -137,7 +137,9 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// First visit: no account yet, the page offers to create the admin.
 	run("open overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(`a[href="/register"]`, chromedp.ByQuery), shot("01-first-visit"))
+	// The owner reads the setup code in the daemon's log.
 	run("register", chromedp.Navigate(base+"/register"),
+		chromedp.SendKeys(`input[name=setup_code]`, setupCode(t, p), chromedp.ByQuery),
 		chromedp.SendKeys(`input[name=name]`, "admin", chromedp.ByQuery),
 		chromedp.SendKeys(`input[name=password]`, "correct horse battery", chromedp.ByQuery),
 		chromedp.SendKeys(`input[name=password2]`, "correct horse battery", chromedp.ByQuery),

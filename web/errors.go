@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/amwi/amwi/daemon/auth"
 	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/mirrorsync"
 )
@@ -20,6 +21,13 @@ var errorKinds = []struct {
 	{mirrorsync.ErrNoUpstream, http.StatusConflict}, // the settings lack an upstream
 	{ErrBenchRunning, http.StatusConflict},
 	{errBadRequest, http.StatusBadRequest},
+	{auth.ErrBadName, http.StatusBadRequest},
+	{auth.ErrWeakPassword, http.StatusBadRequest},
+	{auth.ErrExists, http.StatusConflict},
+	{auth.ErrBadCredentials, http.StatusUnauthorized},
+	{auth.ErrBadSetupCode, http.StatusForbidden},
+	{auth.ErrRegistrationClosed, http.StatusForbidden},
+	{auth.ErrRateLimited, http.StatusTooManyRequests},
 }
 
 // errBadRequest marks an error that is the request's fault (a bad value, a missing field).

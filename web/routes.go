@@ -72,7 +72,7 @@ func (u *ui) guard(role Role, h func(http.ResponseWriter, *http.Request, viewer)
 		v := u.viewer(r)
 		switch {
 		case v.user == nil && r.Method == http.MethodGet:
-			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		case v.user == nil:
 			http.Error(w, "401 log in first", http.StatusUnauthorized)

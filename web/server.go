@@ -7,7 +7,6 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"os"
 	"time"
 )
@@ -40,8 +39,12 @@ type Options struct {
 	Traffic  TrafficService
 	Settings SettingsService
 	Bench    BenchService
-	// TrustedProxies is server.trusted_proxies (a func: settings change it at runtime).
-	TrustedProxies func() []netip.Prefix
+	// SetupCodeFile is where the first admin's setup code is kept, for the registration
+	// page to say where to find it ("" says only: in the daemon's log).
+	SetupCodeFile string
+	// Proxies is server.trusted_proxies and server.client_ip_header (a func: settings
+	// change them at runtime).
+	Proxies func() Proxies
 	// Ctx ends with the daemon: live streams close and syncs started from the web use it.
 	Ctx context.Context
 }
@@ -54,8 +57,8 @@ func NewHandler(o Options) http.Handler {
 	if o.Ctx == nil {
 		o.Ctx = context.Background()
 	}
-	if o.TrustedProxies == nil {
-		o.TrustedProxies = func() []netip.Prefix { return nil }
+	if o.Proxies == nil {
+		o.Proxies = func() Proxies { return Proxies{} }
 	}
 	if o.PerPage == nil {
 		o.PerPage = func() int { return 50 }
@@ -68,7 +71,7 @@ func NewHandler(o Options) http.Handler {
 	// Cross-site POSTs are refused before any handler sees them (Sec-Fetch-Site/Origin);
 	// forms also carry the session's CSRF token.
 	var h http.Handler = http.NewCrossOriginProtection().Handler(mux)
-	h = active.track(h, func(r *http.Request) string { return ClientIP(r, o.TrustedProxies()).String() })
+	h = active.track(h, func(r *http.Request) string { return o.Proxies().ClientIP(r).String() })
 	h = Count(h, o.Now, func(t Transfer) {
 		met.observe(t)
 		if o.OnTransfer != nil {

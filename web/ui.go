@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -32,12 +31,12 @@ var staticFS embed.FS
 // AuthService is accounts and sessions (auth.Service implements it).
 type AuthService interface {
 	NeedsSetup() (bool, error)
-	Register(name, password string) (auth.User, error)
+	RegisterWithCode(c auth.Client, code, name, password string) (auth.User, error)
 	Create(name, password string, admin bool) (auth.User, error)
-	Login(client netip.Addr, name, password string) (auth.Session, error)
+	LoginFrom(c auth.Client, name, password string) (auth.Session, error)
 	Check(id string) (auth.Session, auth.User, error)
 	Logout(id string) error
-	ChangePassword(name, old, new string) error
+	ChangePassword(c auth.Client, name, old, new string) (auth.Session, error)
 	Delete(name string) error
 	Users() ([]auth.User, error)
 }
@@ -76,7 +75,14 @@ type SettingsService interface {
 	TestDiscord() error
 }
 
-const sessionCookie = "amwi_session"
+const (
+	sessionCookie = "amwi_session"
+	// deviceCookie keeps the device token of the last account logged in with this
+	// browser: with it, that account's logins from here are limited only by their own
+	// failures (see auth.Limits). It outlives sessions and logouts on purpose.
+	deviceCookie = "amwi_device"
+	deviceMaxAge = 365 * 24 * time.Hour
+)
 
 // ui is the dashboard: pages, the live stream, the account flows.
 type ui struct {
@@ -269,50 +275,103 @@ func (u *ui) table() []route {
 
 func (u *ui) log() *slog.Logger { return u.o.Log }
 
-// setSession sets the session cookie: HttpOnly, SameSite=Lax, Secure when the request came
-// over HTTPS (directly or through a trusted proxy).
+// setSession sets the session cookie, and the device cookie when the login brought a
+// token: HttpOnly, SameSite=Lax, Secure when the request came over HTTPS (directly or
+// through a trusted proxy).
 func (u *ui) setSession(w http.ResponseWriter, r *http.Request, s auth.Session) {
+	secure := u.o.Proxies().HTTPS(r)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.ID, Path: "/", Expires: s.Expires, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: ForwardedHTTPS(r, u.o.TrustedProxies())})
+		SameSite: http.SameSiteLaxMode, Secure: secure})
+	if s.Device != "" {
+		http.SetCookie(w, &http.Cookie{Name: deviceCookie, Value: s.Device, Path: "/", MaxAge: int(deviceMaxAge.Seconds()), HttpOnly: true,
+			SameSite: http.SameSiteLaxMode, Secure: secure})
+	}
+}
+
+// client is who asks, for the login limits: the address and the device cookie.
+func (u *ui) client(r *http.Request) auth.Client {
+	c := auth.Client{Addr: u.o.Proxies().ClientIP(r)}
+	if ck, err := r.Cookie(deviceCookie); err == nil {
+		c.Device = ck.Value
+	}
+	return c
+}
+
+// setRetryAfter sets Retry-After for a refused attempt (err is an *auth.RateLimitError)
+// and returns the wait.
+func setRetryAfter(w http.ResponseWriter, err error) time.Duration {
+	wait := time.Minute // only if the error lost its details
+	var rl *auth.RateLimitError
+	if errors.As(err, &rl) {
+		wait = rl.RetryAfter
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(max(1, int((wait+time.Second-1)/time.Second))))
+	return wait
+}
+
+// limitMessage says why a login was refused, and sets Retry-After.
+func limitMessage(w http.ResponseWriter, err error) string {
+	setRetryAfter(w, err)
+	var rl *auth.RateLimitError
+	if !errors.As(err, &rl) {
+		return "Too many failed attempts. Wait a little and try again."
+	}
+	if rl.Account {
+		return "This account had too many failed attempts. Try again in " + roundDuration(rl.RetryAfter) +
+			", or from a browser that logged in to it before."
+	}
+	return "Too many failed attempts from here. Try again in " + roundDuration(rl.RetryAfter) + "."
+}
+
+// nextOf is the form's (or else the query's) "next" when it is a path of this site
+// (safeNext), else "".
+func nextOf(r *http.Request) string {
+	n := r.PostFormValue("next")
+	if n == "" {
+		n = r.URL.Query().Get("next")
+	}
+	return safeNext(n)
+}
+
+// next is where to go after logging in: nextOf, else the overview.
+func next(r *http.Request) string {
+	if n := nextOf(r); n != "" {
+		return n
+	}
+	return "/"
 }
 
 func (u *ui) loginPage(w http.ResponseWriter, r *http.Request) {
 	v := u.viewer(r)
 	if v.user != nil {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, next(r), http.StatusSeeOther)
 		return
 	}
 	if setup, _ := u.o.Auth.NeedsSetup(); setup {
 		http.Redirect(w, r, "/register", http.StatusSeeOther)
 		return
 	}
-	u.render(w, r, v, "login", "Log in", http.StatusOK, map[string]any{})
+	// The form carries next through the POST (only a safe one: the page never holds
+	// another).
+	u.render(w, r, v, "login", "Log in", http.StatusOK, map[string]any{"Next": nextOf(r)})
 }
 
 func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 	name, pw := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
-	s, err := u.o.Auth.Login(ClientIP(r, u.o.TrustedProxies()), name, pw)
+	s, err := u.o.Auth.LoginFrom(u.client(r), name, pw)
 	if err != nil {
 		status, msg := http.StatusUnauthorized, "Wrong user name or password."
-		var rl *auth.RateLimitError
 		if errors.Is(err, auth.ErrRateLimited) {
-			status, msg = http.StatusTooManyRequests, "Too many attempts. Wait a little and try again."
-			if errors.As(err, &rl) {
-				w.Header().Set("Retry-After", fmt.Sprint(int(rl.RetryAfter.Seconds())+1))
-			}
+			status, msg = http.StatusTooManyRequests, limitMessage(w, err)
 		} else if !errors.Is(err, auth.ErrBadCredentials) {
 			u.log().Error("ui: login", "err", err)
 			status, msg = http.StatusInternalServerError, "Logging in failed; see the daemon's log."
 		}
-		u.render(w, r, viewer{}, "login", "Log in", status, map[string]any{"Name": name, "Error": msg})
+		u.render(w, r, viewer{}, "login", "Log in", status, map[string]any{"Name": name, "Error": msg, "Next": nextOf(r)})
 		return
 	}
 	u.setSession(w, r, s)
-	next := r.URL.Query().Get("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
-		next = "/"
-	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, next(r), http.StatusSeeOther)
 }
 
 func (u *ui) logout(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -326,27 +385,39 @@ func (u *ui) registerPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusOK, map[string]any{"Register": true})
+	u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusOK, map[string]any{"Register": true, "SetupCodeFile": u.o.SetupCodeFile})
 }
 
+// register creates the first admin; the form must bring the setup code (setup_code) the
+// daemon printed in its log. Wrong codes count against the login limits.
 func (u *ui) register(w http.ResponseWriter, r *http.Request) {
 	name, pw := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
-	data := map[string]any{"Register": true, "Name": name}
+	data := map[string]any{"Register": true, "Name": name, "SetupCodeFile": u.o.SetupCodeFile}
 	if pw != r.PostFormValue("password2") {
 		data["Error"] = "The two passwords differ."
 		u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusBadRequest, data)
 		return
 	}
-	if _, err := u.o.Auth.Register(name, pw); err != nil {
-		if errors.Is(err, auth.ErrRegistrationClosed) {
+	if _, err := u.o.Auth.RegisterWithCode(u.client(r), r.PostFormValue("setup_code"), name, pw); err != nil {
+		status, msg := u.errorText(err, "Creating the account")
+		switch {
+		case errors.Is(err, auth.ErrRegistrationClosed):
 			http.Error(w, "403 an administrator exists already; ask them for an account", http.StatusForbidden)
 			return
+		case errors.Is(err, auth.ErrBadSetupCode):
+			msg = "Missing or wrong setup code: copy it from the daemon's log (the line with “setup code:”)"
+			if u.o.SetupCodeFile != "" {
+				msg += " or from the file " + u.o.SetupCodeFile
+			}
+			msg += "."
+		case errors.Is(err, auth.ErrRateLimited):
+			msg = "Too many wrong setup codes. Try again in " + roundDuration(setRetryAfter(w, err)) + "."
 		}
-		data["Error"] = err.Error()
-		u.render(w, r, viewer{}, "login", "Create the admin account", http.StatusBadRequest, data)
+		data["Error"] = msg
+		u.render(w, r, viewer{}, "login", "Create the admin account", status, data)
 		return
 	}
-	s, err := u.o.Auth.Login(ClientIP(r, u.o.TrustedProxies()), name, pw)
+	s, err := u.o.Auth.LoginFrom(u.client(r), name, pw)
 	if err == nil {
 		u.setSession(w, r, s)
 	}
@@ -391,18 +462,20 @@ func (u *ui) userDelete(w http.ResponseWriter, r *http.Request, v viewer) {
 }
 
 func (u *ui) passwordChange(w http.ResponseWriter, r *http.Request, v viewer) {
-	if err := u.o.Auth.ChangePassword(v.user.Name, r.PostFormValue("old"), r.PostFormValue("new")); err != nil {
-		msg := err.Error()
-		if errors.Is(err, auth.ErrBadCredentials) {
+	s, err := u.o.Auth.ChangePassword(u.client(r), v.user.Name, r.PostFormValue("old"), r.PostFormValue("new"))
+	if err != nil {
+		status, msg := http.StatusBadRequest, err.Error()
+		switch {
+		case errors.Is(err, auth.ErrBadCredentials):
 			msg = "The current password is wrong."
+		case errors.Is(err, auth.ErrRateLimited):
+			status, msg = http.StatusTooManyRequests, limitMessage(w, err)
 		}
-		u.renderUsers(w, r, v, http.StatusBadRequest, map[string]any{"PasswordError": msg})
+		u.renderUsers(w, r, v, status, map[string]any{"PasswordError": msg})
 		return
 	}
-	// Every session of the user ended; start a fresh one here.
-	if s, err := u.o.Auth.Login(ClientIP(r, u.o.TrustedProxies()), v.user.Name, r.PostFormValue("new")); err == nil {
-		u.setSession(w, r, s)
-		v.session = s
-	}
+	// Every session of the user ended; this one is new (with a new device token).
+	u.setSession(w, r, s)
+	v.session = s
 	u.renderUsers(w, r, v, http.StatusOK, map[string]any{}, "Password changed; your other sessions were logged out.")
 }

@@ -87,14 +87,15 @@ func dashboardOptions(t *testing.T, trusted ...string) (Options, *fakeSync) {
 	}
 	fs := &fakeSync{}
 	a := &auth.Service{Store: st, Log: quiet(), Params: auth.Params{Memory: 64, Time: 1, Threads: 1}}
+	a.SetSetupCode(testSetupCode) // as the daemon does while no account exists
 	return Options{
 		MirrorRoot: root, Log: quiet(), Version: "test", Sync: fs,
-		Search:         &search.Service{Root: filepath.Join(dir, "mirror"), Repos: []string{"core"}, Log: quiet()},
-		Auth:           a,
-		Traffic:        &traffic.Recorder{Store: st, Log: quiet()},
-		Settings:       &fakeSettings{cfg: config.Default()},
-		Bench:          &fakeBench{},
-		TrustedProxies: func() []netip.Prefix { return prefixes },
+		Search:   &search.Service{Root: filepath.Join(dir, "mirror"), Repos: []string{"core"}, Log: quiet()},
+		Auth:     a,
+		Traffic:  &traffic.Recorder{Store: st, Log: quiet()},
+		Settings: &fakeSettings{cfg: config.Default()},
+		Bench:    &fakeBench{},
+		Proxies:  func() Proxies { return Proxies{Trusted: prefixes} },
 	}, fs
 }
 
@@ -120,8 +121,31 @@ func postForm(t *testing.T, c *http.Client, u string, v url.Values, hdr ...strin
 	return resp
 }
 
+// testSetupCode is the first admin's setup code in dashboard's accounts service.
+const testSetupCode = "TEST-CAFE-2345"
+
+// registerAdmin registers "admin" with the setup code, as the owner would.
 func registerAdmin(t *testing.T, srv *httptest.Server, c *http.Client) *http.Response {
-	return postForm(t, c, srv.URL+"/register", url.Values{"name": {"admin"}, "password": {"a long password"}, "password2": {"a long password"}})
+	return postForm(t, c, srv.URL+"/register", registration("admin", testSetupCode))
+}
+
+// registration is the registration form for name with a setup code ("": none).
+func registration(name, code string) url.Values {
+	v := url.Values{"name": {name}, "password": {"a long password"}, "password2": {"a long password"}}
+	if code != "" {
+		v.Set("setup_code", code)
+	}
+	return v
+}
+
+// cookie is the cookie name that resp sets, or nil.
+func cookie(resp *http.Response, name string) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
 }
 
 // csrfOf fetches a page as c and returns the form token on it.
@@ -149,37 +173,38 @@ func TestRegistrationOnlyOnceAndCookieFlags(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("first registration: %d", resp.StatusCode)
 	}
-	var ck *http.Cookie
-	for _, x := range resp.Cookies() {
-		if x.Name == sessionCookie {
-			ck = x
+	for _, name := range []string{sessionCookie, deviceCookie} {
+		ck := cookie(resp, name)
+		if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Secure || ck.Path != "/" {
+			t.Errorf("%s cookie over plain http: %+v", name, ck)
 		}
-	}
-	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Secure {
-		t.Errorf("session cookie over plain http: %+v", ck)
 	}
 	if resp := registerAdmin(t, srv, client(t)); resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("second registration: %d", resp.StatusCode)
 	} else if resp.StatusCode == http.StatusSeeOther && resp.Header.Get("Set-Cookie") != "" {
 		t.Errorf("second registration logged someone in")
 	}
-	if resp := postForm(t, client(t), srv.URL+"/register", url.Values{"name": {"evil"}, "password": {"another long one"}, "password2": {"another long one"}}); resp.StatusCode != http.StatusForbidden {
+	if resp := postForm(t, client(t), srv.URL+"/register", registration("evil", testSetupCode)); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("second registration with a new name: %d, want 403", resp.StatusCode)
 	}
 }
 
 func TestSecureCookieBehindTrustedProxy(t *testing.T) {
 	srv, _ := dashboard(t, "127.0.0.0/8")
-	resp := postForm(t, client(t), srv.URL+"/register", url.Values{"name": {"admin"}, "password": {"a long password"}, "password2": {"a long password"}},
+	resp := postForm(t, client(t), srv.URL+"/register", registration("admin", testSetupCode),
 		"X-Forwarded-Proto", "https")
-	if cs := resp.Cookies(); len(cs) == 0 || !cs[0].Secure {
-		t.Errorf("behind a trusted TLS proxy the cookie must be Secure: %v", cs)
+	for _, name := range []string{sessionCookie, deviceCookie} {
+		if ck := cookie(resp, name); ck == nil || !ck.Secure {
+			t.Errorf("behind a trusted TLS proxy the %s cookie must be Secure: %v", name, resp.Cookies())
+		}
 	}
 	srv2, _ := dashboard(t) // no trusted proxy: the header is ignored
-	resp = postForm(t, client(t), srv2.URL+"/register", url.Values{"name": {"admin"}, "password": {"a long password"}, "password2": {"a long password"}},
+	resp = postForm(t, client(t), srv2.URL+"/register", registration("admin", testSetupCode),
 		"X-Forwarded-Proto", "https")
-	if cs := resp.Cookies(); len(cs) == 0 || cs[0].Secure {
-		t.Errorf("X-Forwarded-Proto from an untrusted peer was believed: %v", cs)
+	for _, name := range []string{sessionCookie, deviceCookie} {
+		if ck := cookie(resp, name); ck == nil || ck.Secure {
+			t.Errorf("X-Forwarded-Proto from an untrusted peer was believed (%s): %v", name, resp.Cookies())
+		}
 	}
 }
 

@@ -27,6 +27,9 @@ type Session struct {
 	CSRF    string    `json:"csrf"` // 32 random bytes, base64url: goes into forms, checked on every state-changing request
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// Device is a new device token for the browser to keep (set by a login, never stored):
+	// handed back with later logins, it gives them a limit of their own (Client.Device).
+	Device string `json:"-"`
 }
 
 // ValidCSRF reports, in constant time, whether token is this session's CSRF token.
@@ -61,6 +64,7 @@ var (
 	ErrWeakPassword       = errors.New("password not accepted")
 	ErrBadName            = errors.New("invalid user name")
 	ErrRegistrationClosed = errors.New("registration is closed because an admin exists: ask an admin to create your account")
+	ErrBadSetupCode       = errors.New("missing or wrong setup code: the daemon prints it in its log while no account exists")
 	ErrLastAdmin          = errors.New("cannot delete the last admin: create another admin first")
 )
 

@@ -23,17 +23,22 @@ type Service struct {
 	// in the second half of its life, so a dashboard in daily use stays logged in.
 	TTL    time.Duration
 	Params Params // argon2id cost for new hashes; zero fields take DefaultParams
-	Limits Limits // login rate limits; zero fields take the defaults
+	Limits Limits // limits on failed logins; zero fields take the defaults
 	// MaxHashing bounds concurrent argon2 computations, default 2. Each takes Params.Memory
 	// (19 MiB by default): a burst of logins must not run a 512 MB Pi out of memory.
 	MaxHashing int
+	// OnFirstAdmin, if set, is called once the first account exists (made through the web
+	// or the command line): the daemon removes the setup code's file then.
+	OnFirstAdmin func()
 
 	once      sync.Once
-	accounts  *limiters
-	clients   *limiters
+	throttle  *throttle
 	hashing   chan struct{} // semaphore of MaxHashing slots
 	dummyOnce sync.Once
 	dummy     string // hash to verify against for unknown users, to take the same time
+
+	setupMu   sync.Mutex
+	setupCode string // canonical; "" refuses web registration (see SetSetupCode)
 
 	// mu serializes read-modify-write of users (Create, password changes, Delete). The
 	// store's flock makes this process its only writer, so a mutex is enough.
@@ -53,8 +58,7 @@ func (s *Service) init() {
 		}
 		s.Params = s.Params.withDefaults()
 		s.Limits = s.Limits.withDefaults()
-		s.accounts = newLimiters(s.Limits.PerAccount, s.Limits.MaxTracked)
-		s.clients = newLimiters(s.Limits.PerClient, s.Limits.MaxTracked)
+		s.throttle = newThrottle(s.Limits)
 		if s.MaxHashing <= 0 {
 			s.MaxHashing = 2
 		}
@@ -87,8 +91,10 @@ func (s *Service) NeedsSetup() (bool, error) {
 	return n == 0, nil
 }
 
-// Register creates the first user, an admin. Once any user exists it returns
-// ErrRegistrationClosed; of concurrent calls on an empty store exactly one succeeds.
+// Register creates the first user, an admin, without a setup code: for the command line,
+// whose user can open the database anyway (the web uses RegisterWithCode). Once any user
+// exists it returns ErrRegistrationClosed; of concurrent calls on an empty store exactly
+// one succeeds.
 func (s *Service) Register(name, password string) (User, error) {
 	s.init()
 	if open, err := s.NeedsSetup(); err != nil {
@@ -96,6 +102,11 @@ func (s *Service) Register(name, password string) (User, error) {
 	} else if !open {
 		return User{}, ErrRegistrationClosed
 	}
+	return s.register(name, password)
+}
+
+// register creates the first user; the caller checked that there was none a moment ago.
+func (s *Service) register(name, password string) (User, error) {
 	u, err := s.newUser(name, password, true)
 	if err != nil {
 		return User{}, fmt.Errorf("register: %w", err)
@@ -108,6 +119,10 @@ func (s *Service) Register(name, password string) (User, error) {
 		return User{}, ErrRegistrationClosed
 	}
 	s.Log.Info("registered first admin", "user", name)
+	s.SetSetupCode("") // one-time: spent
+	if s.OnFirstAdmin != nil {
+		s.OnFirstAdmin()
+	}
 	return public(u), nil
 }
 
@@ -156,35 +171,55 @@ func (s *Service) newUser(name, password string, admin bool) (User, error) {
 	return User{Name: name, Hash: hash, Admin: admin, Created: now, PasswordChanged: now}, nil
 }
 
-// Login checks a name and password from client and starts a session. It returns a
-// *RateLimitError (errors.Is ErrRateLimited) when client or account made too many attempts,
-// and ErrBadCredentials alike for an unknown user and a wrong password, after the same
+// Client is who attempts a login: the address, and the device token the browser kept
+// from an earlier login (Session.Device; "" when it has none).
+type Client struct {
+	Addr   netip.Addr
+	Device string
+}
+
+// Login is LoginFrom a client without a device token.
+func (s *Service) Login(client netip.Addr, name, password string) (Session, error) {
+	return s.LoginFrom(Client{Addr: client}, name, password)
+}
+
+// LoginFrom checks a name and password from c and starts a session, whose Device is a new
+// device token for the browser to keep. Failures are limited (see Limits): a refused
+// attempt is a *RateLimitError (errors.Is ErrRateLimited), checked before any password
+// work. An unknown user and a wrong password are both ErrBadCredentials, after the same
 // hashing work, so that responses do not tell which names exist.
 //
 // The name is trimmed and lowercased first: phone keyboards like to capitalise it.
-func (s *Service) Login(client netip.Addr, name, password string) (Session, error) {
+func (s *Service) LoginFrom(c Client, name, password string) (Session, error) {
 	s.init()
 	name = strings.ToLower(strings.TrimSpace(name))
-	now := s.now()
-
-	// The client's bucket first: a client already refused cannot drain an account's.
-	if ok, wait := s.clients.take(clientKey(client), now); !ok {
-		s.Log.Warn("login rate limited", "client", client, "retry_after", wait)
-		return Session{}, &RateLimitError{RetryAfter: wait}
-	}
 	account := name
 	if ValidateName(name) != nil {
 		// No such account can exist; one shared bucket keeps junk names from filling the map.
 		account = ""
 	}
-	if ok, wait := s.accounts.take(account, now); !ok {
-		s.Log.Warn("login rate limited", "client", client, "retry_after", wait, "account_limit", true)
-		return Session{}, &RateLimitError{RetryAfter: wait, Account: true}
-	}
-
 	var u User
-	var ok bool
-	if account != "" {
+	var ok, looked bool
+	device := ""
+	if account != "" && c.Device != "" {
+		var err error
+		if u, ok, err = s.Store.GetUser(account); err != nil {
+			return Session{}, fmt.Errorf("login: %w", err)
+		}
+		looked = true
+		if ok {
+			device, _ = deviceNonce(u, c.Device)
+		}
+	}
+	tk, rl := s.throttle.admit(clientKey(c.Addr), account, device, s.now())
+	if rl != nil {
+		s.Log.Warn("login rate limited", "client", c.Addr, "retry_after", rl.RetryAfter, "account_limit", rl.Account)
+		return Session{}, rl
+	}
+	failed := false
+	defer func() { tk.done(failed, s.now()) }()
+
+	if account != "" && !looked {
 		var err error
 		if u, ok, err = s.Store.GetUser(account); err != nil {
 			return Session{}, fmt.Errorf("login: %w", err)
@@ -192,8 +227,9 @@ func (s *Service) Login(client netip.Addr, name, password string) (Session, erro
 	}
 	if !ok || len(password) > MaxPasswordBytes {
 		s.spendDummyHash(password)
+		failed = true
 		// The name is not logged: people type passwords into the name field.
-		s.Log.Info("login failed: unknown user or overlong password", "client", client)
+		s.Log.Info("login failed: unknown user or overlong password", "client", c.Addr)
 		return Session{}, ErrBadCredentials
 	}
 	match, err := s.verify(u.Hash, password)
@@ -201,16 +237,19 @@ func (s *Service) Login(client netip.Addr, name, password string) (Session, erro
 		return Session{}, fmt.Errorf("login %q: stored password of the user is unreadable, an admin must set a new one: %w", u.Name, err)
 	}
 	if !match {
-		s.Log.Info("login failed: wrong password", "user", u.Name, "client", client)
+		failed = true
+		s.Log.Info("login failed: wrong password", "user", u.Name, "client", c.Addr, "device", device != "")
 		return Session{}, ErrBadCredentials
 	}
-	s.upgradeHash(u, password)
+	if nu, ok := s.upgradeHash(u, password); ok {
+		u = nu
+	}
 
-	sess, err := s.newSession(u, now)
+	sess, err := s.newSession(u, s.now())
 	if err != nil {
 		return Session{}, fmt.Errorf("login %q: %w", u.Name, err)
 	}
-	s.Log.Info("logged in", "user", u.Name, "client", client)
+	s.Log.Info("logged in", "user", u.Name, "client", c.Addr)
 	return sess, nil
 }
 
@@ -229,28 +268,32 @@ func (s *Service) spendDummyHash(password string) {
 // upgradeHash rehashes a just-verified password when its hash was made with other
 // parameters than the current ones, so raising Params reaches existing accounts. Failures
 // only get logged: the login itself succeeded.
-func (s *Service) upgradeHash(u User, password string) {
+//
+// It returns the user as stored now, and whether it rehashed: device tokens are keyed with
+// the hash, so the new session's must be made with the new one.
+func (s *Service) upgradeHash(u User, password string) (User, bool) {
 	h, err := parsePHC(u.Hash)
 	if err != nil || h.Params == s.Params {
-		return
+		return u, false
 	}
 	hash, err := s.hash(password)
 	if err != nil {
 		s.Log.Warn("rehash password with current parameters", "user", u.Name, "err", err)
-		return
+		return u, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok, err := s.Store.GetUser(u.Name)
 	if err != nil || !ok || cur.Hash != u.Hash {
-		return // changed or deleted meanwhile: leave it alone
+		return u, false // changed or deleted meanwhile: leave it alone
 	}
 	cur.Hash = hash
 	if err := s.Store.PutUser(cur); err != nil {
 		s.Log.Warn("rehash password with current parameters", "user", u.Name, "err", err)
-		return
+		return u, false
 	}
 	s.Log.Info("rehashed password with current parameters", "user", u.Name)
+	return cur, true
 }
 
 func (s *Service) newSession(u User, now time.Time) (Session, error) {
@@ -271,6 +314,10 @@ func (s *Service) newSession(u User, now time.Time) (Session, error) {
 	sess := Session{ID: id, User: u.Name, CSRF: csrf, Created: created, Expires: now.Add(s.TTL)}
 	if err := s.Store.PutSession(sess); err != nil {
 		return Session{}, err
+	}
+	// Not stored: the browser keeps it, and it is checked against the hash.
+	if sess.Device, err = newDeviceToken(u); err != nil {
+		sess.Device = "" // the login stands; the browser only misses its own limit
 	}
 	return sess, nil
 }
@@ -333,34 +380,60 @@ func (s *Service) Logout(id string) error {
 	return nil
 }
 
-// ChangePassword sets a user's new password after checking the old one, and ends all of the
-// user's sessions: the caller logs the user in again. A wrong old password is
-// ErrBadCredentials and counts against the account's login rate limit.
-func (s *Service) ChangePassword(name, old, new string) error {
+// ChangePassword sets a user's new password after checking the old one, ends all of the
+// user's sessions, and starts a new one for c (with a new device token: the old ones ended
+// with the old password). A wrong old password is ErrBadCredentials and counts as a
+// failed login of the account from c.
+func (s *Service) ChangePassword(c Client, name, old, new string) (Session, error) {
 	s.init()
-	if ok, wait := s.accounts.take(name, s.now()); !ok {
-		return &RateLimitError{RetryAfter: wait, Account: true}
-	}
 	u, ok, err := s.Store.GetUser(name)
 	if err != nil {
-		return fmt.Errorf("change password of %q: %w", name, err)
+		return Session{}, fmt.Errorf("change password of %q: %w", name, err)
 	}
 	if !ok {
-		return fmt.Errorf("change password of %q: user %w", name, ErrNotFound)
+		return Session{}, fmt.Errorf("change password of %q: user %w", name, ErrNotFound)
+	}
+	device, _ := deviceNonce(u, c.Device)
+	tk, rl := s.throttle.admit(clientKey(c.Addr), name, device, s.now())
+	if rl != nil {
+		return Session{}, rl
+	}
+	failed := false
+	defer func() { tk.done(failed, s.now()) }()
+	if len(old) > MaxPasswordBytes { // no such password can be set: fail without hashing it
+		failed = true
+		return Session{}, fmt.Errorf("change password of %q: the current password is wrong: %w", name, ErrBadCredentials)
 	}
 	match, err := s.verify(u.Hash, old)
 	if err != nil {
-		return fmt.Errorf("change password of %q: stored password is unreadable, an admin must set a new one: %w", name, err)
+		return Session{}, fmt.Errorf("change password of %q: stored password is unreadable, an admin must set a new one: %w", name, err)
 	}
 	if !match {
-		s.Log.Info("password change refused: wrong old password", "user", name)
-		return fmt.Errorf("change password of %q: the current password is wrong: %w", name, ErrBadCredentials)
+		failed = true
+		s.Log.Info("password change refused: wrong old password", "user", name, "client", c.Addr)
+		return Session{}, fmt.Errorf("change password of %q: the current password is wrong: %w", name, ErrBadCredentials)
 	}
 	if err := s.setPassword(name, new, u.Hash); err != nil {
-		return fmt.Errorf("change password of %q: %w", name, err)
+		return Session{}, fmt.Errorf("change password of %q: %w", name, err)
 	}
 	s.Log.Info("password changed", "user", name)
-	return nil
+	u, ok, err = s.Store.GetUser(name)
+	if err != nil || !ok {
+		return Session{}, fmt.Errorf("change password of %q: changed, but log in again: %w", name, errOrNotFound(err, ok))
+	}
+	sess, err := s.newSession(u, s.now())
+	if err != nil {
+		return Session{}, fmt.Errorf("change password of %q: changed, but log in again: %w", name, err)
+	}
+	return sess, nil
+}
+
+// errOrNotFound is err, or ErrNotFound when there was no error but nothing found.
+func errOrNotFound(err error, found bool) error {
+	if err == nil && !found {
+		return ErrNotFound
+	}
+	return err
 }
 
 // SetPassword sets a user's password without the old one (an admin's reset) and ends the

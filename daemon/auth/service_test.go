@@ -237,43 +237,147 @@ func TestLoginUnknownUserTakesAsLong(t *testing.T) {
 	}
 }
 
-func TestRateLimitPerAccount(t *testing.T) {
-	e := withAdmin(t, newEnv(t, func(s *auth.Service) {
-		s.Limits.PerAccount = auth.Rate{Burst: 5, Every: 10 * time.Second}
-	}))
+// limited is a Service with the default failure limits.
+func limited(t *testing.T) env {
+	t.Helper()
+	e := withAdmin(t, newEnv(t, func(s *auth.Service) { s.Limits = auth.Limits{} }))
 	if _, err := e.svc.Create("bob", userPass, false); err != nil {
 		t.Fatal(err)
 	}
-	// Five guesses from five addresses spend the account's burst...
-	for i := range 5 {
-		addr := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
-		if _, err := e.svc.Login(addr, "admin", "guess number "+fmt.Sprint(i)); !errors.Is(err, auth.ErrBadCredentials) {
-			t.Fatalf("guess %d: %v, want ErrBadCredentials", i, err)
-		}
-	}
-	// ...so even the right password from a fresh address now waits.
-	_, err := e.svc.Login(client1, "admin", adminPass)
-	var rl *auth.RateLimitError
-	if !errors.As(err, &rl) || !errors.Is(err, auth.ErrRateLimited) {
-		t.Fatalf("sixth attempt: %v, want a RateLimitError", err)
-	}
-	if !rl.Account || rl.RetryAfter != 10*time.Second {
-		t.Errorf("RateLimitError %+v, want the account's, retry after 10s", rl)
-	}
-	if !strings.Contains(err.Error(), "try again in 10s") {
-		t.Errorf("error %q does not say when to try again", err)
-	}
-	// Other accounts are not affected.
-	login(t, e, "bob", userPass)
-
-	e.clock.Advance(9 * time.Second)
-	if _, err := e.svc.Login(client1, "admin", adminPass); !errors.Is(err, auth.ErrRateLimited) {
-		t.Fatalf("after 9s: %v, want still rate limited", err)
-	}
-	e.clock.Advance(time.Second)
-	login(t, e, "admin", adminPass)
+	return e
 }
 
+func addr(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}) }
+
+func wantLimited(t *testing.T, err error, account bool, retry time.Duration) {
+	t.Helper()
+	var rl *auth.RateLimitError
+	if !errors.As(err, &rl) || !errors.Is(err, auth.ErrRateLimited) {
+		t.Fatalf("%v, want a RateLimitError", err)
+	}
+	if rl.Account != account || (retry > 0 && rl.RetryAfter != retry) {
+		t.Fatalf("RateLimitError %+v, want account %v, retry after %s", rl, account, retry)
+	}
+	if !strings.Contains(err.Error(), "try again in "+rl.RetryAfter.String()) {
+		t.Errorf("error %q does not say when to try again", err)
+	}
+}
+
+// TestStrangerCannotLockOutOwner: the finding. Wrong passwords from one address spend the
+// account's first budget, yet the owner's right password from another address gets in,
+// however the stranger goes on; the stranger's own address is held back.
+func TestStrangerCannotLockOutOwner(t *testing.T) {
+	e := limited(t)
+	stranger, owner := netip.MustParseAddr("192.0.2.66"), netip.MustParseAddr("192.0.2.10")
+	for i := range 6 {
+		_, err := e.svc.Login(stranger, "admin", fmt.Sprint("guess number ", i))
+		if i < 5 && !errors.Is(err, auth.ErrBadCredentials) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+		if i == 5 {
+			wantLimited(t, err, true, 3*time.Minute) // the account's first budget: 5
+		}
+	}
+	// One try every ~10 s for an hour does not keep the owner out.
+	for i := range 360 {
+		e.clock.Advance(10 * time.Second)
+		e.svc.Login(stranger, "admin", fmt.Sprint("guess again ", i))
+		if i%30 == 0 {
+			if _, err := e.svc.Login(owner, "admin", adminPass); err != nil {
+				t.Fatalf("after %s the owner's right password: %v", time.Duration(i+1)*10*time.Second, err)
+			}
+		}
+	}
+	// Other accounts were never affected.
+	if _, err := e.svc.Login(owner, "bob", userPass); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOwnerTypoDuringAttack: an owner who mistypes during an attack has failed recently;
+// the right password waits for the account's budget, unless the browser has a device
+// token from an earlier login: then only its own failures count.
+func TestOwnerTypoDuringAttack(t *testing.T) {
+	e := limited(t)
+	owner := netip.MustParseAddr("192.0.2.10")
+	earlier, err := e.svc.Login(owner, "admin", adminPass)
+	if err != nil || earlier.Device == "" {
+		t.Fatalf("login: %v, device token %q", err, earlier.Device)
+	}
+	for i := range 5 {
+		e.svc.Login(addr(i), "admin", "guess")
+	}
+	if _, err := e.svc.Login(owner, "admin", "typo"); !errors.Is(err, auth.ErrBadCredentials) {
+		t.Fatalf("typo from a clean address: %v", err) // through the second budget
+	}
+	_, err = e.svc.Login(owner, "admin", adminPass)
+	wantLimited(t, err, true, 0)
+	dev := auth.Client{Addr: owner, Device: earlier.Device}
+	s, err := e.svc.LoginFrom(dev, "admin", adminPass)
+	if err != nil {
+		t.Fatalf("with the device token: %v", err)
+	}
+	if s.Device == "" || s.Device == earlier.Device {
+		t.Errorf("a login hands out a new device token")
+	}
+	// The device token is for its account only, and works from another address too.
+	if _, err := e.svc.LoginFrom(auth.Client{Addr: addr(900), Device: earlier.Device}, "admin", adminPass); err != nil {
+		t.Errorf("device token from another address: %v", err)
+	}
+	_, err = e.svc.LoginFrom(auth.Client{Addr: owner, Device: earlier.Device}, "bob", "guess")
+	if !errors.Is(err, auth.ErrBadCredentials) {
+		t.Fatalf("bob with admin's device token from a dirty address: %v, want the normal rules (a guess is admitted while bob's budget lasts)", err)
+	}
+	// The device's own limit: 10 failures, then it waits too.
+	for i := range 10 {
+		if _, err := e.svc.LoginFrom(dev, "admin", "wrong"); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Fatalf("device failure %d: %v", i, err)
+		}
+	}
+	_, err = e.svc.LoginFrom(dev, "admin", adminPass)
+	wantLimited(t, err, false, 2*time.Minute)
+	// A password change ends every device token of the account.
+	if err := e.svc.SetPassword("admin", "the next password"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Hour)
+	for i := range 5 {
+		e.svc.Login(addr(100+i), "admin", "guess")
+	}
+	for i := range 10 {
+		e.svc.Login(addr(200+i), "admin", "guess")
+	}
+	_, err = e.svc.LoginFrom(auth.Client{Addr: addr(300), Device: s.Device}, "admin", "the next password")
+	wantLimited(t, err, true, 0)
+}
+
+// TestGuessesCapped: a guesser with a new address for every guess gets at most
+// Limits.GuessesPerHour guesses an hour at one account (TestREADMEStatesTheLimits holds
+// the README to that number), then the budgets' refill.
+func TestGuessesCapped(t *testing.T) {
+	perHour := (auth.Limits{}).GuessesPerHour()
+	e := limited(t)
+	guesses, next := 0, 0
+	for range 3 * 3600 { // three hours, one attempt a second
+		e.clock.Advance(time.Second)
+		_, err := e.svc.Login(addr(next), "admin", "guess")
+		next++
+		if errors.Is(err, auth.ErrBadCredentials) {
+			guesses++
+		}
+	}
+	// Hour one: both bursts and an hour of refill; then only the refill.
+	if max := perHour + 2*40; guesses > max || guesses < max-2 {
+		t.Errorf("%d guesses in 3 hours from %d addresses, want about %d", guesses, next, max)
+	}
+	// Bob's account has its own budgets.
+	if _, err := e.svc.Login(addr(next), "bob", "guess"); !errors.Is(err, auth.ErrBadCredentials) {
+		t.Errorf("another account: %v", err)
+	}
+}
+
+// TestRateLimitPerClient: failures from one address are limited on their own, on any
+// account; IPv6 addresses count one by one.
 func TestRateLimitPerClient(t *testing.T) {
 	e := withAdmin(t, newEnv(t, func(s *auth.Service) {
 		s.Limits.PerClient = auth.Rate{Burst: 3, Every: 2 * time.Second}
@@ -293,10 +397,11 @@ func TestRateLimitPerClient(t *testing.T) {
 		{"after the interval one more", "192.0.2.1", 2 * time.Second, false},
 		{"but only one", "192.0.2.1", 0, true},
 		{"IPv6 ok", "2001:db8:1:2::1", 0, false},
-		{"IPv6 ok 2", "2001:db8:1:2::2", 0, false},
-		{"IPv6 ok 3", "2001:db8:1:2::3", 0, false},
-		{"same /64 shares a bucket", "2001:db8:1:2:ffff::4", 0, true},
-		{"another /64 does not", "2001:db8:1:3::1", 0, false},
+		{"IPv6 ok 2", "2001:db8:1:2::1", 0, false},
+		{"IPv6 ok 3", "2001:db8:1:2::1", 0, false},
+		{"IPv6 refused", "2001:db8:1:2::1", 0, true},
+		{"the same /64 is another host on a LAN", "2001:db8:1:2:ffff::4", 0, false},
+		{"a zone does not make another address", "2001:db8:1:2::1%eth0", 0, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e.clock.Advance(tt.advance)
@@ -310,6 +415,53 @@ func TestRateLimitPerClient(t *testing.T) {
 				t.Errorf("RateLimitError %+v, want the client's, retry after 2s", rl)
 			}
 		})
+	}
+	// Right passwords spend nothing: a user logging in all day is never limited.
+	e.clock.Advance(10 * time.Second)
+	for range 50 {
+		login(t, e, "admin", adminPass)
+	}
+}
+
+// TestLimitsConcurrent: parallel wrong guesses from one address cannot exceed its budget
+// by racing the password check.
+func TestLimitsConcurrent(t *testing.T) {
+	e := withAdmin(t, newEnv(t, func(s *auth.Service) {
+		s.Limits.PerClient = auth.Rate{Burst: 3, Every: time.Hour}
+	}))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	guesses := 0
+	for i := range 40 {
+		wg.Go(func() {
+			_, err := e.svc.Login(client1, "admin", fmt.Sprint("parallel guess ", i))
+			if errors.Is(err, auth.ErrBadCredentials) {
+				mu.Lock()
+				guesses++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if guesses != 3 {
+		t.Errorf("%d parallel guesses got through a budget of 3", guesses)
+	}
+}
+
+// TestChangePasswordLimited: wrong old passwords count as failed logins of the account.
+func TestChangePasswordLimited(t *testing.T) {
+	e := limited(t)
+	c := auth.Client{Addr: client1}
+	for i := range 5 {
+		if _, err := e.svc.ChangePassword(c, "bob", fmt.Sprint("guess ", i), "a brand new password"); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	_, err := e.svc.ChangePassword(c, "bob", userPass, "a brand new password")
+	wantLimited(t, err, true, 0)
+	// From a clean address, the right old password still works.
+	if _, err := e.svc.ChangePassword(auth.Client{Addr: client2}, "bob", userPass, "a brand new password"); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -404,7 +556,7 @@ func TestChangePassword(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sess := login(t, e, "admin", adminPass)
-			if err := e.svc.ChangePassword(tt.user, tt.old, tt.new); !errors.Is(err, tt.want) {
+			if _, err := e.svc.ChangePassword(auth.Client{Addr: client1}, tt.user, tt.old, tt.new); !errors.Is(err, tt.want) {
 				t.Fatalf("ChangePassword = %v, want %v", err, tt.want)
 			}
 			if _, _, err := e.svc.Check(sess.ID); err != nil {
@@ -414,8 +566,12 @@ func TestChangePassword(t *testing.T) {
 	}
 	a, b := login(t, e, "admin", adminPass), login(t, e, "admin", adminPass)
 	e.clock.Advance(time.Minute)
-	if err := e.svc.ChangePassword("admin", adminPass, newPass); err != nil {
+	fresh, err := e.svc.ChangePassword(auth.Client{Addr: client1}, "admin", adminPass, newPass)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if _, _, err := e.svc.Check(fresh.ID); err != nil || fresh.Device == "" {
+		t.Errorf("the session ChangePassword starts: %v, device token %q", err, fresh.Device)
 	}
 	for _, s := range []auth.Session{a, b} {
 		if _, _, err := e.svc.Check(s.ID); !errors.Is(err, auth.ErrNotFound) {
@@ -608,25 +764,32 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		s.Log = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		s.Limits.PerAccount = auth.Rate{Burst: 2, Every: time.Minute}
 	})
-	withAdmin(t, e)
+	code, _ := auth.NewSetupCode()
+	e.svc.SetSetupCode(code)
+	e.svc.RegisterWithCode(auth.Client{Addr: client1}, "GUES-SEDC-DDDD", "admin", adminPass)
+	if _, err := e.svc.RegisterWithCode(auth.Client{Addr: client1}, code, "admin", adminPass); err != nil {
+		t.Fatal(err)
+	}
 	sess := login(t, e, "admin", adminPass)
 	e.svc.Login(client1, "admin", "guess number 1")
 	e.svc.Login(client1, "admin", "guess number 2")
-	e.svc.Login(client2, "secretish-name", "guess number 3")
+	e.svc.Login(client1, "admin", "guess number 3") // refused: the account's first budget is spent
+	e.svc.Login(client2, "secretish-name", "guess number 4")
 	e.svc.Check(sess.ID)
 	e.clock.Advance(time.Hour)
-	if err := e.svc.ChangePassword("admin", adminPass, userPass); err != nil {
+	if _, err := e.svc.ChangePassword(auth.Client{Addr: client1}, "admin", adminPass, userPass); err != nil {
 		t.Fatal(err)
 	}
 	u, _, _ := e.st.GetUser("admin")
 	log := buf.String()
-	if !strings.Contains(log, "logged in") || !strings.Contains(log, "rate limited") {
+	if !strings.Contains(log, "logged in") || !strings.Contains(log, "rate limited") || !strings.Contains(log, "wrong setup code") {
 		t.Fatalf("log lacks the expected events:\n%s", log)
 	}
 	for what, secret := range map[string]string{
 		"password": adminPass, "new password": userPass, "guessed password": "guess number",
 		"unknown name": "secretish-name", "hash": u.Hash, "hash salt": strings.Split(u.Hash, "$")[4],
-		"session id": sess.ID, "csrf token": sess.CSRF,
+		"session id": sess.ID, "csrf token": sess.CSRF, "device token": sess.Device,
+		"setup code": code, "guessed setup code": "GUES-SEDC-DDDD",
 	} {
 		if strings.Contains(log, secret) {
 			t.Errorf("log contains the %s:\n%s", what, log)

@@ -42,6 +42,9 @@ type Config struct {
 type Server struct {
 	Listen         string   `toml:"listen"`
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// ClientIPHeader is the one header a trusted proxy's client address is read from:
+	// "X-Forwarded-For" or "X-Real-IP" (see web.Proxies).
+	ClientIPHeader string `toml:"client_ip_header"`
 	// ShutdownGrace bounds how long in-flight downloads may go on after SIGTERM.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	// SendTimeout closes a download whose client accepted no data for this long; like
@@ -92,6 +95,7 @@ func Default() *Config {
 		Server: Server{
 			Listen:         ":8000",
 			TrustedProxies: []string{},
+			ClientIPHeader: "X-Forwarded-For",
 			ShutdownGrace:  Duration(30 * time.Second),
 			SendTimeout:    Duration(60 * time.Second),
 		},

@@ -30,7 +30,7 @@ func TestBadConfigs(t *testing.T) {
 	}{
 		{"syntax", "[server]\nlisten = \":8000\n", []string{"amwi.toml:2: TOML syntax"}},
 		{"unknown key", "[mirror]\nroot = \"mirror\"\n\n[server]\nlisten = \":8000\"\nlistn = \":80\"\n",
-			[]string{"amwi.toml:6: server.listn: unknown key (known in [server]: listen, send_timeout, shutdown_grace, trusted_proxies)"}},
+			[]string{"amwi.toml:6: server.listn: unknown key (known in [server]: client_ip_header, listen, send_timeout, shutdown_grace, trusted_proxies)"}},
 		{"unknown section", "[mirror]\nroot = \"mirror\"\n[srever]\nlisten = 1\n", []string{"amwi.toml:3: srever: unknown section"}},
 		{"top-level key", "listen = \":80\"\n[mirror]\nroot = \"mirror\"\n", []string{"amwi.toml:1: listen: unknown section"}},
 		{"bad type", "[mirror]\nroot = \"mirror\"\n[search]\nper_page = \"fifty\"\n", []string{"amwi.toml:4: search.per_page: must be a whole number, not a string"}},
@@ -41,6 +41,10 @@ func TestBadConfigs(t *testing.T) {
 		{"bad cidr", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
 			[]string{`amwi.toml:4: server.trusted_proxies[1]: "10.0.0.0/33" is not a CIDR`}},
 		{"bad proxy addr", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"proxy.lan\"]\n", []string{`server.trusted_proxies[0]: "proxy.lan" is neither an address nor a CIDR`}},
+		{"client ip header", "[mirror]\nroot = \"mirror\"\n[server]\n\nclient_ip_header = \"Forwarded\"\n",
+			[]string{`amwi.toml:5: server.client_ip_header: "Forwarded" is not a header amwi reads: write "X-Forwarded-For"`, `or "X-Real-IP"`}},
+		{"client ip header empty", "[mirror]\nroot = \"mirror\"\n[server]\nclient_ip_header = \"\"\n", []string{`amwi.toml:4: server.client_ip_header: "" is not a header`}},
+		{"client ip header not a string", "[mirror]\nroot = \"mirror\"\n[server]\nclient_ip_header = [\"X-Real-IP\"]\n", []string{`amwi.toml:4: server.client_ip_header: must be a string`}},
 		{"bad listen", "[mirror]\nroot = \"mirror\"\n[server]\nlisten = \"8000\"\n", []string{`amwi.toml:4: server.listen: "8000" is not an address`}},
 		{"bad port", "[mirror]\nroot = \"mirror\"\n[server]\nlisten = \":http8\"\n", []string{`server.listen: ":http8": port "http8" is not a number`}},
 		{"port too big", "[mirror]\nroot = \"mirror\"\n[server]\nlisten = \"127.0.0.1:70000\"\n", []string{`port "70000" is not a number from 0 to 65535`}},
@@ -83,6 +87,27 @@ func TestBadConfigs(t *testing.T) {
 				t.Errorf("error repeats the webhook secret:\n%s", msg)
 			}
 		})
+	}
+}
+
+// TestClientIPHeader: both headers, in any case, come out in their canonical spelling.
+func TestClientIPHeader(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"X-Forwarded-For", "X-Forwarded-For"}, {"x-forwarded-for", "X-Forwarded-For"},
+		{"X-Real-IP", "X-Real-IP"}, {"x-real-ip", "X-Real-IP"}, {"X-Real-Ip", "X-Real-IP"},
+	} {
+		cfg, err := parseIn(t, "[mirror]\nroot = \"mirror\"\n[server]\nclient_ip_header = \""+tt.in+"\"\n")
+		if err != nil {
+			t.Fatalf("%s: %v", tt.in, err)
+		}
+		if got, err := CheckClientIPHeader(cfg.Server.ClientIPHeader); err != nil || got != tt.want {
+			t.Errorf("%s: %q %v, want %q", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"X-Forwarded-For ", "X-Forwarded-For, X-Real-IP", "True-Client-IP", "CF-Connecting-IP", "X-Real-IP\n"} {
+		if _, err := CheckClientIPHeader(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
 

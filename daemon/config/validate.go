@@ -45,6 +45,9 @@ func (c *Config) validateWith(where func(key string) (file string, line int), en
 			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
 		}
 	}
+	if _, err := CheckClientIPHeader(c.Server.ClientIPHeader); err != nil {
+		add("server.client_ip_header", "%v", err)
+	}
 	if g := c.Server.ShutdownGrace.D(); g < 0 || g > 10*time.Minute {
 		add("server.shutdown_grace", "must be between 0s and 10m, not %s", g)
 	}
@@ -144,6 +147,21 @@ func CheckListen(addr string) error {
 		return fmt.Errorf("%q: %q is neither an IP address nor a host name", addr, host)
 	}
 	return nil
+}
+
+// CheckClientIPHeader accepts the two headers a reverse proxy may give the client's address
+// in, whatever their case, and returns the header's canonical spelling.
+//
+// Only two on purpose: each needs the proxy to overwrite what the client sent (nginx's
+// proxy_add_x_forwarded_for appends to it, proxy_set_header X-Real-IP replaces it), and
+// reading one the proxy does not set would believe the client.
+func CheckClientIPHeader(h string) (string, error) {
+	for _, known := range []string{"X-Forwarded-For", "X-Real-IP"} {
+		if strings.EqualFold(h, known) {
+			return known, nil
+		}
+	}
+	return "", fmt.Errorf("%q is not a header amwi reads: write \"X-Forwarded-For\" (the right-most address that is not a trusted proxy) or \"X-Real-IP\", whichever your proxy sets", h)
 }
 
 // ParseCIDR accepts a CIDR ("10.0.0.0/8", "fd00::/8") or a single address.
