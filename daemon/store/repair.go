@@ -189,9 +189,19 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 		return nil, fmt.Errorf("repair: %w; nothing was replaced", err)
 	}
 	if cur != nil {
-		rep.Old = path + ".before-repair-" + o.Now.Format("20060102-150405")
-		if err := keepAside(path, rep.Old); err != nil {
-			return nil, fmt.Errorf("repair: keep %s: %w; nothing was replaced", path, err)
+		// A second repair within the second (repair, then --from-backup) gets a name of
+		// its own: nothing kept is ever overwritten.
+		base := path + ".before-repair-" + o.Now.Format("20060102-150405")
+		rep.Old = base
+		for i := 2; ; i++ {
+			err := keepAside(path, rep.Old)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, fs.ErrExist) || i > 100 {
+				return nil, fmt.Errorf("repair: keep %s: %w; nothing was replaced", path, err)
+			}
+			rep.Old = fmt.Sprintf("%s-%d", base, i)
 		}
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {

@@ -263,6 +263,28 @@ func TestRepairKeepsOwner(t *testing.T) {
 	}
 }
 
+// TestRepairTwiceInASecond: a second repair at the same time keeps the file it replaces
+// under a name of its own.
+func TestRepairTwiceInASecond(t *testing.T) {
+	dir, path := fresh(t)
+	storetest.Flip(t, path, storetest.MetaRoot, 0x04)
+	first, err := store.Repair(dir, store.RepairOptions{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repaired, _ := os.ReadFile(path)
+	second, err := store.Repair(dir, store.RepairOptions{Now: now, Source: first.Old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Old == first.Old {
+		t.Fatalf("both repairs kept the old file as %s", first.Old)
+	}
+	if kept, _ := os.ReadFile(second.Old); !bytes.Equal(kept, repaired) {
+		t.Fatalf("the second repair did not keep the first one's result at %s", second.Old)
+	}
+}
+
 // TestRepairWhileOpenRefused: repair does not touch a database a daemon has open.
 func TestRepairWhileOpenRefused(t *testing.T) {
 	dir, _ := fresh(t)
