@@ -361,7 +361,7 @@ func printRepair(w io.Writer, rep *store.RepairReport) {
 		}
 	}
 	if len(rep.Filled) > 0 {
-		fmt.Fprintln(w, "  filled in from older copies (what these buckets gained since that copy, and could not be read, is lost):")
+		fmt.Fprintln(w, "  filled in from other copies (what these buckets gained after that copy and the file no longer shows is lost):")
 		for _, f := range rep.Filled {
 			fmt.Fprintf(w, "    - %s\n", f)
 		}

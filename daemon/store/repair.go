@@ -167,7 +167,7 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	rep, err := salvage(plan.primary, more, tmp.Name())
+	rep, err := salvage(plan.primary, plan.newestLost, more, tmp.Name())
 	if err != nil {
 		return nil, fmt.Errorf("repair: write %s: %w", tmp.Name(), err)
 	}
@@ -287,6 +287,9 @@ type salvagePlan struct {
 	doubtful []source
 	scan     func() []source
 	notes    []string
+	// newestLost: the primary is not the newest transaction, which is unreadable; a bucket
+	// it created is missing from the primary (see salvage).
+	newestLost bool
 }
 
 // planSalvage picks the root to copy from: the newest meta page bbolt would use when its
@@ -365,6 +368,7 @@ func planSalvage(r *os.File, name string) (*salvagePlan, error) {
 		p.primary = good[primary]
 		p.older = append(good[:primary:primary], good[primary+1:]...)
 		if primary > 0 {
+			p.newestLost = true
 			p.notes = append(p.notes, fmt.Sprintf("the newest transaction (%d) reaches no record; the one before it was used: the last write before the damage is lost", good[0].m.txid))
 		}
 	} else {
@@ -383,6 +387,7 @@ func planSalvage(r *os.File, name string) (*salvagePlan, error) {
 		// The others are still worth filling from, after the backups.
 		p.doubtful = slices.Delete(cands, best, best+1)
 		p.scan = func() []source { return nil }
+		p.newestLost = true
 		p.notes = append(p.notes, "no meta page leads to a readable tree: what the newest transactions wrote may be lost")
 	}
 	if ferr == nil {
@@ -446,7 +451,7 @@ func scanRoots(r *os.File, size int64, name string) []source {
 
 // salvage copies what the tree of primary holds into a new database at dst, then fills
 // what of it could not be read from the sources more returns, in order (see Repair).
-func salvage(primary source, more func() []source, dst string) (*RepairReport, error) {
+func salvage(primary source, newestLost bool, more func() []source, dst string) (*RepairReport, error) {
 	db, err := bolt.Open(dst, 0o600, &bolt.Options{NoFreelistSync: true, Timeout: time.Second})
 	if err != nil {
 		return nil, err
@@ -500,7 +505,10 @@ func salvage(primary source, more func() []source, dst string) (*RepairReport, e
 		need[name] = true
 	}
 	have := func(name string) bool { _, ok := res.counts[name]; return ok }
-	anyMissing := res.topDamaged()
+	// An older root than the newest lacks the buckets made since: the accounts bucket of a
+	// young database, made with the first account, is in the backup but not in the
+	// transaction before it.
+	anyMissing := res.topDamaged() || newestLost
 	delete(need, string(bucketSessions))
 	if err == nil && (len(need) > 0 || anyMissing) {
 		for _, s := range more() {
@@ -574,7 +582,7 @@ func salvage(primary source, more func() []source, dst string) (*RepairReport, e
 		rep.Incomplete = append(rep.Incomplete, name)
 	}
 	if anyMissing {
-		rep.Notes = append(rep.Notes, "the top level of the file was damaged and no older copy filled it: whole buckets may be missing")
+		rep.Notes = append(rep.Notes, "the top level of the newest transaction could not be read, and no other copy lists its buckets: whole buckets may be missing")
 	}
 	rep.Unread, rep.UnreadN = res.list, res.n
 	rep.Dropped, rep.DroppedN = dropped.list, dropped.n

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -260,6 +261,37 @@ func TestRepairKeepsOwner(t *testing.T) {
 	}
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
 		t.Fatalf("repaired file owned by %d:%d, want the old file's %d:%d", st.Uid, st.Gid, uid, gid)
+	}
+}
+
+// TestRepairYoungDatabase: the newest transaction's top-level page lost in a database
+// whose previous transaction is the empty one it was created with: the accounts come from
+// the daily backup, not "no account" (which would open first-admin registration).
+func TestRepairYoungDatabase(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := store.Open(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutUser(auth.User{Name: "alice", Hash: "$argon2id$x", Admin: true, Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.DailyBackup(now); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(dir, store.FileName)
+	_, ps := storetest.Pages(t, path)
+	root := int64(storetest.TopLevelKey(t, path, "users")) / int64(ps)
+	storetest.Zero(t, path, root*int64(ps), ps)
+
+	rep, err := store.Repair(dir, store.RepairOptions{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("from %s: kept %v, filled %v, notes %v", rep.From, rep.Kept, rep.Filled, rep.Notes)
+	if rep.Kept["users"] != 1 || len(rep.Filled) != 1 || !strings.Contains(rep.Filled[0], "backup") {
+		t.Fatalf("kept %v, filled %v: want alice from the backup", rep.Kept, rep.Filled)
 	}
 }
 
