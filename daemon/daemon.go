@@ -64,6 +64,9 @@ type Daemon struct {
 	// watcher, notifier, benchmark): Run starts them all, and they are all waited for.
 	parts group
 
+	// backupErr is the last daily backup's trouble (nil: none).
+	backupErr atomic.Pointer[error]
+
 	discordMu   stdsync.Mutex
 	discord     *notify.Discord
 	discordStop context.CancelFunc
@@ -86,6 +89,10 @@ func (d *Daemon) Open() error {
 		return err
 	}
 	d.store = st
+	st.OnBroken = func(err error) {
+		d.Log.Error("store: stopped using the state database after a failure: the dashboard's accounts, history and statistics are unavailable; the mirror goes on serving", "err", err)
+		d.Notify.Status("state database failed: %v", err)
+	}
 	root, err := os.OpenRoot(d.Config.Mirror.Root)
 	if err != nil {
 		d.Close()
@@ -204,7 +211,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		})
 	}
-	ctl := &http.Server{Handler: controlHandler(rctx, d.syncer, d.auth, d.Log), ReadHeaderTimeout: 10 * time.Second}
+	ctl := &http.Server{Handler: dbControl(controlHandler(rctx, d.syncer, d.auth, d.Log), d.store, d.Log), ReadHeaderTimeout: 10 * time.Second}
 	d.parts.Go(func() { ctl.Serve(d.control) })
 	d.parts.Go(func() { d.search.Watch(rctx, 30*time.Second) })
 	d.parts.Go(func() { d.machine.Run(rctx) })
@@ -221,6 +228,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	})
 	d.parts.Go(func() { d.traffic.Run(rctx) }) // flushes its last batch on the way out
+	d.parts.Go(func() { d.backupLoop(rctx) })
 	switch {
 	case !d.Config.Sync.Enabled:
 		d.Log.Info("sync: scheduled syncs are off (sync.enabled = false); `amwi sync` still works")
@@ -332,7 +340,7 @@ func (d *Daemon) reindex(mirrorsync.Run) json.RawMessage {
 }
 
 func (d *Daemon) health() map[string]error {
-	checks := map[string]error{"store": d.store.Check()}
+	checks := map[string]error{"store": d.storeHealth(), "backup": d.backupHealth()}
 	if _, err := d.root.Stat("."); err != nil {
 		checks["mirror"] = fmt.Errorf("mirror root %s: %w", d.Config.Mirror.Root, err)
 	} else {

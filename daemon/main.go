@@ -16,12 +16,20 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/amwi/amwi/daemon/config"
+	"github.com/amwi/amwi/daemon/store"
 	"github.com/amwi/amwi/daemon/systemd"
 	"github.com/amwi/amwi/etc"
 )
 
 // ErrUsage is returned for a command line that cannot be understood; main exits 2 for it.
 var ErrUsage = errors.New("usage")
+
+// ErrDamaged is returned when the state database is refused (damaged, cut short, or
+// missing where backups show there was one); main exits ExitDamaged for it.
+var ErrDamaged = store.ErrDamaged
+
+// ExitDamaged is the exit status for ErrDamaged; amwi.service does not restart on it.
+const ExitDamaged = 3
 
 // Set with -ldflags "-X github.com/amwi/amwi/daemon.version=… -X …commit=…".
 var (
@@ -47,6 +55,10 @@ Commands:
                      leftovers; --full also every package's SHA-256
   user add [--admin] NAME
                    create a dashboard user, the password read from stdin
+  db check [FILE] | backup FILE | repair [--from-backup | --from FILE]
+                   the state database: check it (exit 1 on damage), write a
+                     checked hot copy, or copy what is readable into a new one
+                     (the old file is kept); see amwi help db
   config check     validate amwi.toml and the dashboard's settings, every problem
                      with its file and line
   config show      print the effective settings, each with where it comes from
@@ -112,6 +124,10 @@ func Main(ctx context.Context, env Env) error {
 	if errors.Is(err, errHelpShown) {
 		return nil
 	}
+	// A refused database says what to run; with this config, if it is not the default.
+	if de := (*store.DamagedError)(nil); errors.As(err, &de) && de.Command == "" {
+		de.Command = c.amwiCommand()
+	}
 	return err
 }
 
@@ -131,6 +147,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.verifyCmd(ctx, args[1:])
 	case "user":
 		return c.userCmd(ctx, args[1:])
+	case "db":
+		return c.dbCmd(ctx, args[1:])
 	case "bench":
 		return c.benchCmd(ctx, args[1:])
 	case "migrate":
@@ -196,8 +214,10 @@ func (c *cli) parseFlags(fs *pflag.FlagSet, args []string) error {
 
 // operands names what a command takes besides its flags, for its usage line.
 var operands = map[string]string{
-	"amwi user add": " NAME",
-	"amwi search":   " TERM...",
+	"amwi user add":  " NAME",
+	"amwi search":    " TERM...",
+	"amwi db check":  " [FILE]",
+	"amwi db backup": " FILE",
 }
 
 // errHelpShown: a command's --help printed its usage; the command does nothing else and

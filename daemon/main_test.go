@@ -64,6 +64,13 @@ func TestUsage(t *testing.T) {
 		{[]string{"config", "-h", "extra"}, "Usage: amwi config"},
 		{[]string{"user", "-h", "add"}, "Usage: amwi user add"},
 		{[]string{"search", "--help"}, "Usage: amwi search [flags] TERM..."},
+		{[]string{"help"}, "db check [FILE] | backup FILE | repair"},
+		{[]string{"help", "db"}, "Usage: amwi db check [FILE] | backup FILE | repair"},
+		{[]string{"db", "-h"}, "Usage: amwi db check [FILE] | backup FILE | repair"},
+		{[]string{"--help", "db"}, "Usage: amwi db check [FILE] | backup FILE | repair"},
+		{[]string{"help", "db", "backup"}, "Usage: amwi db backup [flags] FILE"},
+		{[]string{"db", "check", "--help"}, "Usage: amwi db check [flags] [FILE]"},
+		{[]string{"db", "repair", "--from-backup", "-h"}, "--from-backup"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := Main(context.Background(), Env{Args: tc.args, Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }})
@@ -80,6 +87,10 @@ func TestUsage(t *testing.T) {
 		{[]string{"serve", "extra"}, "amwi serve: unexpected arguments: extra"},
 		{[]string{"search", ""}, "amwi search: say what to search for"},
 		{[]string{"search", " ", " "}, "amwi search: say what to search for"},
+		{[]string{"db"}, "amwi db: say check, backup FILE or repair"},
+		{[]string{"db", "backup"}, "amwi db backup: missing FILE"},
+		{[]string{"db", "check", "a", "b"}, "amwi db check: unexpected arguments: b"},
+		{[]string{"db", "repair", "--from-backup", "--from", "x"}, "amwi db repair: --from-backup or --from, not both"},
 	} {
 		out, err := runMain(t, tc.args...)
 		if !errors.Is(err, ErrUsage) || !strings.Contains(out, tc.want) || strings.Contains(out, "amwi amwi") {

@@ -248,7 +248,8 @@ func TestHelpDoesNothing(t *testing.T) {
 	dir := t.TempDir()
 	cfg := syncConfig(t, dir, "rsync://127.0.0.1:1/archlinux/", `["core"]`, "")
 	for _, args := range [][]string{{"sync", "--help"}, {"sync", "--force", "--help"}, {"verify", "--repair", "--help"},
-		{"serve", "--help"}, {"bench", "--help"}, {"search", "--help"}} {
+		{"serve", "--help"}, {"bench", "--help"}, {"search", "--help"},
+		{"db", "--help"}, {"db", "repair", "--help"}, {"db", "repair", "--from-backup", "--help"}, {"db", "backup", "--help"}} {
 		out, code := run(t, nil, nil, append([]string{"-c", cfg}, args...)...)
 		if code != 0 || !strings.Contains(out, "--") {
 			t.Errorf("amwi %s: exit %d\n%s", strings.Join(args, " "), code, out)

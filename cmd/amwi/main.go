@@ -29,6 +29,11 @@ func main() {
 	switch {
 	case errors.Is(err, daemon.ErrUsage):
 		os.Exit(2)
+	case errors.Is(err, daemon.ErrDamaged):
+		// The state database was refused: amwi.service does not restart on this code, a
+		// restart would only refuse it again.
+		fmt.Fprintf(os.Stderr, "amwi: %v\n", err)
+		os.Exit(daemon.ExitDamaged)
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "amwi: %v\n", err)
 		os.Exit(1)

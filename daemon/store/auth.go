@@ -23,7 +23,7 @@ var _ auth.Store = (*Store)(nil)
 // CountUsers returns how many users there are.
 func (s *Store) CountUsers() (int, error) {
 	n := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketUsers); b != nil {
 			n = b.Stats().KeyN
 		}
@@ -39,7 +39,7 @@ func (s *Store) CountUsers() (int, error) {
 func (s *Store) GetUser(name string) (auth.User, bool, error) {
 	var u auth.User
 	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
 		if b == nil || name == "" {
 			return nil
@@ -59,7 +59,7 @@ func (s *Store) GetUser(name string) (auth.User, bool, error) {
 
 // PutUser stores u, replacing the user of the same name.
 func (s *Store) PutUser(u auth.User) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, bucketUsers, u.Name, u) })
+	err := s.update(func(tx *bolt.Tx) error { return putJSON(tx, bucketUsers, u.Name, u) })
 	if err != nil {
 		return fmt.Errorf("store %s: save user %q: %w", s.path, u.Name, err)
 	}
@@ -70,7 +70,7 @@ func (s *Store) PutUser(u auth.User) error {
 // concurrent first registrations only one gets through.
 func (s *Store) CreateFirstUser(u auth.User) (bool, error) {
 	created := false
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketUsers)
 		if err != nil {
 			return err
@@ -89,7 +89,7 @@ func (s *Store) CreateFirstUser(u auth.User) (bool, error) {
 
 // DeleteUser deletes the user called name and the user's sessions in one transaction.
 func (s *Store) DeleteUser(name string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
 		if b == nil || name == "" || b.Get([]byte(name)) == nil {
 			return fmt.Errorf("user %w", auth.ErrNotFound)
@@ -108,15 +108,18 @@ func (s *Store) DeleteUser(name string) error {
 // ListUsers returns all users, sorted by name.
 func (s *Store) ListUsers() ([]auth.User, error) {
 	var out []auth.User
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
 		if b == nil {
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
+			// One damaged record must not hide every account: skip it (Skipped counts
+			// it, the health check shows it, `amwi db check` names it).
 			var u auth.User
-			if err := json.Unmarshal(v, &u); err != nil {
-				return fmt.Errorf("user %q: %w", k, err)
+			if json.Unmarshal(v, &u) != nil {
+				s.skipped.Add(1)
+				return nil
 			}
 			out = append(out, u)
 			return nil
@@ -132,7 +135,7 @@ func (s *Store) ListUsers() ([]auth.User, error) {
 
 // PutSession stores sess, replacing the session of the same id.
 func (s *Store) PutSession(sess auth.Session) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx, bucketSessions, sess.ID, sess) })
+	err := s.update(func(tx *bolt.Tx) error { return putJSON(tx, bucketSessions, sess.ID, sess) })
 	if err != nil {
 		return fmt.Errorf("store %s: save session of %q: %w", s.path, sess.User, err)
 	}
@@ -143,7 +146,7 @@ func (s *Store) PutSession(sess auth.Session) error {
 func (s *Store) GetSession(id string) (auth.Session, bool, error) {
 	var sess auth.Session
 	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSessions)
 		if b == nil || id == "" {
 			return nil
@@ -163,7 +166,7 @@ func (s *Store) GetSession(id string) (auth.Session, bool, error) {
 
 // DeleteSession deletes the session with id; there being none is not an error.
 func (s *Store) DeleteSession(id string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSessions)
 		if b == nil || id == "" {
 			return nil
@@ -178,7 +181,7 @@ func (s *Store) DeleteSession(id string) error {
 
 // DeleteUserSessions deletes all sessions of the user called name.
 func (s *Store) DeleteUserSessions(name string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		return deleteSessions(tx, func(sess auth.Session) bool { return sess.User == name })
 	})
 	if err != nil {
@@ -190,7 +193,7 @@ func (s *Store) DeleteUserSessions(name string) error {
 // PruneSessions deletes the sessions expired at now and returns how many it deleted.
 func (s *Store) PruneSessions(now time.Time) (int, error) {
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		return deleteSessions(tx, func(sess auth.Session) bool {
 			if !now.Before(sess.Expires) {
 				n++

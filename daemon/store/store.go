@@ -7,15 +7,19 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/sys/unix"
 )
 
 // FileName is the database file inside the state dir.
@@ -29,36 +33,163 @@ var bucketMeta = []byte("meta")
 // ErrLocked means another process holds the database.
 var ErrLocked = errors.New("database is locked by another process")
 
-// Store is the open database.
+// Store is the open database. Every transaction runs under a guard: a panic in bbolt (a
+// damaged page) or a memory fault (a page beyond the end of a file cut short under us)
+// becomes an error naming the file, and the store refuses all later work, since bbolt's
+// state after a panic mid-commit cannot be trusted; the health check says so.
 type Store struct {
 	db   *bolt.DB
 	path string
+	// OnBroken, when set before use, hears the first such panic once.
+	OnBroken func(error)
+
+	broken atomic.Pointer[BrokenError]
+	// skipped counts records that did not decode and were passed over.
+	skipped atomic.Int64
 }
 
-// Open opens (creating if needed) the database in dir, waiting at most lockWait for another
-// process to let go of it.
+// BrokenError is a store that stopped working after a panic or memory fault in bbolt.
+type BrokenError struct {
+	Path  string
+	Cause error
+}
+
+func (e *BrokenError) Error() string {
+	return fmt.Sprintf("%s is no longer used after this failure: %v; restart amwi, which checks the file as it opens and says what to do (or stop it and run `amwi db check`)", e.Path, e.Cause)
+}
+
+func (e *BrokenError) Unwrap() error { return e.Cause }
+
+func (e *BrokenError) Is(target error) bool { return target == ErrDamaged }
+
+// Open opens the database in dir, waiting at most lockWait for another process to let go
+// of it. A missing file is created, unless the state dir has backups of one (then it is a
+// *DamagedError: not the first start). A file that is not safe to use, damaged or cut
+// short, is refused with a *DamagedError saying what to do; nothing is written to it.
 func Open(dir string, lockWait time.Duration) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open store %s: %w: is another `amwi serve` or `amwi sync` using state dir %s?", path, ErrLocked, dir)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := create(dir, path); err != nil {
+			return nil, err
+		}
+		f, err = os.OpenFile(path, os.O_RDWR, 0)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	if err := lockFile(f, true, lockWait); err != nil {
+		f.Close()
+		if errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("open store %s: %w: is another `amwi serve` or `amwi sync` using state dir %s?", path, ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("open store %s: lock: %w", path, err)
+	}
+	rep, err := inspect(f, path, false)
+	if err == nil && !rep.OK() {
+		err = &DamagedError{Path: path, Report: rep, Backups: Backups(dir)}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	db, err := openBolt(f, false)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if probs := boltCheck(db); len(probs) > 0 {
+		closeBolt(db)
+		rep.Problems = probs
+		return nil, &DamagedError{Path: path, Report: rep, Backups: Backups(dir)}
+	}
 	s := &Store{db: db, path: path}
 	if err := s.init(); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
+// create makes a new, empty database at path: built in a temporary file and linked into
+// place, so that a crash leaves either no database or a whole one, never an empty file
+// (which a later start would have to refuse). A missing database where backups exist is
+// not a first start: refused.
+func create(dir, path string) error {
+	if bs := Backups(dir); len(bs) > 0 {
+		return &DamagedError{Path: path, Backups: bs}
+	}
+	tmp, err := os.CreateTemp(dir, FileName+".new-*")
+	if err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	db, err := bolt.Open(tmp.Name(), 0o600, &bolt.Options{NoFreelistSync: true, Timeout: time.Second})
+	if err == nil {
+		err = db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucket(bucketMeta)
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte("schema"), []byte(strconv.Itoa(schemaVersion)))
+		})
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		// Link, unlike rename, never replaces a database another process created meanwhile.
+		if err = os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+			return nil
+		} else if err != nil && !errors.Is(err, fs.ErrExist) {
+			// A filesystem without hard links (vfat on a USB stick).
+			err = os.Rename(tmp.Name(), path)
+		}
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	return nil
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	return nil
+}
+
 func (s *Store) init() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	// Read first: a write transaction costs an fsync and a page written on every start.
+	ok := false
+	err := s.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMeta); b != nil {
+			if v := b.Get([]byte("schema")); v != nil {
+				n, err := strconv.Atoi(string(v))
+				if err != nil || n > schemaVersion {
+					return fmt.Errorf("store %s has schema %q, newer than this amwi understands (%d): use a newer amwi", s.path, v, schemaVersion)
+				}
+				ok = true
+			}
+		}
+		return nil
+	})
+	if err != nil || ok {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return fmt.Errorf("init store %s: %w", s.path, err)
@@ -74,12 +205,36 @@ func (s *Store) init() error {
 	})
 }
 
+// view and update run a transaction under the guard (see Store).
+func (s *Store) view(fn func(*bolt.Tx) error) error   { return s.do(false, fn) }
+func (s *Store) update(fn func(*bolt.Tx) error) error { return s.do(true, fn) }
+
+func (s *Store) do(write bool, fn func(*bolt.Tx) error) (err error) {
+	if b := s.broken.Load(); b != nil {
+		return b
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			b := &BrokenError{Path: s.path, Cause: panicError(r)}
+			if s.broken.CompareAndSwap(nil, b) && s.OnBroken != nil {
+				s.OnBroken(b)
+			}
+			err = s.broken.Load()
+		}
+	}()
+	if write {
+		return s.db.Update(fn)
+	}
+	return s.db.View(fn)
+}
+
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
 // Check reads the database, for health checks.
 func (s *Store) Check() error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta) == nil {
 			return fmt.Errorf("store %s: meta bucket missing", s.path)
 		}
@@ -87,15 +242,33 @@ func (s *Store) Check() error {
 	})
 }
 
-// Close releases the database and its lock.
-func (s *Store) Close() error { return s.db.Close() }
+// Skipped is how many records did not decode and were passed over since Open.
+func (s *Store) Skipped() int64 { return s.skipped.Load() }
+
+// Close releases the database and its lock. After a panic bbolt may hold its own locks
+// for ever; then Close gives up after a while (the process's end drops the file lock).
+func (s *Store) Close() error {
+	if s.broken.Load() == nil {
+		return closeBolt(s.db)
+	}
+	done := make(chan error, 1)
+	go func() { done <- closeBolt(s.db) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("close store %s: bbolt did not let go after the failure", s.path)
+	}
+}
+
+func closeBolt(db *bolt.DB) error { return guard(db.Close) }
 
 var bucketRuns = []byte("sync_runs")
 
 // NextRunID reserves the id of a new sync run; ids grow with time.
 func (s *Store) NextRunID() (uint64, error) {
 	var id uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketRuns)
 		if err != nil {
 			return err
@@ -111,7 +284,7 @@ func (s *Store) NextRunID() (uint64, error) {
 
 // PutRun stores (or replaces) run id's record and keeps only the newest keep records.
 func (s *Store) PutRun(id uint64, record []byte, keep int) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketRuns)
 		if err != nil {
 			return err
@@ -145,13 +318,17 @@ func (s *Store) PutRun(id uint64, record []byte, keep int) error {
 // Runs returns up to n run records, newest first.
 func (s *Store) Runs(n int) ([][]byte, error) {
 	var out [][]byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
 		if b == nil {
 			return nil
 		}
 		c := b.Cursor()
 		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+			if !json.Valid(v) {
+				s.skipped.Add(1)
+				continue
+			}
 			out = append(out, append([]byte(nil), v...))
 		}
 		return nil

@@ -70,7 +70,7 @@ func addCount(b *bolt.Bucket, k []byte, c traffic.Count) error {
 
 // AddTraffic adds a batch of traffic counts in one transaction.
 func (s *Store) AddTraffic(batch traffic.Batch) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		bs, err := trafficBuckets(tx)
 		if err != nil {
 			return err
@@ -117,7 +117,7 @@ func trafficBuckets(tx *bolt.Tx) ([4]*bolt.Bucket, error) {
 
 // walk calls fn for every key in bucket name from from (inclusive) while key < to.
 func (s *Store) walk(name, from, to []byte, fn func(k []byte, c traffic.Count)) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(name)
 		if b == nil {
 			return nil
@@ -126,6 +126,8 @@ func (s *Store) walk(name, from, to []byte, fn func(k []byte, c traffic.Count)) 
 		for k, v := c.Seek(from); k != nil && bytes.Compare(k, to) < 0; k, v = c.Next() {
 			if n, ok := decodeCount(v); ok {
 				fn(k, n)
+			} else {
+				s.skipped.Add(1)
 			}
 		}
 		return nil
@@ -205,7 +207,7 @@ func (s *Store) PruneTraffic(hoursBefore traffic.Hour, daysBefore traffic.Day) e
 	limits := [4][]byte{hourKey(hoursBefore), dayKey(daysBefore, ""), dayKey(daysBefore, ""), dayKey(daysBefore, "")}
 	names := [4][]byte{bucketTrafficHours, bucketTrafficDays, bucketTrafficClients, bucketTrafficPackages}
 	found := false
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		for i, name := range names {
 			if b := tx.Bucket(name); b != nil {
 				if k, _ := b.Cursor().First(); k != nil && bytes.Compare(k, limits[i]) < 0 {
@@ -221,7 +223,7 @@ func (s *Store) PruneTraffic(hoursBefore traffic.Hour, daysBefore traffic.Day) e
 	if !found {
 		return nil
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		for i, name := range names {
 			b := tx.Bucket(name)
 			if b == nil {

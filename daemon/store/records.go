@@ -1,0 +1,68 @@
+package store
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/amwi/amwi/daemon/auth"
+)
+
+// badRecord says why the record k → v of the bucket at path does not decode as the store
+// wrote it ("" when it does, or when the bucket is not one this store knows). bbolt checks
+// pages, not values: a flipped bit inside a value shows only here.
+func badRecord(path [][]byte, k, v []byte) string {
+	if len(path) != 1 {
+		return ""
+	}
+	switch string(path[0]) {
+	case string(bucketMeta):
+		if string(k) == "schema" {
+			if _, err := strconv.Atoi(string(v)); err != nil {
+				return "schema version is not a number"
+			}
+		}
+	case string(bucketUsers):
+		var u auth.User
+		if err := json.Unmarshal(v, &u); err != nil {
+			return "does not decode: " + err.Error()
+		}
+		if u.Name != string(k) {
+			return "names another user"
+		}
+	case string(bucketSessions):
+		var s auth.Session
+		if err := json.Unmarshal(v, &s); err != nil {
+			return "does not decode: " + err.Error()
+		}
+	case string(bucketRuns):
+		if len(k) != 8 {
+			return "key is not a run id"
+		}
+		if !json.Valid(v) {
+			return "does not decode"
+		}
+	case string(bucketTrafficHours):
+		if len(k) != 8 {
+			return "key is not an hour"
+		}
+		return badCount(v)
+	case string(bucketTrafficDays):
+		if len(k) != 4 {
+			return "key is not a day"
+		}
+		return badCount(v)
+	case string(bucketTrafficClients), string(bucketTrafficPackages):
+		if len(k) <= 4 {
+			return "key is not a day and a name"
+		}
+		return badCount(v)
+	}
+	return ""
+}
+
+func badCount(v []byte) string {
+	if _, ok := decodeCount(v); !ok {
+		return "count does not decode"
+	}
+	return ""
+}

@@ -1,0 +1,683 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/amwi/amwi/internal/units"
+)
+
+// RepairOptions says where repair starts from.
+type RepairOptions struct {
+	// Source is the file to salvage: "" is the state dir's database, whose unreadable
+	// parts are filled from the daily backups, and which is replaced by the newest good
+	// backup when nothing of it is readable.
+	Source string
+	Now    time.Time
+}
+
+// RepairReport says what a repair did.
+type RepairReport struct {
+	Path   string // the new database
+	Source string // the file it was read from
+	// From says which of the source's roots was used, e.g. "meta page 1 (transaction 812)".
+	From string
+	// Kept counts the records written, per top-level bucket (those filled in included).
+	Kept map[string]uint64
+	// Dropped lists records that did not decode (or bbolt would not take).
+	Dropped  []string
+	DroppedN int
+	// Sessions is how many login sessions were dropped: everyone signs in again, so that
+	// a session deleted (logged out) in a transaction lost to the damage cannot return.
+	Sessions uint64
+	// Unread lists what of the source could not be read.
+	Unread  []string
+	UnreadN int
+	// Filled says what was taken from an older copy (the file's previous transaction, a
+	// daily backup) for what could not be read, one line per bucket and copy.
+	Filled []string
+	// Incomplete names the buckets that stay short of records: nothing older had them.
+	Incomplete []string
+	// Old is where the database that was replaced is kept ("" when there was none).
+	Old string
+	// FellBack: the database had nothing readable, so the newest good backup was used.
+	FellBack bool
+	// Notes say what else may be lost, e.g. the last transaction.
+	Notes []string
+}
+
+// copyBatch bounds the records written per transaction: a salvage of a big file must not
+// hold it all in memory on a 512 MB board.
+const copyBatch = 5000
+
+// Repair writes what is readable of the state dir's database (or of o.Source) into a new
+// database that replaces it; the file it replaces is kept beside it as
+// amwi.db.before-repair-TIME. Nothing is deleted. The state dir must not be in use.
+//
+// What of the file cannot be read is filled, bucket by bucket, from older copies, the
+// most trusted first: the file's previous transaction, the daily backups (newest first),
+// then roots whose meta page is damaged or that a scan of the pages found. A filled bucket
+// gets only the records it lacks: what was read from the file, newer, always wins.
+func Repair(dir string, o RepairOptions) (*RepairReport, error) {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	path := filepath.Join(dir, FileName)
+	// Hold the database's lock throughout, so no daemon starts on it halfway.
+	cur, err := os.Open(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		cur = nil
+		if o.Source == "" {
+			return nil, fmt.Errorf("repair: there is no %s; to restore a backup, use --from-backup", path)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("repair %s: %w", path, err)
+	default:
+		defer cur.Close()
+		if err := lockFile(cur, true, 0); errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("repair %s: %w: stop `amwi serve` (systemctl stop amwi) first", path, ErrLocked)
+		} else if err != nil {
+			return nil, fmt.Errorf("repair %s: lock: %w", path, err)
+		}
+	}
+	// Leftovers of a repair cut short.
+	if old, _ := filepath.Glob(filepath.Join(dir, FileName+".repair-*")); len(old) > 0 {
+		for _, p := range old {
+			os.Remove(p)
+		}
+	}
+
+	src, srcPath := cur, path
+	if o.Source != "" {
+		f, err := os.Open(o.Source)
+		if err != nil {
+			return nil, fmt.Errorf("repair: %w", err)
+		}
+		defer f.Close()
+		src, srcPath = f, o.Source
+	}
+	// The good backups, for the state dir's own database only: a file named with --from
+	// is taken as it is.
+	var backups []*os.File
+	if o.Source == "" {
+		for _, b := range Backups(dir) {
+			if rep, err := CheckFile(b, time.Second); err != nil || !rep.OK() {
+				continue
+			}
+			f, err := os.Open(b)
+			if err != nil {
+				continue
+			}
+			defer f.Close()
+			backups = append(backups, f)
+		}
+	}
+	plan, err := planSalvage(src, srcPath)
+	if err != nil {
+		return nil, fmt.Errorf("repair: read %s: %w", srcPath, err)
+	}
+	fellBack := false
+	if plan == nil {
+		for i, b := range backups {
+			if plan, err = planSalvage(b, b.Name()); err == nil && plan != nil {
+				src, srcPath, fellBack = b, b.Name(), true
+				backups = backups[i+1:]
+				break
+			}
+		}
+	}
+	if plan == nil {
+		return nil, fmt.Errorf("repair: nothing of %s is readable as a bbolt database, and there is no good backup to start from", srcPath)
+	}
+	// The older copies to fill from, in the order they are trusted.
+	more := func() []source {
+		out := plan.older
+		for _, b := range backups {
+			bf, err := readMetas(b, sizeOf(b))
+			if err == nil {
+				m := bf.newest()
+				out = append(out, source{f: bf, m: m, from: fmt.Sprintf("the backup %s (transaction %d)", b.Name(), m.txid)})
+			}
+		}
+		return append(append(out, plan.doubtful...), plan.scan()...)
+	}
+
+	tmp, err := os.CreateTemp(dir, FileName+".repair-*")
+	if err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	tmp.Close()
+	done := false
+	defer func() {
+		if !done {
+			os.Remove(tmp.Name())
+		}
+	}()
+	rep, err := salvage(plan.primary, plan.newestLost, more, tmp.Name())
+	if err != nil {
+		return nil, fmt.Errorf("repair: write %s: %w", tmp.Name(), err)
+	}
+	rep.Source, rep.FellBack = srcPath, fellBack
+	rep.Notes = append(plan.notes, rep.Notes...)
+	if chk, err := CheckFile(tmp.Name(), time.Second); err != nil {
+		return nil, fmt.Errorf("repair: check the new database: %w; nothing was replaced", err)
+	} else if !chk.OK() {
+		return nil, fmt.Errorf("repair: the new database fails its check (%s); nothing was replaced", chk.Problems[0])
+	}
+
+	// Root repairs what the service's user opens: the new file gets the old one's owner
+	// (the state dir's when there was none), or the daemon could not open it.
+	ref := dir
+	if cur != nil {
+		ref = path
+	}
+	if err := sameOwner(tmp.Name(), ref); err != nil {
+		return nil, fmt.Errorf("repair: %w; nothing was replaced", err)
+	}
+	if cur != nil {
+		// A second repair within the second (repair, then --from-backup) gets a name of
+		// its own: nothing kept is ever overwritten.
+		base := path + ".before-repair-" + o.Now.Format("20060102-150405")
+		rep.Old = base
+		for i := 2; ; i++ {
+			err := keepAside(path, rep.Old)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, fs.ErrExist) || i > 100 {
+				return nil, fmt.Errorf("repair: keep %s: %w; nothing was replaced", path, err)
+			}
+			rep.Old = fmt.Sprintf("%s-%d", base, i)
+		}
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, fmt.Errorf("repair: %w", err)
+	}
+	done = true
+	rep.Path = path
+	if err := syncDir(dir); err != nil {
+		return rep, fmt.Errorf("repair: %w", err)
+	}
+	return rep, nil
+}
+
+// sameOwner gives the file at path the owner and group of ref, when running as root.
+func sameOwner(path, ref string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(ref)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	return os.Chown(path, int(st.Uid), int(st.Gid))
+}
+
+func sizeOf(f *os.File) int64 {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// keepAside gives the file at path a second name, old, durably; a copy where the
+// filesystem has no hard links.
+func keepAside(path, old string) error {
+	err := os.Link(path, old)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(old, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(old)
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		os.Remove(old)
+		return err
+	}
+	return out.Close()
+}
+
+// source is a tree repair can copy from: the root of one transaction in a file.
+type source struct {
+	f    *boltFile
+	m    metaPage
+	from string // for the report, e.g. "meta page 1 (transaction 812)"
+}
+
+// salvagePlan is where repair reads a file from: the primary root, and the file's other
+// roots to fill from, split by trust.
+type salvagePlan struct {
+	primary source
+	// older: the other meta page, one transaction older; whole, since bbolt frees its pages
+	// only after a later transaction.
+	older []source
+	// doubtful: meta pages whose checksum fails; scan: roots found by scanning the pages,
+	// whose pages a later transaction may have reused. After the backups.
+	doubtful []source
+	scan     func() []source
+	notes    []string
+	// newestLost: the primary is not the newest transaction, which is unreadable; a bucket
+	// it created is missing from the primary (see salvage).
+	newestLost bool
+}
+
+// planSalvage picks the root to copy from: the newest meta page bbolt would use when its
+// tree reaches any record, else the other one; when neither does, whichever reaches the
+// most records of the meta pages whose checksum fails but whose fields make sense and the
+// leaf pages that look like the top level of this store (they hold the "meta" bucket).
+// nil: nothing readable. name is the file's name, for the report.
+func planSalvage(r *os.File, name string) (*salvagePlan, error) {
+	fi, err := r.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
+	if size == 0 {
+		return nil, nil
+	}
+	p := &salvagePlan{}
+	var good []source
+	f, ferr := readMetas(r, size)
+	if ferr == nil {
+		for _, m := range []metaPage{f.newest(), f.other()} {
+			if m.ok() {
+				good = append(good, source{f: f, m: m, from: fmt.Sprintf("meta page %d (transaction %d)", m.slot, m.txid)})
+			}
+		}
+	}
+	// Meta pages with a bad checksum, at any page size bbolt may have used.
+	buf := make([]byte, pageHeaderSize+metaSize)
+	for slot, off := range []int64{0, -1} {
+		for ps := uint64(512); ps <= 1<<20; ps <<= 1 {
+			at := off
+			if at < 0 {
+				at = int64(ps)
+			}
+			if at+int64(len(buf)) > size {
+				break
+			}
+			if _, err := r.ReadAt(buf, at); err != nil {
+				break
+			}
+			m := parseMeta(buf, slot)
+			if !m.ok() && m.plausible && (slot == 0 || m.pageSize == ps) {
+				p.doubtful = append(p.doubtful, source{f: &boltFile{r: r, size: size, pageSize: m.pageSize}, m: m,
+					from: fmt.Sprintf("meta page %d of %s (transaction %d, its checksum fails)", slot, name, m.txid)})
+			}
+			if slot == 0 {
+				break
+			}
+		}
+	}
+	var scanned []source
+	scanDone := false
+	p.scan = func() []source {
+		if !scanDone {
+			scanned, scanDone = scanRoots(r, size, name), true
+		}
+		return scanned
+	}
+	reach := func(s source) uint64 {
+		w := newWalker(s.f, s.m)
+		w.walk()
+		n := uint64(0)
+		for _, c := range w.res.records() {
+			n += c
+		}
+		return n
+	}
+	primary := -1
+	for i, s := range good {
+		if reach(s) > 0 {
+			primary = i
+			break
+		}
+	}
+	if primary >= 0 {
+		p.primary = good[primary]
+		p.older = append(good[:primary:primary], good[primary+1:]...)
+		if primary > 0 {
+			p.newestLost = true
+			p.notes = append(p.notes, fmt.Sprintf("the newest transaction (%d) reaches no record; the one before it was used: the last write before the damage is lost", good[0].m.txid))
+		}
+	} else {
+		// No meta page leads anywhere: the best of the doubtful roots and the scanned ones.
+		cands := append(append([]source(nil), p.doubtful...), p.scan()...)
+		best, bestN := -1, uint64(0)
+		for i, c := range cands {
+			if n := reach(c); n > bestN {
+				best, bestN = i, n
+			}
+		}
+		if best < 0 {
+			return nil, nil
+		}
+		p.primary = cands[best]
+		// The others are still worth filling from, after the backups.
+		p.doubtful = slices.Delete(cands, best, best+1)
+		p.scan = func() []source { return nil }
+		p.newestLost = true
+		p.notes = append(p.notes, "no meta page leads to a readable tree: what the newest transactions wrote may be lost")
+	}
+	if ferr == nil {
+		for _, m := range f.metas {
+			if !m.ok() {
+				p.notes = append(p.notes, fmt.Sprintf("meta page %d was damaged (%s): if it held the newest transaction, the last write before the damage is lost", m.slot, m.problem))
+			}
+		}
+	}
+	return p, nil
+}
+
+// scanRoots looks through every page for leaf pages holding a bucket named "meta": the top
+// level of this store. For a file whose meta pages are both gone.
+func scanRoots(r *os.File, size int64, name string) []source {
+	var out []source
+	hdr := make([]byte, pageHeaderSize)
+	for _, ps := range []uint64{4096, 16384, 65536, 8192, 1024, 2048, 32768} {
+		pages := uint64(size) / ps
+		if pages < 3 {
+			continue
+		}
+		var found []uint64
+		matched := uint64(0)
+		for id := uint64(2); id < pages && len(found) < 8; id++ {
+			if _, err := r.ReadAt(hdr, int64(id*ps)); err != nil || ne.Uint64(hdr) != id {
+				continue
+			}
+			matched++
+			if ne.Uint16(hdr[8:]) != flagLeaf {
+				continue
+			}
+			p := make([]byte, ps)
+			if _, err := r.ReadAt(p, int64(id*ps)); err != nil {
+				continue
+			}
+			n, ok := elements(p)
+			for i := 0; ok && i < n; i++ {
+				off := pageHeaderSize + i*elementSize
+				k, ok := span(p, off, ne.Uint32(p[off+4:]), ne.Uint32(p[off+8:]))
+				if ok && ne.Uint32(p[off:]) == flagBucket && bytes.Equal(k, bucketMeta) {
+					found = append(found, id)
+					break
+				}
+			}
+		}
+		if matched*2 < pages-2 {
+			continue // not this page size: most pages do not carry their own number
+		}
+		bf := &boltFile{r: r, size: size, pageSize: ps}
+		for _, id := range found {
+			out = append(out, source{f: bf, m: metaPage{pageSize: ps, root: id, freelist: noFreelist, hwm: pages},
+				from: fmt.Sprintf("top-level page %d of %s, found by scanning (of unknown age)", id, name)})
+		}
+		if len(found) > 0 {
+			break
+		}
+	}
+	return out
+}
+
+// salvage copies what the tree of primary holds into a new database at dst, then fills
+// what of it could not be read from the sources more returns, in order (see Repair).
+func salvage(primary source, newestLost bool, more func() []source, dst string) (*RepairReport, error) {
+	db, err := bolt.Open(dst, 0o600, &bolt.Options{NoFreelistSync: true, Timeout: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	c := &copier{db: db}
+	rep := &RepairReport{From: primary.from, Kept: map[string]uint64{}}
+	var dropped problems
+	var maxRun uint64
+	// keep is the walkers' onValue; added, when set (filling in), hears each record written.
+	var added func(top string, k []byte)
+	keep := func(path [][]byte, k, v []byte) {
+		top := string(path[0])
+		if len(path) == 1 && top == string(bucketSessions) {
+			if added == nil {
+				rep.Sessions++
+			}
+			return
+		}
+		if why := badRecord(path, k, v); why != "" {
+			dropped.add("%s %s: %s", quotePath(path), quoteKey(k), why)
+			return
+		}
+		ok, err := c.put(path, k, v, added != nil)
+		if err != nil {
+			dropped.add("%s %s: %v", quotePath(path), quoteKey(k), err)
+			return
+		}
+		if !ok {
+			return // filling in: the file's newer record stays
+		}
+		if len(path) == 1 && top == string(bucketRuns) && len(k) == 8 {
+			// Run ids come from the bucket's sequence: never below a kept run's id, or a
+			// new run would overwrite it.
+			maxRun = max(maxRun, binary.BigEndian.Uint64(k))
+		}
+		rep.Kept[top]++
+		if added != nil {
+			added(top, k)
+		}
+	}
+	w := newWalker(primary.f, primary.m)
+	w.onBucket = func(path [][]byte, seq uint64) { c.bucket(path, seq) }
+	w.onValue = keep
+	err = guard(func() error { w.walk(); return nil })
+	res := w.res
+
+	// What to fill: the buckets read in part, and, when the top level itself was damaged,
+	// any bucket the file may have lost whole.
+	need := map[string]bool{}
+	for name := range res.damaged {
+		need[name] = true
+	}
+	have := func(name string) bool { _, ok := res.counts[name]; return ok }
+	// An older root than the newest lacks the buckets made since: the accounts bucket of a
+	// young database, made with the first account, is in the backup but not in the
+	// transaction before it.
+	anyMissing := res.topDamaged() || newestLost
+	delete(need, string(bucketSessions))
+	if err == nil && (len(need) > 0 || anyMissing) {
+		for _, s := range more() {
+			if len(need) == 0 && !anyMissing {
+				break
+			}
+			fw := newWalker(s.f, s.m)
+			fw.only = func(name string) bool {
+				return name != string(bucketSessions) && (need[name] || (anyMissing && !have(name)))
+			}
+			fw.onBucket = func(path [][]byte, seq uint64) { c.bucket(path, seq) }
+			fw.onValue = keep
+			got := map[string]uint64{}
+			users := []string{}
+			added = func(top string, k []byte) {
+				got[top]++
+				if top == string(bucketUsers) && len(users) < 20 {
+					users = append(users, string(k))
+				}
+			}
+			err = guard(func() error { fw.walk(); return nil })
+			added = nil
+			if err != nil {
+				break
+			}
+			for _, name := range slices.Sorted(maps.Keys(got)) {
+				line := fmt.Sprintf("%s: %s from %s", quoteKey([]byte(name)), units.Plural(int(got[name]), "record"), s.from)
+				if name == string(bucketUsers) {
+					line += fmt.Sprintf(" (%s: an account deleted since that copy would be back; check the list)", strings.Join(users, ", "))
+				}
+				rep.Filled = append(rep.Filled, line)
+			}
+			for name := range fw.res.counts {
+				if fw.res.damaged[name] == 0 {
+					delete(need, name) // whole there: nothing older adds to it
+					res.counts[name] = fw.res.counts[name]
+				}
+			}
+			if !fw.res.topDamaged() && fw.res.n == 0 {
+				anyMissing = false // its top level lists every bucket of its time
+			}
+		}
+	}
+	if err == nil && maxRun > 0 {
+		if b := c.bucket([][]byte{bucketRuns}); b != nil && b.Sequence() < maxRun {
+			b.SetSequence(maxRun)
+		}
+	}
+	if err == nil {
+		err = c.err
+	}
+	if err == nil && c.tx != nil {
+		err = c.tx.Commit()
+		c.tx = nil
+	}
+	if c.tx != nil {
+		c.tx.Rollback()
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	for name := range res.counts {
+		if _, ok := rep.Kept[name]; !ok && name != string(bucketSessions) {
+			rep.Kept[name] = 0
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(need)) {
+		rep.Incomplete = append(rep.Incomplete, name)
+	}
+	if anyMissing {
+		rep.Notes = append(rep.Notes, "the top level of the newest transaction could not be read, and no other copy lists its buckets: whole buckets may be missing")
+	}
+	rep.Unread, rep.UnreadN = res.list, res.n
+	rep.Dropped, rep.DroppedN = dropped.list, dropped.n
+	return rep, nil
+}
+
+// copier writes records into the new database, copyBatch per transaction. err is set by
+// what stops the copy (the disk is full); a record bbolt refuses is the caller's to drop.
+type copier struct {
+	db   *bolt.DB
+	tx   *bolt.Tx
+	n    int
+	err  error
+	path [][]byte
+	b    *bolt.Bucket
+}
+
+func (c *copier) begin() bool {
+	if c.err != nil {
+		return false
+	}
+	if c.tx != nil && c.n >= copyBatch {
+		c.err = c.tx.Commit()
+		c.tx, c.b, c.path = nil, nil, nil
+		if c.err != nil {
+			return false
+		}
+	}
+	if c.tx == nil {
+		c.n = 0
+		c.tx, c.err = c.db.Begin(true)
+	}
+	return c.err == nil
+}
+
+// bucket returns the bucket at path in the current transaction, creating it (with seq,
+// when given) as needed.
+func (c *copier) bucket(path [][]byte, seq ...uint64) *bolt.Bucket {
+	if !c.begin() {
+		return nil
+	}
+	if len(seq) == 0 && c.b != nil && samePath(path, c.path) {
+		return c.b
+	}
+	b, err := c.tx.CreateBucketIfNotExists(path[0])
+	for i := 1; err == nil && i < len(path); i++ {
+		b, err = b.CreateBucketIfNotExists(path[i])
+	}
+	if err != nil {
+		return nil
+	}
+	if len(seq) > 0 && seq[0] > b.Sequence() {
+		b.SetSequence(seq[0])
+	}
+	c.path, c.b = clonePath(path), b
+	return b
+}
+
+// put writes k → v in the bucket at path; with fill, only when k is not there yet. ok says
+// it was written.
+func (c *copier) put(path [][]byte, k, v []byte, fill bool) (ok bool, err error) {
+	b := c.bucket(path)
+	if c.err != nil {
+		return false, nil
+	}
+	if b == nil {
+		return false, errors.New("its bucket cannot be made")
+	}
+	if fill && b.Get(k) != nil {
+		return false, nil
+	}
+	c.n++
+	// bbolt keeps the slices until the commit; the walker's are reused.
+	if err := b.Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func samePath(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func clonePath(p [][]byte) [][]byte {
+	out := make([][]byte, len(p))
+	for i := range p {
+		out[i] = bytes.Clone(p[i])
+	}
+	return out
+}
