@@ -72,6 +72,7 @@ for r in $(seq "$rounds"); do
 	# The floor of any sync of these repos: their os/x86_64 dirs alone (~31,000 links into
 	# the pool), with nothing new; and what Arch's own sync script does for the same repos
 	# (pool and repo dirs, --delete-delay --delay-updates), with nothing new.
+	rsync -rlpt "${repos[@]}" "$up" "$work/plain/"
 	m rsync-links-nochange rsync -rlpt "${repos[@]}" "$up" "$work/plain/"
 	rm -rf "$work/arch"; mkdir -p "$work/arch"
 	rsync -rlptH --safe-links --delete-delay --delay-updates "${arch[@]}" "$up" "$work/arch/"
