@@ -12,6 +12,13 @@ import (
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
+// mirrorSecurityPolicy is for everything under the mirror: its files come from the
+// upstream mirror (any volunteer's server the benchmark picked), not from us, yet they are
+// served on the dashboard's origin. An .html file there (text/html, see contentTypes) must
+// not run script as the dashboard: "sandbox" gives it an origin of its own and
+// default-src 'none' runs nothing. The directory index needs only its inline style.
+const mirrorSecurityPolicy = "sandbox; default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 // bodyDeadline is how long a request body may take to arrive (dashboard forms, API
 // calls): a client trickling a body a byte every few seconds is cut, not kept for ever.
 const bodyDeadline = 15 * time.Second
@@ -19,7 +26,8 @@ const bodyDeadline = 15 * time.Second
 // guardRequests sets the security headers every response carries and refuses or bounds
 // request bodies:
 //   - every response: X-Content-Type-Options: nosniff;
-//   - the dashboard and the APIs (everything but the mirror's files): the CSP above,
+//   - the mirror's files and directory index: mirrorSecurityPolicy;
+//   - the dashboard and the APIs (everything but the mirror): contentSecurityPolicy,
 //     Referrer-Policy: same-origin, X-Frame-Options: DENY (for browsers without
 //     frame-ancestors);
 //   - a GET or HEAD with a body is refused (nothing reads it; a slow one would hold the
@@ -29,7 +37,9 @@ func guardRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
-		if !strings.HasPrefix(r.URL.Path, MirrorPrefix) {
+		if strings.HasPrefix(r.URL.Path, MirrorPrefix) {
+			h.Set("Content-Security-Policy", mirrorSecurityPolicy)
+		} else {
 			h.Set("Content-Security-Policy", contentSecurityPolicy)
 			h.Set("Referrer-Policy", "same-origin")
 			h.Set("X-Frame-Options", "DENY")

@@ -37,6 +37,28 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 }
 
+// TestMirrorHTMLRunsNoScript: the mirror's files come from whichever upstream the box
+// syncs from, yet share the dashboard's origin. An .html file among them (served as
+// text/html) must not run script that could read the dashboard's pages and their CSRF
+// tokens: mirror answers, files and directory index alike, carry a sandboxing CSP.
+func TestMirrorHTMLRunsNoScript(t *testing.T) {
+	o, _ := dashboardOptions(t)
+	os.WriteFile(filepath.Join(o.MirrorRoot.Name(), "evil.html"), []byte("<script>fetch('/settings')</script>"), 0o644)
+	srv := httptestServer(t, NewHandler(o))
+	for _, p := range []string{"/archlinux/evil.html", "/archlinux/", "/archlinux/nope.html"} {
+		resp, err := http.Get(srv + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "sandbox") || !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") ||
+			resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: %d, CSP %q, nosniff %q", p, resp.StatusCode, csp, resp.Header.Get("X-Content-Type-Options"))
+		}
+	}
+}
+
 // httptestServer serves h with the real server settings (NewServer) on loopback.
 func httptestServer(t *testing.T, h http.Handler) string {
 	t.Helper()
