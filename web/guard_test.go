@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +35,66 @@ func TestSecurityHeaders(t *testing.T) {
 	resp, err := http.Get(srv + "/archlinux/lastupdate")
 	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("mirror file: %v %v", err, resp)
+	}
+}
+
+// TestMirrorHTMLRunsNoScript: the mirror's files come from whichever upstream the box
+// syncs from, yet share the dashboard's origin. An .html file among them (served as
+// text/html) must not run script that could read the dashboard's pages and their CSRF
+// tokens: mirror answers, files and directory index alike, carry a sandboxing CSP.
+func TestMirrorHTMLRunsNoScript(t *testing.T) {
+	o, _ := dashboardOptions(t)
+	os.WriteFile(filepath.Join(o.MirrorRoot.Name(), "evil.html"), []byte("<script>fetch('/settings')</script>"), 0o644)
+	srv := httptestServer(t, NewHandler(o))
+	for _, p := range []string{"/archlinux/evil.html", "/archlinux/", "/archlinux/nope.html"} {
+		resp, err := http.Get(srv + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "sandbox") || !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") ||
+			resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: %d, CSP %q, nosniff %q", p, resp.StatusCode, csp, resp.Header.Get("X-Content-Type-Options"))
+		}
+	}
+}
+
+// TestBodiesBounded: nobody can make the server hold megabytes of a form (net/http alone
+// reads 10 MiB of one, 32 MiB of a multipart one): a body that says it is over the bound
+// is refused before it is read, a chunked one is cut there.
+func TestBodiesBounded(t *testing.T) {
+	o, _ := dashboardOptions(t)
+	srv := httptestServer(t, NewHandler(o))
+	if resp := postForm(t, client(t), srv+"/register", registration("admin", testSetupCode)); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("register: %d", resp.StatusCode)
+	}
+	big := strings.Repeat("a", 1<<20)
+	for _, c := range []struct {
+		name, ctype string
+		body        io.Reader
+		want        int
+	}{
+		{"form", "application/x-www-form-urlencoded", strings.NewReader("name=x&password=" + big), http.StatusRequestEntityTooLarge},
+		{"multipart", "multipart/form-data; boundary=B", strings.NewReader("--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f\"\r\n\r\n" + big + "\r\n--B--\r\n"), http.StatusRequestEntityTooLarge},
+		// No length (chunked): read up to the bound, then cut; the right password in it
+		// does not log in.
+		{"chunked form", "application/x-www-form-urlencoded", io.MultiReader(strings.NewReader("name=admin&password=a+long+password&pad="+big)), http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest("POST", srv+"/login", c.body)
+		req.Header.Set("Content-Type", c.ctype)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			// The server may close before the client has sent everything: that is a refusal too.
+			if c.want == http.StatusRequestEntityTooLarge {
+				continue
+			}
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s of 1 MiB: %d, want %d", c.name, resp.StatusCode, c.want)
+		}
 	}
 }
 

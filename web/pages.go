@@ -353,11 +353,20 @@ func (u *ui) pulseJSON(withClients bool) []byte {
 	return u.pulse.public
 }
 
+// eventsSessionCheck is how often a live stream that carries client addresses checks that
+// its session still exists.
+const eventsSessionCheck = 5 * time.Second
+
 // events is the live stream: one Server-Sent Event "pulse" a second with machine stats,
 // bytes/s served, downloads running and sync progress. X-Accel-Buffering keeps nginx from
 // holding it back; EventSource reconnects by itself after the retry hint.
+//
+// Client addresses (personal data) go only to a logged-in viewer, and only while the
+// session lasts: it is checked again every eventsSessionCheck, so a stream opened before a
+// logout, a password change or the user's deletion stops carrying them.
 func (u *ui) events(w http.ResponseWriter, r *http.Request) {
-	withClients := u.viewer(r).user != nil // client addresses are personal data
+	withClients := u.viewer(r).user != nil
+	checked := time.Now()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -367,6 +376,9 @@ func (u *ui) events(w http.ResponseWriter, r *http.Request) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
+		if withClients && time.Since(checked) >= eventsSessionCheck {
+			withClients, checked = u.viewer(r).user != nil, time.Now()
+		}
 		// A stuck viewer must not hold a goroutine forever.
 		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if _, err := fmt.Fprintf(w, "event: pulse\ndata: %s\n\n", u.pulseJSON(withClients)); err != nil {
