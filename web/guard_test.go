@@ -79,7 +79,7 @@ func TestBodiesBounded(t *testing.T) {
 		{"multipart", "multipart/form-data; boundary=B", strings.NewReader("--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f\"\r\n\r\n" + big + "\r\n--B--\r\n"), http.StatusRequestEntityTooLarge},
 		// No length (chunked): read up to the bound, then cut; the right password in it
 		// does not log in.
-		{"chunked form", "application/x-www-form-urlencoded", io.MultiReader(strings.NewReader("name=admin&password=a+long+password&pad="+big)), http.StatusUnauthorized},
+		{"chunked form", "application/x-www-form-urlencoded", io.MultiReader(strings.NewReader("name=admin&password=a+long+password&pad=" + big)), http.StatusUnauthorized},
 	} {
 		req, _ := http.NewRequest("POST", srv+"/login", c.body)
 		req.Header.Set("Content-Type", c.ctype)

@@ -16,12 +16,36 @@ import (
 )
 
 // PublicAddr reports an address such a request may go to: not loopback, link-local,
-// private, carrier-grade NAT, unspecified or multicast.
+// private, unspecified or multicast, nor in a range that is not the public internet or
+// that can lead back into a LAN (notNear).
 func PublicAddr(ip netip.Addr) bool {
 	ip = ip.Unmap()
-	return ip.IsValid() && !ip.IsLoopback() && !ip.IsPrivate() && !ip.IsLinkLocalUnicast() && !ip.IsLinkLocalMulticast() &&
-		!ip.IsUnspecified() && !ip.IsMulticast() && !ip.IsInterfaceLocalMulticast() &&
-		!netip.MustParsePrefix("100.64.0.0/10").Contains(ip)
+	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
+		return false
+	}
+	for _, p := range notNear {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// notNear are the ranges, besides those netip names, that a webhook must not reach.
+var notNear = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),      // "this network"
+	netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT: the ISP's side of a LAN
+	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking
+	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, and the broadcast address
+	netip.MustParsePrefix("::/96"),          // IPv4-compatible: ::127.0.0.1
+	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64: 64:ff9b::10.0.0.1 reaches 10.0.0.1
+	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64
+	netip.MustParsePrefix("2001::/32"),      // Teredo, which embeds an IPv4 address
+	netip.MustParsePrefix("2002::/16"),      // 6to4, which embeds an IPv4 address
+	netip.MustParsePrefix("100::/64"),       // discard-only
+	netip.MustParsePrefix("2001:db8::/32"),  // documentation
 }
 
 // UnsafeEnv, set to "1" in amwi's environment, lets webhooks reach loopback and private

@@ -13,7 +13,11 @@ func TestPublicAddr(t *testing.T) {
 	for s, want := range map[string]bool{"1.1.1.1": true, "162.159.135.232": true, "2606:4700::6810:1": true,
 		"127.0.0.1": false, "127.8.9.10": false, "::1": false, "10.1.2.3": false, "172.16.0.1": false, "192.168.1.1": false,
 		"169.254.169.254": false, "fe80::1": false, "fd00::1": false, "0.0.0.0": false, "::": false, "100.64.0.1": false,
-		"224.0.0.1": false, "::ffff:127.0.0.1": false, "::ffff:8.8.8.8": true} {
+		"224.0.0.1": false, "::ffff:127.0.0.1": false, "::ffff:8.8.8.8": true,
+		// Ranges that lead back into a LAN through a translator, or are no internet at all.
+		"64:ff9b::a00:1": false, "64:ff9b::7f00:1": false, "64:ff9b:1::1": false, "::127.0.0.1": false,
+		"2002:c0a8:101::1": false, "2001:0:4136:e378::1": false, "0.1.2.3": false, "255.255.255.255": false,
+		"198.18.0.1": false, "2001:db8::1": false} {
 		if got := PublicAddr(netip.MustParseAddr(s)); got != want {
 			t.Errorf("%s: %v, want %v", s, got, want)
 		}
