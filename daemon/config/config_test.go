@@ -40,6 +40,8 @@ func TestBadConfigs(t *testing.T) {
 		{"short interval", "[mirror]\nroot = \"mirror\"\n[sync]\ninterval = \"10s\"\n", []string{"amwi.toml:4: sync.interval: must be at least 1m"}},
 		{"bad cidr", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
 			[]string{`amwi.toml:4: server.trusted_proxies[1]: "10.0.0.0/33" is not a CIDR`}},
+		{"proxy range of everyone", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"0.0.0.0/0\", \"::/0\", \"10.0.0.0/8\", \"2000::/3\"]\n",
+			[]string{`server.trusted_proxies[0]: "0.0.0.0/0" trusts nearly every address`, `server.trusted_proxies[1]: "::/0" trusts`, `server.trusted_proxies[3]: "2000::/3" trusts`}},
 		{"bad proxy addr", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"proxy.lan\"]\n", []string{`server.trusted_proxies[0]: "proxy.lan" is neither an address nor a CIDR`}},
 		{"client ip header", "[mirror]\nroot = \"mirror\"\n[server]\n\nclient_ip_header = \"Forwarded\"\n",
 			[]string{`amwi.toml:5: server.client_ip_header: "Forwarded" is not a header amwi reads: write "X-Forwarded-For"`, `or "X-Real-IP"`}},

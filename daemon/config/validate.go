@@ -41,8 +41,10 @@ func (c *Config) validateWith(where func(key string) (file string, line int), en
 		add("server.listen", "%v", err)
 	}
 	for i, p := range c.Server.TrustedProxies {
-		if _, err := ParseCIDR(p); err != nil {
+		if pre, err := ParseCIDR(p); err != nil {
 			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
+		} else if pre.Bits() < minProxyBits {
+			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q trusts nearly every address to name its own client address (and so its own login limits); list your reverse proxy's address, e.g. \"192.168.1.10\"", p)
 		}
 	}
 	if _, err := CheckClientIPHeader(c.Server.ClientIPHeader); err != nil {
@@ -165,6 +167,11 @@ func CheckClientIPHeader(h string) (string, error) {
 }
 
 // ParseCIDR accepts a CIDR ("10.0.0.0/8", "fd00::/8") or a single address.
+// minProxyBits is the shortest prefix server.trusted_proxies takes: /8 (10.0.0.0/8 and
+// fd00::/8 are whole private networks already). Proxies are a few known hosts; a wider
+// range is a mistake (0.0.0.0/0 made every client's own X-Forwarded-For believed).
+const minProxyBits = 8
+
 func ParseCIDR(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
