@@ -146,6 +146,19 @@ func (t *throttle) admit(client, account, device string, now time.Time) (*ticket
 	return &ticket{t: t, charge: []*bucket{c, via}, client: c}, nil
 }
 
+// admitClient lets an attempt from client go ahead against its address's budget alone, or
+// says how long to wait: for guesses no account budget needs to cap (setup codes).
+func (t *throttle) admitClient(client string, now time.Time) (*ticket, *RateLimitError) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.clients.get(client, now)
+	if wait := c.wait(now); wait > 0 {
+		return nil, &RateLimitError{RetryAfter: wait}
+	}
+	c.inflight++
+	return &ticket{t: t, charge: []*bucket{c}, client: c}, nil
+}
+
 // done ends the attempt: a failure spends from every budget it was admitted against (and
 // marks the address as having failed), a success spends nothing. Only the first call counts.
 func (k *ticket) done(failed bool, now time.Time) {

@@ -16,14 +16,14 @@ import (
 // (`amwi user add`, Register) needs no code: whoever runs it can open the database anyway.
 
 // setupAlphabet has 32 symbols that are hard to confuse (no 0/O, no 1/I); setupChars of
-// them make 60 bits, far beyond what the login limits let anyone guess.
+// them make 60 bits: at the per-address limit of wrong attempts (40 an hour), even a
+// million addresses would need over a million years on average to hit the code. So wrong codes are
+// limited per address only, with no budget of their own that a stranger could spend to
+// keep the owner, on a clean address, from registering.
 const (
 	setupAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 	setupChars    = 12
 	setupGroup    = 4
-	// setupAccount is the name the throttle counts wrong setup codes under; it cannot
-	// collide with a user name (ValidateName).
-	setupAccount = "\x00setup"
 )
 
 // NewSetupCode returns a fresh random setup code in its canonical form, like
@@ -92,9 +92,8 @@ func (s *Service) setupCodeMatches(code string) bool {
 
 // RegisterWithCode creates the first user, an admin, for a client on the web, which must
 // present the setup code. A missing or wrong code is ErrBadSetupCode and counts as a
-// failure from c against the limits of logins (under an account of its own), so the code
-// cannot be guessed faster than a password; a refused attempt is a *RateLimitError. Once
-// any user exists it is ErrRegistrationClosed.
+// failure of c's address (Limits.PerClient, shared with logins); a refused attempt is a
+// *RateLimitError. Once any user exists it is ErrRegistrationClosed.
 func (s *Service) RegisterWithCode(c Client, code, name, password string) (User, error) {
 	s.init()
 	if open, err := s.NeedsSetup(); err != nil {
@@ -110,7 +109,7 @@ func (s *Service) RegisterWithCode(c Client, code, name, password string) (User,
 	if err := ValidatePassword(password); err != nil {
 		return User{}, fmt.Errorf("register: %w", err)
 	}
-	tk, rl := s.throttle.admit(clientKey(c.Addr), setupAccount, "", s.now())
+	tk, rl := s.throttle.admitClient(clientKey(c.Addr), s.now())
 	if rl != nil {
 		s.Log.Warn("registration rate limited", "client", c.Addr, "retry_after", rl.RetryAfter)
 		return User{}, rl
