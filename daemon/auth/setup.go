@@ -17,9 +17,9 @@ import (
 
 // setupAlphabet has 32 symbols that are hard to confuse (no 0/O, no 1/I); setupChars of
 // them make 60 bits: at the per-address limit of wrong attempts (40 an hour), even a
-// million addresses would need over a million years on average to hit the code. So wrong codes are
-// limited per address only, with no budget of their own that a stranger could spend to
-// keep the owner, on a clean address, from registering.
+// million addresses would need over a million years on average to hit the code. So wrong
+// codes are limited per address only, with no budget of their own that a stranger could
+// spend to keep the owner, on a clean address, from registering.
 const (
 	setupAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 	setupChars    = 12
