@@ -128,6 +128,14 @@ var damages = []struct {
 		br, ps := storetest.Find(t, p, "branch", 30)
 		storetest.Flip(t, p, int64(br.ID*ps+storetest.Elements+16+1), 0x40)
 	}, "branch element 1", lastTx},
+	// A bit flipped in a bucket's name that keeps the keys in order: bbolt's check passes,
+	// and the accounts were simply gone, so amwi started as on its first day.
+	{"accounts' name flipped, keys in order", func(t *testing.T, p string) {
+		storetest.Flip(t, p, storetest.TopLevelKey(t, p, "users")+2, 0x02) // usgrs
+	}, `top-level bucket "usgrs" is "users" with a damaged name`, nothing},
+	{"sync history's name flipped", func(t *testing.T, p string) {
+		storetest.Flip(t, p, storetest.TopLevelKey(t, p, "sync_runs")+7, 0x01) // sync_ruos
+	}, `"sync_runs" with a damaged name`, nothing},
 	{"leaf value taken for a bucket", func(t *testing.T, p string) {
 		br, ps := storetest.Find(t, p, "branch", 30)
 		b, _ := os.ReadFile(p)

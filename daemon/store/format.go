@@ -327,6 +327,43 @@ func (w *walker) page(id uint64, depth int, want uint16, from string) []byte {
 	return b
 }
 
+// knownBuckets are the top-level buckets of this store. A new one must differ from each of
+// these in more than one byte (see damagedName; a test checks).
+var knownBuckets = [][]byte{bucketMeta, bucketUsers, bucketSessions, bucketRuns,
+	bucketTrafficHours, bucketTrafficDays, bucketTrafficClients, bucketTrafficPackages}
+
+func isKnownBucket(name string) bool {
+	for _, k := range knownBuckets {
+		if string(k) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// damagedName returns the known top-level bucket whose name differs from name in exactly
+// one byte ("" when none does). A bit flipped in a bucket's name in the top-level page
+// leaves the page valid and, often, the keys in order: bbolt's check passes, and the
+// bucket is simply gone under its name. For "users" that is every account, and amwi
+// would start as on its first day, asking for a first administrator.
+func damagedName(name []byte) string {
+	for _, k := range knownBuckets {
+		if len(k) != len(name) || bytes.Equal(k, name) {
+			continue
+		}
+		diff := 0
+		for i := range k {
+			if k[i] != name[i] {
+				diff++
+			}
+		}
+		if diff == 1 {
+			return string(k)
+		}
+	}
+	return ""
+}
+
 func pageType(flags uint16) string {
 	switch flags {
 	case flagBranch:
@@ -480,6 +517,11 @@ func (w *walker) bucket(path [][]byte, v []byte, depth int, where string) {
 	}
 	if len(path) == 1 {
 		name := string(path[0])
+		damagedAs := ""
+		if k := damagedName(path[0]); k != "" {
+			damagedAs, name = name, k
+			path[0] = []byte(k) // a fresh slice of the caller's: the key is not changed
+		}
 		if w.only != nil && !w.only(name) {
 			return
 		}
@@ -491,10 +533,16 @@ func (w *walker) bucket(path [][]byte, v []byte, depth int, where string) {
 		w.top = n
 		before := w.res.n
 		defer func() {
-			if d := w.res.n - before; d > 0 {
+			// Damage inside a bucket amwi does not know (a name damaged beyond
+			// recognition, with its header) is the top level's: the bucket it was may be
+			// missing, and repair then fills whole buckets from older copies.
+			if d := w.res.n - before; d > 0 && isKnownBucket(name) {
 				w.res.damaged[name] += d
 			}
 		}()
+		if damagedAs != "" {
+			w.res.add("%s: top-level bucket %s is %q with a damaged name", where, quoteKey([]byte(damagedAs)), name)
+		}
 	}
 	if w.onBucket != nil {
 		w.onBucket(path, ne.Uint64(v[8:]))

@@ -156,6 +156,24 @@ func TestRepairFillsFromOlderCopies(t *testing.T) {
 		{"accounts' name in the top-level page", func(t *testing.T, p string) {
 			storetest.Flip(t, p, storetest.TopLevelKey(t, p, "users"), 0x20)
 		}, 45, "meta page"},
+		// The accounts' name overwritten beyond recognition (keys still in order) and its
+		// bucket header with it: a bucket amwi does not know is damaged, so the top level
+		// is, and the accounts come from the previous transaction, not "0 users".
+		{"accounts' name and header overwritten", func(t *testing.T, p string) {
+			off := storetest.TopLevelKey(t, p, "users")
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			// The name, then the high byte of the bucket's root page number after it.
+			if _, err := f.WriteAt([]byte("~:\xdb\xf0j"), off); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte{0xab}, off+5+7); err != nil {
+				t.Fatal(err)
+			}
+		}, 45, "meta page"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, path := fresh(t)

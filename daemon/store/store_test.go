@@ -47,3 +47,13 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatal("a store with a newer schema opened without complaint")
 	}
 }
+
+// TestKnownBucketNamesFarApart: damagedName reads a name one byte off a known bucket's as
+// that bucket; two known names one byte apart would be taken for each other.
+func TestKnownBucketNamesFarApart(t *testing.T) {
+	for _, k := range knownBuckets {
+		if got := damagedName(k); got != "" {
+			t.Errorf("%q is one byte from %q: choose a name further from the others", k, got)
+		}
+	}
+}
