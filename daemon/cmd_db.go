@@ -207,8 +207,13 @@ func (c *cli) dbBackup(ctx context.Context, args []string) error {
 		if li, err := os.Stat(live); err == nil && os.SameFile(fi, li) {
 			return fmt.Errorf("%s is the state database itself: name another file", dst)
 		}
-		if fi.IsDir() {
+		switch {
+		case fi.IsDir():
 			dst = filepath.Join(dst, "amwi-"+time.Now().Format("20060102-150405")+".db")
+		case !fi.Mode().IsRegular():
+			// The copy is renamed over FILE: /dev/null or /dev/full would be replaced
+			// by a file of password hashes, and every program on the box with it.
+			return fmt.Errorf("%s is not a regular file (%v): a backup replaces FILE, so name a new file or a directory", dst, fi.Mode().Type())
 		}
 	}
 	write := func(w io.Writer) error { return c.fetchBackup(ctx, dir, w) }

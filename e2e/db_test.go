@@ -122,6 +122,17 @@ func TestDatabaseBackupCheckRepair(t *testing.T) {
 	if out, code := run(t, nil, nil, "-c", cfg, "db", "backup", copyFile); code != 0 || !strings.Contains(out, "4 users") {
 		t.Fatalf("db backup while serving: exit %d\n%s", code, out)
 	}
+	// Not over a device or a FIFO (as root, /dev/null was replaced by a regular file).
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := run(t, nil, nil, "-c", cfg, "db", "backup", fifo); code != 1 || !strings.Contains(out, "not a regular file") {
+		t.Fatalf("db backup over a FIFO: exit %d\n%s", code, out)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode().Type() != os.ModeNamedPipe {
+		t.Fatalf("db backup replaced the FIFO: %v %v", fi.Mode(), err)
+	}
 	if out, code := run(t, nil, nil, "db", "check", copyFile); code != 0 || !strings.Contains(out, "4 users") || !strings.Contains(out, "40 sync runs") {
 		t.Fatalf("db check of the copy: exit %d\n%s", code, out)
 	}
