@@ -88,6 +88,19 @@ func Open(dir string, lockWait time.Duration) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: lock: %w", path, err)
 	}
+	// While we waited for the lock, `amwi db repair` may have put a new file in place and
+	// kept the one we opened as amwi.db.before-repair-TIME: using that would write into
+	// the kept file, and lose it all at the next start. Open the file now at path.
+	if moved, err := replaced(f, path); err != nil || moved {
+		f.Close()
+		if err == nil {
+			if lockWait <= 0 {
+				return nil, fmt.Errorf("open store %s: %w: it was replaced while opening", path, ErrLocked)
+			}
+			return Open(dir, lockWait/2)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
 	rep, err := inspect(f, path, false)
 	if err == nil && !rep.OK() {
 		err = &DamagedError{Path: path, Report: rep, Backups: Backups(dir)}
@@ -141,6 +154,11 @@ func create(dir, path string) error {
 		}
 	}
 	if err == nil {
+		// Root running `amwi user add` before the first start: the service's user must be
+		// able to open what root creates in its state dir.
+		err = sameOwner(tmp.Name(), dir)
+	}
+	if err == nil {
 		// Link, unlike rename, never replaces a database another process created meanwhile.
 		if err = os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
 			return nil
@@ -156,6 +174,22 @@ func create(dir, path string) error {
 		return fmt.Errorf("create store %s: %w", path, err)
 	}
 	return nil
+}
+
+// replaced says whether path no longer names the open file f.
+func replaced(f *os.File, path string) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	pi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !os.SameFile(fi, pi), nil
 }
 
 // syncDir makes a rename or link in dir durable.
