@@ -133,9 +133,16 @@ func (s *Store) DailyBackup(now time.Time) (string, *Report, error) {
 	if err != nil {
 		return "", rep, fmt.Errorf("backup: %w", err)
 	}
-	kept := Backups(filepath.Dir(s.path))
-	for _, old := range kept[min(KeepBackups, len(kept)):] {
-		os.Remove(old)
+	// The newest KeepBackups stay. Backups dated ahead of the clock are left alone: they
+	// count for nothing, and if the clock is what is wrong now, they are the real ones.
+	n := 0
+	for _, old := range BackupsAt(filepath.Dir(s.path), now) {
+		if day, _ := backupDay(filepath.Base(old)); aheadOf(day, now) {
+			continue
+		}
+		if n++; n > KeepBackups {
+			os.Remove(old)
+		}
 	}
 	return path, rep, nil
 }

@@ -254,19 +254,37 @@ func panicError(r any) error {
 	return fmt.Errorf("panic: %v", r)
 }
 
-// Backups lists the daily backups in the state dir dir, newest first.
-func Backups(dir string) []string {
+// Backups lists the daily backups in the state dir dir, newest first, as of now:
+// BackupsAt(dir, time.Now()).
+func Backups(dir string) []string { return BackupsAt(dir, time.Now()) }
+
+// BackupsAt lists the daily backups in the state dir dir, newest first by the date in
+// their names, except that those dated more than a day after now (written while the
+// board's clock was wrong) come last: a stale copy named 2099-01-01 must not be what
+// repair starts from, nor push the real backups out.
+func BackupsAt(dir string, now time.Time) []string {
 	des, err := os.ReadDir(filepath.Join(dir, BackupDir))
 	if err != nil {
 		return nil
 	}
-	var out []string
+	var out, ahead []string
 	for _, de := range des {
-		if _, ok := backupDay(de.Name()); ok && de.Type().IsRegular() {
-			out = append(out, filepath.Join(dir, BackupDir, de.Name()))
+		day, ok := backupDay(de.Name())
+		if !ok || !de.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, BackupDir, de.Name())
+		if aheadOf(day, now) {
+			ahead = append(ahead, p)
+		} else {
+			out = append(out, p)
 		}
 	}
 	slices.Sort(out)
 	slices.Reverse(out)
-	return out
+	slices.Sort(ahead)
+	return append(out, ahead...)
 }
+
+// aheadOf reports whether a backup of day was dated more than a day after now.
+func aheadOf(day, now time.Time) bool { return day.After(now.Add(24 * time.Hour)) }

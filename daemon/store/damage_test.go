@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -218,6 +219,42 @@ func TestDailyBackup(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, store.BackupDir, ".*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// TestBackupDatedAhead: a backup named after a wrong clock (2099) is neither what repair
+// starts from nor one of the two kept; the next backups do not remove it either (if the
+// clock is what is wrong now, it is the real one).
+func TestBackupDatedAhead(t *testing.T) {
+	dir, _ := fresh(t)
+	s, err := store.Open(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	first, _, err := s.DailyBackup(now)
+	if err != nil || first == "" {
+		t.Fatalf("backup: %q %v", first, err)
+	}
+	ahead := filepath.Join(dir, store.BackupDir, "amwi-2099-01-01.db")
+	b, _ := os.ReadFile(first)
+	if err := os.WriteFile(ahead, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var made []string
+	for _, day := range []time.Time{now.Add(24 * time.Hour), now.Add(48 * time.Hour)} {
+		p, _, err := s.DailyBackup(day)
+		if err != nil || p == "" {
+			t.Fatalf("backup of %v: %q %v", day, p, err)
+		}
+		made = append(made, p)
+	}
+	got := store.BackupsAt(dir, now.Add(48*time.Hour))
+	if want := []string{made[1], made[0], ahead}; !slices.Equal(got, want) {
+		t.Fatalf("backups: %v, want %v (the two newest real ones first, the one dated ahead last and kept)", got, want)
+	}
+	if got := store.Backups(dir); got[0] != made[1] {
+		t.Errorf("Backups (what repair starts from): %v, want %s first", got, made[1])
 	}
 }
 
