@@ -203,7 +203,11 @@ func openBolt(f *os.File, readOnly bool) (*bolt.DB, error) {
 // waits up to lockWait for a process writing the file (then ErrLocked). The error is for
 // a file it could not read at all; damage is in the report.
 func CheckFile(path string, lockWait time.Duration) (*Report, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path, os.O_RDONLY)
+	var nf *NotFileError
+	if errors.As(err, &nf) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("check store: %w", err)
 	}

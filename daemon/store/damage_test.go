@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -390,4 +391,52 @@ func bigStore(b *testing.B) string {
 	fi, _ := os.Stat(filepath.Join(bigDir, store.FileName))
 	b.ReportMetric(float64(fi.Size())/(1<<20), "MB")
 	return bigDir
+}
+
+// TestNotAFile: a directory or a named pipe where the database should be is refused at
+// once, naming it and what to do; nothing blocks on the pipe (a reader of a FIFO waits for
+// a writer that never comes) and nothing is created in its place.
+func TestNotAFile(t *testing.T) {
+	for _, kind := range []string{"directory", "named pipe"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state")
+			os.MkdirAll(dir, 0o750)
+			path := filepath.Join(dir, store.FileName)
+			var err error
+			if kind == "directory" {
+				err = os.Mkdir(path, 0o700)
+			} else {
+				err = syscall.Mkfifo(path, 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_, err := store.Open(dir, time.Second)
+				var nf *store.NotFileError
+				if !errors.As(err, &nf) || !errors.Is(err, store.ErrDamaged) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "a "+kind) || !strings.Contains(err.Error(), "move it away") {
+					t.Errorf("Open: %v, want a refusal naming %s as a %s and what to do", err, path, kind)
+				}
+				if _, err := store.CheckFile(path, time.Second); !errors.As(err, &nf) {
+					t.Errorf("CheckFile: %v, want NotFileError", err)
+				}
+				if _, err := store.Repair(dir, store.RepairOptions{}); !errors.As(err, &nf) {
+					t.Errorf("Repair: %v, want NotFileError", err)
+				}
+				if _, err := store.Repair(dir, store.RepairOptions{Source: path}); !errors.As(err, &nf) {
+					t.Errorf("Repair --from it: %v, want NotFileError", err)
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("blocked on the database path")
+			}
+			if fi, err := os.Lstat(path); err != nil || fi.Mode().IsRegular() {
+				t.Errorf("the path was changed: %v %v", fi, err)
+			}
+		})
+	}
 }

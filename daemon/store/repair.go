@@ -77,8 +77,11 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 	}
 	path := filepath.Join(dir, FileName)
 	// Hold the database's lock throughout, so no daemon starts on it halfway.
-	cur, err := os.Open(path)
+	cur, err := openFile(path, os.O_RDONLY)
+	var nf *NotFileError
 	switch {
+	case errors.As(err, &nf):
+		return nil, err
 	case errors.Is(err, fs.ErrNotExist):
 		cur = nil
 		if o.Source == "" {
@@ -103,7 +106,7 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 
 	src, srcPath := cur, path
 	if o.Source != "" {
-		f, err := os.Open(o.Source)
+		f, err := openFile(o.Source, os.O_RDONLY)
 		if err != nil {
 			return nil, fmt.Errorf("repair: %w", err)
 		}
@@ -118,7 +121,7 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 			if rep, err := CheckFile(b, time.Second); err != nil || !rep.OK() {
 				continue
 			}
-			f, err := os.Open(b)
+			f, err := openFile(b, os.O_RDONLY)
 			if err != nil {
 				continue
 			}

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -71,12 +72,16 @@ func Open(dir string, lockWait time.Duration) (*Store, error) {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := openFile(path, os.O_RDWR)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := create(dir, path); err != nil {
 			return nil, err
 		}
-		f, err = os.OpenFile(path, os.O_RDWR, 0)
+		f, err = openFile(path, os.O_RDWR)
+	}
+	var nf *NotFileError
+	if errors.As(err, &nf) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -124,6 +129,58 @@ func Open(dir string, lockWait time.Duration) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// NotFileError is a database path that holds something else than a file: a directory,
+// a named pipe (which would block every reader), a device. It is damage to the state dir
+// (errors.Is ErrDamaged), so amwi.service does not restart into it again and again.
+type NotFileError struct {
+	Path string
+	Kind string // "a directory", "a named pipe (FIFO)", …
+}
+
+func (e *NotFileError) Error() string {
+	return fmt.Sprintf("%s is %s, not a database file: move it away (amwi creates a new database on the first start; `amwi db repair --from-backup` restores the newest daily backup)", e.Path, e.Kind)
+}
+
+func (e *NotFileError) Is(target error) bool { return target == ErrDamaged }
+
+// openFile opens the database file at path with flag, refusing anything but a regular
+// file (*NotFileError). O_NONBLOCK keeps a named pipe from blocking the open itself; it
+// changes nothing for a regular file.
+func openFile(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.EISDIR) {
+		return nil, &NotFileError{Path: path, Kind: "a directory"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, &NotFileError{Path: path, Kind: fileKind(fi.Mode())}
+	}
+	return f, nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	default:
+		return "not a regular file"
+	}
 }
 
 // create makes a new, empty database at path: built in a temporary file and linked into
