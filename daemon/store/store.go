@@ -83,6 +83,9 @@ func Open(dir string, lockWait time.Duration) (*Store, error) {
 	if errors.As(err, &nf) {
 		return nil, err
 	}
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("open store %s: %w: the file must be readable and writable by the user amwi runs as (for the service: chown amwi: %s), or run this command as that user", path, err, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
