@@ -16,20 +16,30 @@ import (
 	"github.com/amwi/amwi/web"
 )
 
-func TestSettingsSave(t *testing.T) {
+// openDaemon opens a daemon whose amwi.toml is text, in a temporary dir with its mirror
+// folder; the caller closes it.
+func openDaemon(t *testing.T, text string) (d *Daemon, path string) {
+	t.Helper()
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
-	path := filepath.Join(dir, "amwi.toml")
-	orig := "# mine\n[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n"
-	os.WriteFile(path, []byte(orig), 0o640)
+	path = filepath.Join(dir, "amwi.toml")
+	if err := os.WriteFile(path, []byte(text), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.LoadLayered(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	d = &Daemon{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if err := d.Open(); err != nil {
 		t.Fatal(err)
 	}
+	return d, path
+}
+
+func TestSettingsSave(t *testing.T) {
+	orig := "# mine\n[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n"
+	d, path := openDaemon(t, orig)
 	defer d.Close()
 	s := &settings{d: d}
 	form := map[string]string{
@@ -71,7 +81,7 @@ func TestSettingsSave(t *testing.T) {
 		len(again.Sync.FallbackUpstreams) != 2 || again.Sync.BWLimitKiB != 100 {
 		t.Fatalf("saved file: %v %+v", err, again)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, "state", config.SettingsFile)); err != nil || fi.Mode().Perm() != 0o640 {
+	if fi, err := os.Stat(filepath.Join(filepath.Dir(path), "state", config.SettingsFile)); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("settings.toml: %v %v", err, fi)
 	}
 	// Applied without restart.
@@ -84,15 +94,7 @@ func TestSettingsSave(t *testing.T) {
 }
 
 func TestBenchUseAsUpstream(t *testing.T) {
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
-	path := filepath.Join(dir, "amwi.toml")
-	os.WriteFile(path, []byte("[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n"), 0o644)
-	cfg, _ := config.LoadLayered(path)
-	d := &Daemon{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := d.Open(); err != nil {
-		t.Fatal(err)
-	}
+	d, path := openDaemon(t, "[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n")
 	defer d.Close()
 	rep := `{"time":"2026-11-24T00:00:00Z","country":"Testland","results":[
 {"rank":1,"host":"a","rsync_url":"rsync://a.example/arch/","usable":true},
@@ -100,7 +102,7 @@ func TestBenchUseAsUpstream(t *testing.T) {
 {"rank":3,"host":"c","rsync_url":"","usable":false},
 {"rank":4,"host":"d","rsync_url":"rsync://d.example/arch/","usable":true},
 {"rank":5,"host":"e","rsync_url":"rsync://e.example/arch/","usable":true}]}`
-	os.WriteFile(filepath.Join(dir, "state", benchResultsFile), []byte(rep), 0o644)
+	os.WriteFile(filepath.Join(filepath.Dir(path), "state", benchResultsFile), []byte(rep), 0o644)
 	b := &benchService{d: d}
 	if err := b.Use("c"); err == nil {
 		t.Error("an unusable mirror was set as upstream")
@@ -121,18 +123,7 @@ func TestBenchUseAsUpstream(t *testing.T) {
 // default) schedules a sync as soon as the settings give it one, and its throttle follows
 // sync.io_busy_percent without a restart.
 func TestUpstreamSetAtRuntimeSchedules(t *testing.T) {
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
-	path := filepath.Join(dir, "amwi.toml")
-	os.WriteFile(path, []byte("[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[sync]\nio_busy_percent = 0\n[state]\ndir = \"state\"\n"), 0o640)
-	cfg, err := config.LoadLayered(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &Daemon{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := d.Open(); err != nil {
-		t.Fatal(err)
-	}
+	d, _ := openDaemon(t, "[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[sync]\nio_busy_percent = 0\n[state]\ndir = \"state\"\n")
 	defer d.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -161,18 +152,7 @@ func TestUpstreamSetAtRuntimeSchedules(t *testing.T) {
 // no goroutine of the daemon is left.
 func TestNothingLeftAfterClose(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "mirror"), 0o755)
-	path := filepath.Join(dir, "amwi.toml")
-	os.WriteFile(path, []byte("[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[sync]\nupstream = \"rsync://127.0.0.1:1/archlinux/\"\n[discord]\nenabled = true\nwebhook_url = \"https://discord.com/api/webhooks/1/x\"\n[state]\ndir = \"state\"\n"), 0o640)
-	cfg, err := config.LoadLayered(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &Daemon{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := d.Open(); err != nil {
-		t.Fatal(err)
-	}
+	d, _ := openDaemon(t, "[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[sync]\nupstream = \"rsync://127.0.0.1:1/archlinux/\"\n[discord]\nenabled = true\nwebhook_url = \"https://discord.com/api/webhooks/1/x\"\n[state]\ndir = \"state\"\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- d.Run(ctx) }()
