@@ -176,20 +176,30 @@ func (d *Discord) handle(ctx context.Context, q queued) {
 	}
 }
 
-// deliver posts e, which happened at at, waiting out rate limits and retrying server and
-// network errors. Every error it returns is already free of the webhook URL.
-func (d *Discord) deliver(ctx context.Context, e SyncEvent, at time.Time) error {
+// request is the webhook POST of e, which happened at at. Its errors are free of the
+// webhook URL.
+func (d *Discord) request(ctx context.Context, e SyncEvent, at time.Time) (*http.Request, error) {
 	body, err := json.Marshal(message(e, at))
 	if err != nil {
-		return fmt.Errorf("encode message: %w", err)
+		return nil, fmt.Errorf("encode message: %w", err)
 	}
-	// A URL that does not parse will not parse on the next attempt either.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("build request: %w", d.clean(err))
+		return nil, fmt.Errorf("build request: %w", d.clean(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "AMWI (https://github.com/amwi/amwi)")
+	return req, nil
+}
+
+// deliver posts e, which happened at at, waiting out rate limits and retrying server and
+// network errors. Every error it returns is already free of the webhook URL.
+func (d *Discord) deliver(ctx context.Context, e SyncEvent, at time.Time) error {
+	// A URL that does not parse will not parse on the next attempt either.
+	req, err := d.request(ctx, e, at)
+	if err != nil {
+		return err
+	}
 	backoff := firstBackoff
 	attempts, waits := 0, 0
 	for {
@@ -540,16 +550,10 @@ func (d *Discord) SendOnce(ctx context.Context, e SyncEvent) error {
 	if d == nil {
 		return errors.New("discord is not configured")
 	}
-	body, err := json.Marshal(message(e, time.Now()))
+	req, err := d.request(ctx, e, time.Now())
 	if err != nil {
-		return fmt.Errorf("encode message: %w", err)
+		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("build request: %w", d.clean(err))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "AMWI (https://github.com/amwi/amwi)")
 	res, err := d.post(req)
 	switch {
 	case err != nil:
