@@ -576,16 +576,9 @@ func (w *walker) freelist() {
 	if p == nil {
 		return
 	}
-	start, count := uint64(pageHeaderSize), uint64(ne.Uint16(p[10:]))
-	if count == 0xFFFF {
-		if len(p) < pageHeaderSize+8 {
-			w.res.add("freelist page %d: cut short", w.m.freelist)
-			return
-		}
-		count, start = ne.Uint64(p[pageHeaderSize:]), pageHeaderSize+8
-	}
-	if count > uint64(len(p)) || start+count*8 > uint64(len(p)) {
-		w.res.add("freelist page %d: %d free pages do not fit in it", w.m.freelist, count)
+	start, count, problem := freeList(p)
+	if problem != "" {
+		w.res.add("freelist page %d: %s", w.m.freelist, problem)
 		return
 	}
 	free := make([]uint64, len(w.seen))
@@ -611,6 +604,22 @@ func (w *walker) freelist() {
 	if len(lost) > 0 && walkOK {
 		w.res.add("%d pages are neither in use nor free (%s)", len(lost), idList(lost))
 	}
+}
+
+// freeList returns where the page ids listed in the freelist page p start and how many
+// there are; problem says why they cannot be read ("" when they can).
+func freeList(p []byte) (start, count uint64, problem string) {
+	start, count = uint64(pageHeaderSize), uint64(ne.Uint16(p[10:]))
+	if count == 0xFFFF {
+		if len(p) < pageHeaderSize+8 {
+			return 0, 0, "cut short"
+		}
+		count, start = ne.Uint64(p[pageHeaderSize:]), pageHeaderSize+8
+	}
+	if count > uint64(len(p)) || start+count*8 > uint64(len(p)) {
+		return 0, 0, fmt.Sprintf("%d free pages do not fit in it", count)
+	}
+	return start, count, ""
 }
 
 func idList(ids []uint64) string {
