@@ -281,21 +281,26 @@ func Fill(t testing.TB, dir string, runs, days, packages int, now time.Time) Fil
 	}
 	today := traffic.DayOf(now)
 	for d := 0; d < days; d++ {
-		day := today - traffic.Day(days-1-d)
-		b := traffic.Batch{Days: map[traffic.Day]traffic.Count{day: {Bytes: 1 << 30, Requests: 900}},
-			Hours: map[traffic.Hour]traffic.Count{}, Clients: map[traffic.DayKey]traffic.Count{}, Packages: map[traffic.DayKey]traffic.Count{}}
-		for h := 0; h < 24; h++ {
-			b.Hours[traffic.Hour(int64(day)*24+int64(h))] = traffic.Count{Bytes: 1 << 25, Requests: 40}
-		}
-		for c := 0; c < 12; c++ {
-			b.Clients[traffic.DayKey{Day: day, Key: fmt.Sprintf("192.168.1.%d", 10+c)}] = traffic.Count{Bytes: 1 << 26, Requests: 70}
-		}
-		for p := 0; p < packages; p++ {
-			b.Packages[traffic.DayKey{Day: day, Key: fmt.Sprintf("package-%04d", p)}] = traffic.Count{Bytes: int64(1000 + p), Requests: 1}
-		}
-		if err := st.AddTraffic(b); err != nil {
+		if err := st.AddTraffic(DayTraffic(today-traffic.Day(days-1-d), 12, packages)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return f
+}
+
+// DayTraffic is a day's batch of traffic counts: the day, its 24 hours, clients clients
+// and packages packages.
+func DayTraffic(day traffic.Day, clients, packages int) traffic.Batch {
+	b := traffic.Batch{Days: map[traffic.Day]traffic.Count{day: {Bytes: 1 << 30, Requests: 900}},
+		Hours: map[traffic.Hour]traffic.Count{}, Clients: map[traffic.DayKey]traffic.Count{}, Packages: map[traffic.DayKey]traffic.Count{}}
+	for h := 0; h < 24; h++ {
+		b.Hours[traffic.Hour(int64(day)*24+int64(h))] = traffic.Count{Bytes: 1 << 25, Requests: 40}
+	}
+	for c := 0; c < clients; c++ {
+		b.Clients[traffic.DayKey{Day: day, Key: fmt.Sprintf("192.168.1.%d", 10+c)}] = traffic.Count{Bytes: 1 << 26, Requests: 70}
+	}
+	for p := 0; p < packages; p++ {
+		b.Packages[traffic.DayKey{Day: day, Key: fmt.Sprintf("package-%04d", p)}] = traffic.Count{Bytes: int64(1000 + p), Requests: 1}
+	}
+	return b
 }
