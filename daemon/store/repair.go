@@ -51,6 +51,16 @@ type RepairReport struct {
 	Filled []string
 	// Incomplete names the buckets that stay short of records: nothing older had them.
 	Incomplete []string
+	// Loose counts, per bucket, the records taken from leaf pages no tree reaches any more
+	// (a file cut short; see loose.go): only for keys no other copy had, and of unknown
+	// age. LooseUsers names the accounts among them: one deleted before the damage may be
+	// back, or have an old password.
+	Loose      map[string]uint64
+	LooseUsers []string
+	// LooseLeftOut lists the keys found on loose pages with differing values (an old and
+	// a new password hash) and in no other copy: left out, as nothing tells which is newer.
+	LooseLeftOut  []string
+	LooseLeftOutN int
 	// Old is where the database that was replaced is kept ("" when there was none).
 	Old string
 	// FellBack: the database had nothing readable, so the newest good backup was used.
@@ -135,13 +145,19 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 	}
 	fellBack := false
 	if plan == nil {
+		// The file's tree reaches nothing (cut short): its loose pages fill what the
+		// backup lacks.
+		loose := lazyScan(src, sizeOf(src))
 		for i, b := range backups {
 			if plan, err = planSalvage(b, b.Name()); err == nil && plan != nil {
 				src, srcPath, fellBack = b, b.Name(), true
 				backups = backups[i+1:]
+				plan.loose, plan.looseAll = loose, true
 				break
 			}
 		}
+	} else {
+		plan.loose = plan.pages
 	}
 	if plan == nil {
 		return nil, fmt.Errorf("repair: nothing of %s is readable as a bbolt database, and there is no good backup to start from", srcPath)
@@ -170,7 +186,7 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	rep, err := salvage(plan.primary, plan.newestLost, more, tmp.Name())
+	rep, err := salvage(plan, more, tmp.Name())
 	if err != nil {
 		return nil, fmt.Errorf("repair: write %s: %w", tmp.Name(), err)
 	}
@@ -289,6 +305,13 @@ type salvagePlan struct {
 	// whose pages a later transaction may have reused. After the backups.
 	doubtful []source
 	scan     func() []source
+	// pages is the scan of the file's pages, made once when first asked for.
+	pages func() *pageScan
+	// loose is the scan of the damaged file whose loose pages (see loose.go) fill, last,
+	// the buckets its tree did not read whole; all of them with looseAll, when nothing of
+	// its tree was read (the primary is a backup). nil: none.
+	loose    func() *pageScan
+	looseAll bool
 	notes    []string
 	// newestLost: the primary is not the newest transaction, which is unreadable; a bucket
 	// it created is missing from the primary (see salvage).
@@ -343,14 +366,8 @@ func planSalvage(r *os.File, name string) (*salvagePlan, error) {
 			}
 		}
 	}
-	var scanned []source
-	scanDone := false
-	p.scan = func() []source {
-		if !scanDone {
-			scanned, scanDone = scanRoots(r, size, name), true
-		}
-		return scanned
-	}
+	p.pages = lazyScan(r, size)
+	p.scan = func() []source { return scanRoots(p.pages(), name) }
 	reach := func(s source) uint64 {
 		w := newWalker(s.f, s.m)
 		w.walk()
@@ -403,19 +420,44 @@ func planSalvage(r *os.File, name string) (*salvagePlan, error) {
 	return p, nil
 }
 
-// scanRoots looks through every page for leaf pages holding a bucket named "meta": the top
-// level of this store. For a file whose meta pages are both gone.
-func scanRoots(r *os.File, size int64, name string) []source {
+// scanRoots returns the top-level pages scan found as roots to read from. For a file
+// whose meta pages are both gone.
+func scanRoots(scan *pageScan, name string) []source {
+	if scan == nil {
+		return nil
+	}
 	var out []source
+	for _, id := range scan.tops {
+		out = append(out, source{f: scan.f, m: metaPage{pageSize: scan.f.pageSize, root: id, freelist: noFreelist, hwm: scan.pages},
+			from: fmt.Sprintf("top-level page %d of %s, found by scanning (of unknown age)", id, name)})
+	}
+	return out
+}
+
+// pageScan is what a look at every page of a file found: the leaf pages, the top level of
+// this store (pages holding a bucket named "meta") apart. nil: no page size fits.
+type pageScan struct {
+	f     *boltFile
+	pages uint64   // whole pages in the file
+	tops  []uint64 // at most 8
+	// leaves are the other leaf pages, but those the newest meta page's freelist lists as
+	// free (stale copies, see looseRecords); free counts those.
+	leaves []uint64
+	free   int
+}
+
+// scanPages reads the header of every page at each page size bbolt may have used, and
+// takes the first size at which most pages carry their own number.
+func scanPages(r *os.File, size int64) *pageScan {
 	hdr := make([]byte, pageHeaderSize)
 	for _, ps := range []uint64{4096, 16384, 65536, 8192, 1024, 2048, 32768} {
 		pages := uint64(size) / ps
 		if pages < 3 {
 			continue
 		}
-		var found []uint64
+		s := &pageScan{f: &boltFile{r: r, size: size, pageSize: ps}, pages: pages}
 		matched := uint64(0)
-		for id := uint64(2); id < pages && len(found) < 8; id++ {
+		for id := uint64(2); id < pages; id++ {
 			if _, err := r.ReadAt(hdr, int64(id*ps)); err != nil || ne.Uint64(hdr) != id {
 				continue
 			}
@@ -423,44 +465,107 @@ func scanRoots(r *os.File, size int64, name string) []source {
 			if ne.Uint16(hdr[8:]) != flagLeaf {
 				continue
 			}
-			p := make([]byte, ps)
-			if _, err := r.ReadAt(p, int64(id*ps)); err != nil {
+			p := s.page(id)
+			if p == nil {
 				continue
 			}
-			n, ok := elements(p)
-			for i := 0; ok && i < n; i++ {
-				off := pageHeaderSize + i*elementSize
-				k, ok := span(p, off, ne.Uint32(p[off+4:]), ne.Uint32(p[off+8:]))
-				if ok && ne.Uint32(p[off:]) == flagBucket && bytes.Equal(k, bucketMeta) {
-					found = append(found, id)
-					break
-				}
+			if len(s.tops) < 8 && holdsMeta(p) {
+				s.tops = append(s.tops, id)
+			} else {
+				s.leaves = append(s.leaves, id)
 			}
 		}
 		if matched*2 < pages-2 {
 			continue // not this page size: most pages do not carry their own number
 		}
-		bf := &boltFile{r: r, size: size, pageSize: ps}
-		for _, id := range found {
-			out = append(out, source{f: bf, m: metaPage{pageSize: ps, root: id, freelist: noFreelist, hwm: pages},
-				from: fmt.Sprintf("top-level page %d of %s, found by scanning (of unknown age)", id, name)})
-		}
-		if len(found) > 0 {
-			break
+		s.dropFree()
+		return s
+	}
+	return nil
+}
+
+// holdsMeta says whether the leaf page p holds a bucket named "meta".
+func holdsMeta(p []byte) bool {
+	n, ok := elements(p)
+	for i := 0; ok && i < n; i++ {
+		off := pageHeaderSize + i*elementSize
+		k, ok := span(p, off, ne.Uint32(p[off+4:]), ne.Uint32(p[off+8:]))
+		if ok && ne.Uint32(p[off:]) == flagBucket && bytes.Equal(k, bucketMeta) {
+			return true
 		}
 	}
-	return out
+	return false
+}
+
+// page reads page id with its overflow pages; nil when they run past the end of the file.
+func (s *pageScan) page(id uint64) []byte {
+	ps := s.f.pageSize
+	hdr := make([]byte, pageHeaderSize)
+	if _, err := s.f.r.ReadAt(hdr, int64(id*ps)); err != nil || ne.Uint64(hdr) != id {
+		return nil
+	}
+	overflow := uint64(ne.Uint32(hdr[12:]))
+	if overflow >= s.pages-id {
+		return nil
+	}
+	p := make([]byte, (overflow+1)*ps)
+	if _, err := s.f.r.ReadAt(p, int64(id*ps)); err != nil {
+		return nil
+	}
+	return p
+}
+
+// dropFree takes the pages the freelist lists as free out of s.leaves, when the newest
+// meta page bbolt would use names a freelist page inside the file. (amwi keeps none since
+// it syncs no freelist; files of older versions do.)
+func (s *pageScan) dropFree() {
+	f, err := readMetas(s.f.r, s.f.size)
+	if err != nil || f.pageSize != s.f.pageSize {
+		return
+	}
+	id := f.newest().freelist
+	if id == noFreelist || id >= s.pages {
+		return
+	}
+	p := s.page(id)
+	if p == nil || ne.Uint16(p[8:]) != flagFreelist {
+		return
+	}
+	start, count, problem := freeList(p)
+	if problem != "" {
+		return
+	}
+	free := map[uint64]bool{}
+	for i := uint64(0); i < count; i++ {
+		free[ne.Uint64(p[start+i*8:])] = true
+	}
+	n := len(s.leaves)
+	s.leaves = slices.DeleteFunc(s.leaves, func(id uint64) bool { return free[id] })
+	s.free = n - len(s.leaves)
+}
+
+// lazyScan returns a function that scans the pages of r the first time it is called.
+func lazyScan(r *os.File, size int64) func() *pageScan {
+	var s *pageScan
+	done := false
+	return func() *pageScan {
+		if !done {
+			s, done = scanPages(r, size), true
+		}
+		return s
+	}
 }
 
 // salvage copies what the tree of primary holds into a new database at dst, then fills
 // what of it could not be read from the sources more returns, in order (see Repair).
-func salvage(primary source, newestLost bool, more func() []source, dst string) (*RepairReport, error) {
+func salvage(plan *salvagePlan, more func() []source, dst string) (*RepairReport, error) {
+	primary := plan.primary
 	db, err := bolt.Open(dst, 0o600, &bolt.Options{NoFreelistSync: true, Timeout: time.Second})
 	if err != nil {
 		return nil, err
 	}
 	c := &copier{db: db}
-	rep := &RepairReport{From: primary.from, Kept: map[string]uint64{}}
+	rep := &RepairReport{From: primary.from, Kept: map[string]uint64{}, Loose: map[string]uint64{}}
 	var dropped problems
 	var maxRun uint64
 	// keep is the walkers' onValue; added, when set (filling in), hears each record written.
@@ -511,8 +616,15 @@ func salvage(primary source, newestLost bool, more func() []source, dst string) 
 	// An older root than the newest lacks the buckets made since: the accounts bucket of a
 	// young database, made with the first account, is in the backup but not in the
 	// transaction before it.
-	anyMissing := res.topDamaged() || newestLost
+	anyMissing := res.topDamaged() || plan.newestLost
 	delete(need, string(bucketSessions))
+	// The buckets the file's tree did not read whole, for its loose pages.
+	short, anyShort := map[string]bool{}, false
+	for _, b := range looseBuckets {
+		name := string(b)
+		short[name] = plan.looseAll || need[name] || (anyMissing && !have(name))
+		anyShort = anyShort || short[name]
+	}
 	if err == nil && (len(need) > 0 || anyMissing) {
 		for _, s := range more() {
 			if len(need) == 0 && !anyMissing {
@@ -552,6 +664,33 @@ func salvage(primary source, newestLost bool, more func() []source, dst string) 
 			}
 			if !fw.res.topDamaged() && fw.res.n == 0 {
 				anyMissing = false // its top level lists every bucket of its time
+			}
+		}
+	}
+	if err == nil && plan.loose != nil && anyShort {
+		if scan := plan.loose(); scan != nil {
+			added = func(top string, k []byte) {
+				rep.Loose[top]++
+				if top == string(bucketUsers) {
+					rep.LooseUsers = append(rep.LooseUsers, string(k))
+				}
+			}
+			var leftOut problems
+			set := scan.looseRecords(func(name string) bool { return short[name] })
+			for _, name := range slices.Sorted(maps.Keys(set)) {
+				path := [][]byte{[]byte(name)}
+				for _, k := range slices.Sorted(maps.Keys(set[name])) {
+					if v := set[name][k]; v != nil {
+						keep(path, []byte(k), v)
+					} else if !c.has(path, []byte(k)) {
+						leftOut.add("%s %s", quoteKey(path[0]), quoteKey([]byte(k)))
+					}
+				}
+			}
+			added = nil
+			rep.LooseLeftOut, rep.LooseLeftOutN = leftOut.list, leftOut.n
+			if scan.free > 0 {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s the freelist lists as free (old copies) were not read for loose records", units.Plural(scan.free, "leaf page")))
 			}
 		}
 	}
@@ -663,6 +802,12 @@ func (c *copier) put(path [][]byte, k, v []byte, fill bool) (ok bool, err error)
 		return false, err
 	}
 	return true, nil
+}
+
+// has says whether the bucket at path holds k.
+func (c *copier) has(path [][]byte, k []byte) bool {
+	b := c.bucket(path)
+	return b != nil && b.Get(k) != nil
 }
 
 func samePath(a, b [][]byte) bool {
