@@ -320,6 +320,15 @@ func recordsLine(r map[string]uint64) string {
 	return strings.Join(parts, "; ")
 }
 
+// looseLine says how many records of each bucket came from loose pages.
+func looseLine(r map[string]uint64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(r)) {
+		parts = append(parts, fmt.Sprintf("%d in %s", r[k], k))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // printDBReport prints a check of the database as a person reads it.
 func printDBReport(w io.Writer, rep *store.Report, note string) {
 	if rep.OK() {
@@ -370,6 +379,19 @@ func printRepair(w io.Writer, rep *store.RepairReport) {
 		for _, f := range rep.Filled {
 			fmt.Fprintf(w, "    - %s\n", f)
 		}
+	}
+	if len(rep.Loose) > 0 {
+		fmt.Fprintf(w, "  brought back from loose pages (leaf pages of %s no tree reaches any more; records of unknown age, for keys no other copy had; check them): %s\n", rep.Source, looseLine(rep.Loose))
+	}
+	if len(rep.LooseUsers) > 0 {
+		fmt.Fprintf(w, "    accounts brought back that way (one deleted before the damage, or with an old password, may be among them: delete or reset it): %s\n", strings.Join(rep.LooseUsers, ", "))
+	}
+	if rep.LooseLeftOutN > 0 {
+		fmt.Fprintf(w, "  left out, found on loose pages with differing values (nothing tells which is newer): %s", strings.Join(rep.LooseLeftOut, ", "))
+		if n := rep.LooseLeftOutN - len(rep.LooseLeftOut); n > 0 {
+			fmt.Fprintf(w, " … and %d more", n)
+		}
+		fmt.Fprintln(w)
 	}
 	if len(rep.Incomplete) > 0 {
 		fmt.Fprintf(w, "  still short of what could not be read (no older copy had it): %s\n", strings.Join(rep.Incomplete, ", "))
