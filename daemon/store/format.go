@@ -243,6 +243,9 @@ type walker struct {
 	f    *boltFile
 	m    metaPage
 	seen []uint64 // bitset of pages reached
+	// end is where the pages stop: the meta page's count, or the file's end (its last
+	// page, partial or not) when that comes first.
+	end  uint64
 	bufs [][]byte // one page buffer per depth
 	res  walkResult
 	top  *uint64 // the record count of the top-level bucket being walked
@@ -255,7 +258,14 @@ type walker struct {
 }
 
 func newWalker(f *boltFile, m metaPage) *walker {
-	w := &walker{f: f, m: m, seen: make([]uint64, (m.hwm+63)/64), res: walkResult{counts: map[string]*uint64{}, damaged: map[string]int{}}}
+	// Nothing is sized by the meta page's count alone: repair walks meta pages whose
+	// checksum fails, where a flipped bit may claim 2^39 pages (a 64 GiB bitset, and an
+	// out-of-memory crash no recover catches). No page past the file's end can be read.
+	end := m.hwm
+	if f.pageSize > 0 {
+		end = min(end, max(uint64(f.size)/f.pageSize, 2)+1)
+	}
+	w := &walker{f: f, m: m, end: end, seen: make([]uint64, (end+63)/64), res: walkResult{counts: map[string]*uint64{}, damaged: map[string]int{}}}
 	w.mark(0)
 	w.mark(1)
 	return w
@@ -299,6 +309,9 @@ func (w *walker) page(id uint64, depth int, want uint16, from string) []byte {
 		return nil
 	case overflow >= w.m.hwm-id:
 		w.res.add("page %d (%s): its %d overflow pages run past the database's %d pages", id, from, overflow, w.m.hwm)
+		return nil
+	case id >= w.end || overflow >= w.end-id:
+		w.res.add("page %d (%s): its %d overflow pages run past the end of the file", id, from, overflow)
 		return nil
 	}
 	for i := id; i <= id+overflow; i++ {
