@@ -386,6 +386,12 @@ func printRepair(w io.Writer, rep *store.RepairReport) {
 	if len(rep.LooseUsers) > 0 {
 		fmt.Fprintf(w, "    accounts brought back that way (one deleted before the damage, or with an old password, may be among them: delete or reset it): %s\n", strings.Join(rep.LooseUsers, ", "))
 	}
+	if len(rep.UnknownAgeUsers) > 0 {
+		fmt.Fprintf(w, "  accounts read from a root of unknown age (no meta page led anywhere; an old top-level page may be what was found, and it wins over the backups: one deleted since, or with an old password or role, may be among them: delete or reset it): %s\n", strings.Join(rep.UnknownAgeUsers, ", "))
+	}
+	if len(rep.Admins) > 0 {
+		fmt.Fprintf(w, "    ADMINISTRATORS among the accounts above (an old copy may make an administrator of one that no longer is: check each): %s\n", strings.Join(rep.Admins, ", "))
+	}
 	if rep.LooseLeftOutN > 0 {
 		fmt.Fprintf(w, "  left out, found on loose pages with differing values (nothing tells which is newer): %s", strings.Join(rep.LooseLeftOut, ", "))
 		if n := rep.LooseLeftOutN - len(rep.LooseLeftOut); n > 0 {

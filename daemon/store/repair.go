@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/amwi/amwi/daemon/auth"
 	"github.com/amwi/amwi/internal/units"
 )
 
@@ -57,6 +59,15 @@ type RepairReport struct {
 	// back, or have an old password.
 	Loose      map[string]uint64
 	LooseUsers []string
+	// UnknownAgeUsers names the accounts read from the primary root when it is of unknown
+	// age (no meta page led anywhere: a root found by scanning the pages, or one whose meta
+	// page's checksum fails). A stale top-level page still in the file holds what an old
+	// transaction held, and wins over every backup: an account deleted since, or re-made
+	// with another password or role, may be back as it was then.
+	UnknownAgeUsers []string
+	// Admins lists the administrators among LooseUsers and UnknownAgeUsers: an old copy
+	// may make an administrator of an account that no longer is one.
+	Admins []string
 	// LooseLeftOut lists the keys found on loose pages with differing values (an old and
 	// a new password hash) and in no other copy: left out, as nothing tells which is newer.
 	LooseLeftOut  []string
@@ -316,6 +327,8 @@ type salvagePlan struct {
 	// newestLost: the primary is not the newest transaction, which is unreadable; a bucket
 	// it created is missing from the primary (see salvage).
 	newestLost bool
+	// unknownAge: the primary is a doubtful or scanned root, of unknown age.
+	unknownAge bool
 }
 
 // planSalvage picks the root to copy from: the newest meta page bbolt would use when its
@@ -407,7 +420,7 @@ func planSalvage(r *os.File, name string) (*salvagePlan, error) {
 		// The others are still worth filling from, after the backups.
 		p.doubtful = slices.Delete(cands, best, best+1)
 		p.scan = func() []source { return nil }
-		p.newestLost = true
+		p.newestLost, p.unknownAge = true, true
 		p.notes = append(p.notes, "no meta page leads to a readable tree: what the newest transactions wrote may be lost")
 	}
 	if ferr == nil {
@@ -570,6 +583,7 @@ func salvage(plan *salvagePlan, more func() []source, dst string) (*RepairReport
 	var maxRun uint64
 	// keep is the walkers' onValue; added, when set (filling in), hears each record written.
 	var added func(top string, k []byte)
+	lastAdmin := false // the account keep wrote last is an administrator
 	keep := func(path [][]byte, k, v []byte) {
 		top := string(path[0])
 		if len(path) == 1 && top == string(bucketSessions) {
@@ -596,8 +610,17 @@ func salvage(plan *salvagePlan, more func() []source, dst string) (*RepairReport
 			maxRun = max(maxRun, binary.BigEndian.Uint64(k))
 		}
 		rep.Kept[top]++
+		if top == string(bucketUsers) && len(path) == 1 {
+			var u auth.User
+			lastAdmin = json.Unmarshal(v, &u) == nil && u.Admin
+		}
 		if added != nil {
 			added(top, k)
+		} else if plan.unknownAge && top == string(bucketUsers) && len(path) == 1 {
+			rep.UnknownAgeUsers = append(rep.UnknownAgeUsers, string(k))
+			if lastAdmin {
+				rep.Admins = append(rep.Admins, string(k))
+			}
 		}
 	}
 	w := newWalker(primary.f, primary.m)
@@ -673,6 +696,9 @@ func salvage(plan *salvagePlan, more func() []source, dst string) (*RepairReport
 				rep.Loose[top]++
 				if top == string(bucketUsers) {
 					rep.LooseUsers = append(rep.LooseUsers, string(k))
+					if lastAdmin {
+						rep.Admins = append(rep.Admins, string(k))
+					}
 				}
 			}
 			var leftOut problems
