@@ -96,27 +96,81 @@ func BucketRoot(t testing.TB, path, name string) int {
 // newest transaction's top-level page, read as bbolt lays it out (see the offsets below).
 func TopLevelKey(t testing.TB, path, name string) int64 {
 	t.Helper()
+	b, root, ps := newestRoot(t, path)
+	el := elementOf(b, root*ps, name)
+	if el < 0 {
+		t.Fatalf("storetest: no bucket %q in the top-level page %d of %s", name, root, path)
+	}
+	return int64(el + int(binary.NativeEndian.Uint32(b[el+4:])))
+}
+
+// LeafElement returns the file offset of the leaf element (flags, pos, key size, value
+// size) of key in the top-level bucket bucket, in the newest transaction; the bucket must
+// have pages of its own (not be inline in the top-level page).
+func LeafElement(t testing.TB, path, bucket, key string) int64 {
+	t.Helper()
+	ne := binary.NativeEndian
+	b, root, ps := newestRoot(t, path)
+	el := elementOf(b, root*ps, bucket)
+	if el < 0 {
+		t.Fatalf("storetest: no bucket %q in %s", bucket, path)
+	}
+	id := int(ne.Uint64(b[el+int(ne.Uint32(b[el+4:]))+len(bucket):]))
+	if id == 0 {
+		t.Fatalf("storetest: bucket %q of %s is inline", bucket, path)
+	}
+	for {
+		page := b[id*ps:]
+		if ne.Uint16(page[HeaderFlags:])&0x01 == 0 {
+			break
+		}
+		// A branch page: the last child whose first key is not after key.
+		child := ne.Uint64(page[Elements+BranchChild:])
+		for i := 1; i < int(ne.Uint16(page[HeaderCount:])); i++ {
+			e := page[Elements+i*16:]
+			if string(e[ne.Uint32(e):][:ne.Uint32(e[4:])]) > key {
+				break
+			}
+			child = ne.Uint64(e[BranchChild:])
+		}
+		id = int(child)
+	}
+	el = elementOf(b, id*ps, key)
+	if el < 0 {
+		t.Fatalf("storetest: no key %q in bucket %q of %s", key, bucket, path)
+	}
+	return int64(el)
+}
+
+// newestRoot reads the file at path and returns it with the newest transaction's root
+// page and the page size.
+func newestRoot(t testing.TB, path string) (b []byte, root, ps int) {
+	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ps := Pages(t, path)
+	_, ps = Pages(t, path)
 	ne := binary.NativeEndian
 	meta := 0
 	if ne.Uint64(b[ps+MetaTxID:]) > ne.Uint64(b[MetaTxID:]) {
 		meta = ps
 	}
-	root := int(ne.Uint64(b[meta+MetaRoot:]))
-	page := b[root*ps:]
+	return b, int(ne.Uint64(b[meta+MetaRoot:])), ps
+}
+
+// elementOf returns the offset in b of the leaf element of key in the page at off, or -1.
+func elementOf(b []byte, off int, key string) int {
+	ne := binary.NativeEndian
+	page := b[off:]
 	for i := 0; i < int(ne.Uint16(page[HeaderCount:])); i++ {
 		el := Elements + i*16
 		pos, ksize := int(ne.Uint32(page[el+4:])), int(ne.Uint32(page[el+8:]))
-		if string(page[el+pos:el+pos+ksize]) == name {
-			return int64(root*ps + el + pos)
+		if string(page[el+pos:el+pos+ksize]) == key {
+			return off + el
 		}
 	}
-	t.Fatalf("storetest: no bucket %q in the top-level page %d of %s", name, root, path)
-	return 0
+	return -1
 }
 
 // WithFreelist rewrites the database at path as an older amwi left it (bbolt's
@@ -217,6 +271,8 @@ const (
 	Elements        = 16
 	BranchChild     = 8 // within a branch element
 	LeafFlags       = 0 // within a leaf element
+	LeafKeyPos      = 4
+	LeafValueSize   = 12
 	MetaRoot        = 16 + 16
 	MetaFreelist    = 16 + 32
 	MetaPageCount   = 16 + 40
