@@ -392,6 +392,12 @@ func printRepair(w io.Writer, rep *store.RepairReport) {
 	if len(rep.Admins) > 0 {
 		fmt.Fprintf(w, "    ADMINISTRATORS among the accounts above (an old copy may make an administrator of one that no longer is: check each): %s\n", strings.Join(rep.Admins, ", "))
 	}
+	for _, name := range rep.DamagedUsers {
+		fmt.Fprintf(w, "  account %s was damaged and is not restored: re-create it with `amwi user add`\n", name)
+	}
+	if len(rep.DamagedLeftOut) > 0 {
+		fmt.Fprintf(w, "    older copies left out (one may be an account since deleted, demoted or given a new password): %s\n", strings.Join(rep.DamagedLeftOut, "; "))
+	}
 	if rep.LooseLeftOutN > 0 {
 		fmt.Fprintf(w, "  left out, found on loose pages with differing values (nothing tells which is newer): %s", strings.Join(rep.LooseLeftOut, ", "))
 		if n := rep.LooseLeftOutN - len(rep.LooseLeftOut); n > 0 {

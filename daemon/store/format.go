@@ -253,6 +253,10 @@ type walker struct {
 	// key/value pair, path naming the bucket; the slices are valid during the call only.
 	onBucket func(path [][]byte, seq uint64)
 	onValue  func(path [][]byte, k, v []byte)
+	// onDamaged, when set, sees each leaf element passed over as damaged (inside a bucket),
+	// with what of its key and value lies inside the page (cut, or nil, where they run
+	// past it); outOfOrder: only its key's place in the page is wrong.
+	onDamaged func(path [][]byte, k, v []byte, outOfOrder bool)
 	// only, when set, says which top-level buckets to walk; the others are passed over.
 	only func(name string) bool
 }
@@ -489,22 +493,26 @@ func (w *walker) leaf(path [][]byte, p []byte, id uint64, lo, hi []byte, depth i
 		key, ok := span(p, off, pos, ksize)
 		if !ok {
 			w.res.add("%s: element %d: key outside the page", where, i)
+			w.damaged(path, p, off, pos, ksize, vsize, false)
 			continue
 		}
 		val, ok := span(p, off, pos+ksize, vsize)
 		if !ok || pos+ksize < pos {
 			w.res.add("%s: element %d: value outside the page", where, i)
+			w.damaged(path, p, off, pos, ksize, vsize, false)
 			continue
 		}
 		if !inOrder(prev, key, lo, hi, i == 0) {
 			// This key or the one before is damaged: this one is passed over, not copied
 			// under a wrong name.
 			w.res.add("%s: element %d: key %s out of order", where, i, quoteKey(key))
+			w.damaged(path, p, off, pos, ksize, vsize, flags == 0)
 			continue
 		}
 		prev = key
 		if flags&^flagBucket != 0 {
 			w.res.add("%s: element %d: unknown flags %#x", where, i, flags)
+			w.damaged(path, p, off, pos, ksize, vsize, false)
 			continue
 		}
 		if flags&flagBucket == 0 {
@@ -520,6 +528,23 @@ func (w *walker) leaf(path [][]byte, p []byte, id uint64, lo, hi []byte, depth i
 		}
 		w.bucket(append(path[:len(path):len(path)], key), val, depth, where)
 	}
+}
+
+// damaged hands the leaf element at off of page p, passed over as damaged, to onDamaged:
+// what of its key and value lies inside the page. outOfOrder: only its key's place is
+// wrong, its flags say it is a value.
+func (w *walker) damaged(path [][]byte, p []byte, off int, pos, ksize, vsize uint32, outOfOrder bool) {
+	if w.onDamaged == nil || len(path) == 0 {
+		return
+	}
+	clip := func(start, n uint64) []byte {
+		start += uint64(off)
+		if start >= uint64(len(p)) {
+			return nil
+		}
+		return p[start:min(start+n, uint64(len(p)))]
+	}
+	w.onDamaged(path, clip(uint64(pos), uint64(ksize)), clip(uint64(pos)+uint64(ksize), uint64(vsize)), outOfOrder)
 }
 
 // bucket walks the bucket whose header (and inline page) is v.

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 
 	"github.com/amwi/amwi/daemon/auth"
@@ -65,4 +67,29 @@ func badCount(v []byte) string {
 		return "count does not decode"
 	}
 	return ""
+}
+
+// userNames returns the account names a damaged record of the accounts bucket still
+// carries, as far as they can be read: its key, and the "name" of its value (the JSON's
+// first value, whatever follows it; else the text after "name":"). Only valid account
+// names count: a key cut short or run into its value names nobody.
+func userNames(k, v []byte) []string {
+	var out []string
+	add := func(name string) {
+		if auth.ValidateName(name) == nil && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	add(string(k))
+	var u struct {
+		Name string `json:"name"`
+	}
+	if json.NewDecoder(bytes.NewReader(v)).Decode(&u) == nil {
+		add(u.Name)
+	} else if _, rest, ok := bytes.Cut(v, []byte(`"name":"`)); ok {
+		if name, _, ok := bytes.Cut(rest, []byte(`"`)); ok {
+			add(string(name))
+		}
+	}
+	return out
 }

@@ -68,6 +68,14 @@ type RepairReport struct {
 	// Admins lists the administrators among LooseUsers and UnknownAgeUsers: an old copy
 	// may make an administrator of an account that no longer is one.
 	Admins []string
+	// DamagedUsers names the accounts whose record in the source's tree was damaged (a
+	// value running past its page, a key out of order or naming another user): each is
+	// lost, not restored from an older copy (the previous transaction, a backup, a loose
+	// page, a root of unknown age), which may hold what was since deleted, demoted or
+	// given a new password; only a copy that is the damaged record itself is used.
+	// DamagedLeftOut says which older copies were left out, per account.
+	DamagedUsers   []string
+	DamagedLeftOut []string
 	// LooseLeftOut lists the keys found on loose pages with differing values (an old and
 	// a new password hash) and in no other copy: left out, as nothing tells which is newer.
 	LooseLeftOut  []string
@@ -581,9 +589,12 @@ func salvage(plan *salvagePlan, more func() []source, dst string) (*RepairReport
 	rep := &RepairReport{From: primary.from, Kept: map[string]uint64{}, Loose: map[string]uint64{}}
 	var dropped problems
 	var maxRun uint64
-	// keep is the walkers' onValue; added, when set (filling in), hears each record written.
+	// keep is the walkers' onValue; added, when set (filling in from fillFrom), hears each
+	// record written.
 	var added func(top string, k []byte)
+	fillFrom := ""
 	lastAdmin := false // the account keep wrote last is an administrator
+	hurt := damagedUsers{older: map[string][]string{}}
 	keep := func(path [][]byte, k, v []byte) {
 		top := string(path[0])
 		if len(path) == 1 && top == string(bucketSessions) {
@@ -592,8 +603,15 @@ func salvage(plan *salvagePlan, more func() []source, dst string) (*RepairReport
 			}
 			return
 		}
+		users := len(path) == 1 && top == string(bucketUsers)
 		if why := badRecord(path, k, v); why != "" {
 			dropped.add("%s %s: %s", quotePath(path), quoteKey(k), why)
+			if users && added == nil {
+				hurt.add(userNames(k, v), v)
+			}
+			return
+		}
+		if users && added != nil && hurt.leaveOut(string(k), v, fillFrom) {
 			return
 		}
 		ok, err := c.put(path, k, v, added != nil)
@@ -626,6 +644,19 @@ func salvage(plan *salvagePlan, more func() []source, dst string) (*RepairReport
 	w := newWalker(primary.f, primary.m)
 	w.onBucket = func(path [][]byte, seq uint64) { c.bucket(path, seq) }
 	w.onValue = keep
+	w.onDamaged = func(path [][]byte, k, v []byte, outOfOrder bool) {
+		if len(path) != 1 || string(path[0]) != string(bucketUsers) {
+			return
+		}
+		if outOfOrder && badRecord(path, k, v) == "" {
+			// Its key and its value name the same account: the key is whole, and the
+			// damage is in the one before it (or in a branch page's bounds). This copy is
+			// newer than any other.
+			keep(path, k, v)
+			return
+		}
+		hurt.add(userNames(k, v), v)
+	}
 	err = guard(func() error { w.walk(); return nil })
 	res := w.res
 
@@ -661,6 +692,7 @@ func salvage(plan *salvagePlan, more func() []source, dst string) (*RepairReport
 			fw.onValue = keep
 			got := map[string]uint64{}
 			users := []string{}
+			fillFrom = s.from
 			added = func(top string, k []byte) {
 				got[top]++
 				if top == string(bucketUsers) && len(users) < 20 {
@@ -692,6 +724,7 @@ func salvage(plan *salvagePlan, more func() []source, dst string) (*RepairReport
 	}
 	if err == nil && plan.loose != nil && anyShort {
 		if scan := plan.loose(); scan != nil {
+			fillFrom = "loose pages"
 			added = func(top string, k []byte) {
 				rep.Loose[top]++
 				if top == string(bucketUsers) {
@@ -725,6 +758,9 @@ func salvage(plan *salvagePlan, more func() []source, dst string) (*RepairReport
 			b.SetSequence(maxRun)
 		}
 	}
+	if err == nil && len(hurt.recs) > 0 {
+		rep.DamagedUsers, rep.DamagedLeftOut = hurt.report(func(name string) bool { return c.has([][]byte{bucketUsers}, []byte(name)) })
+	}
 	if err == nil {
 		err = c.err
 	}
@@ -755,6 +791,63 @@ func salvage(plan *salvagePlan, more func() []source, dst string) (*RepairReport
 	rep.Unread, rep.UnreadN = res.list, res.n
 	rep.Dropped, rep.DroppedN = dropped.list, dropped.n
 	return rep, nil
+}
+
+// damagedUsers are the accounts whose record in the primary tree was damaged. The tree
+// is the newest copy there is: an older one of such an account (the previous transaction,
+// a backup, a loose page, a root of unknown age) may be what was since deleted, or made
+// again with another password or role (an administrator demoted), so none is used unless
+// it is the very record damaged (its value is what of the damaged one can be read), and
+// the account is reported lost. A damaged record may carry two names (its key and its
+// value's "name" differ: one of them is damaged); both are left out.
+type damagedUsers struct {
+	recs  []damagedUser
+	older map[string][]string // account → the older copies of it left out
+}
+
+type damagedUser struct {
+	names []string
+	v     []byte // what of its value could be read
+}
+
+func (d *damagedUsers) add(names []string, v []byte) {
+	if len(names) > 0 {
+		d.recs = append(d.recs, damagedUser{names, bytes.Clone(v)})
+	}
+}
+
+// leaveOut says whether the older copy name → v is to be left out, noting from as a copy
+// of it left out: name is one of the damaged accounts, and v is not the damaged record
+// (the same value, or the start of one that ran past its page).
+func (d *damagedUsers) leaveOut(name string, v []byte, from string) bool {
+	for _, r := range d.recs {
+		if slices.Contains(r.names, name) && (len(v) == 0 || !bytes.HasPrefix(r.v, v)) {
+			if !slices.Contains(d.older[name], from) {
+				d.older[name] = append(d.older[name], from)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// report returns the accounts lost, one entry per damaged record ("a or b" when its two
+// names differ and no older copy tells which is the account's), but those kept says the
+// new database holds (read whole from the tree), and the older copies left out.
+func (d *damagedUsers) report(kept func(name string) bool) (lost, leftOut []string) {
+	for _, rec := range d.recs {
+		r := slices.DeleteFunc(slices.Clone(rec.names), kept)
+		if known := slices.DeleteFunc(slices.Clone(r), func(n string) bool { return d.older[n] == nil }); len(known) > 0 {
+			r = known
+		}
+		if len(r) > 0 && !slices.Contains(lost, strings.Join(r, " or ")) {
+			lost = append(lost, strings.Join(r, " or "))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(d.older)) {
+		leftOut = append(leftOut, fmt.Sprintf("%s from %s", name, strings.Join(d.older[name], ", ")))
+	}
+	return lost, leftOut
 }
 
 // copier writes records into the new database, copyBatch per transaction. err is set by

@@ -1,12 +1,14 @@
 package store_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,12 +54,12 @@ type accountVersion struct {
 	pw    string
 }
 
-// makeDemoted fills a state dir with a backup, then, after it, an administrator "boss"
-// made, many days of traffic, and boss deleted and made again as a viewer with a new
+// makeDemoted fills a state dir with a backup, then, after it (before it with
+// bossInBackup), an administrator "boss" made, many days of traffic, and boss deleted and made again as a viewer with a new
 // password while a backup is being copied (a read transaction), so that the pages the
 // old boss was on are not reused: the file holds both. It returns every version of every
 // account, the current one last.
-func makeDemoted(t *testing.T, dir string) map[string][]accountVersion {
+func makeDemoted(t *testing.T, dir string, bossInBackup bool) map[string][]accountVersion {
 	st, err := store.Open(dir, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -86,10 +88,18 @@ func makeDemoted(t *testing.T, dir string) map[string][]accountVersion {
 		add(fmt.Sprintf("user%02d", i), i == 0)
 	}
 	must(st.AddTraffic(storetest.DayTraffic(traffic.DayOf(now)-40, 4, 4)))
-	if _, _, err := st.DailyBackup(now); err != nil {
-		t.Fatal(err)
+	backup := func() {
+		if _, _, err := st.DailyBackup(now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bossInBackup {
+		backup()
 	}
 	add("boss", true)
+	if bossInBackup {
+		backup()
+	}
 	for i := 20; i < 50; i++ {
 		add(fmt.Sprintf("user%02d", i), false)
 	}
@@ -114,7 +124,7 @@ func makeDemoted(t *testing.T, dir string) map[string][]accountVersion {
 // top-level page found by scanning, which is as much of unknown age.
 func TestRepairNamesOldAccounts(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "base")
-	hist := makeDemoted(t, base)
+	hist := makeDemoted(t, base, false)
 	path := filepath.Join(base, store.FileName)
 	whole := mustRead(t, path)
 	_, ps := storetest.Pages(t, path)
@@ -168,4 +178,114 @@ func TestRepairNamesOldAccounts(t *testing.T) {
 		}
 		st.Close()
 	}
+}
+
+// TestRepairDamagedAccountNotRestored: boss, an administrator deleted and made again as a
+// viewer, has its current record damaged by one flipped byte. An older copy of boss (on a
+// loose page, in the backup) is the administrator it no longer is: repair must not bring
+// it back, but say that boss is lost, and which older copies it left out. Every other
+// account stays as it is now. An older copy that is the damaged record itself (the
+// previous transaction's, when the last one did not change it) is still used.
+func TestRepairDamagedAccountNotRestored(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		bossInBackup bool
+		damage       func(t *testing.T, path string)
+		victim       string
+		restored     bool // from an older copy identical to the damaged record
+		leftOut      bool // older copies of the victim are left out
+	}{
+		// The value's size: the value runs past the page ("value outside the page").
+		{"value size, old copy on loose pages", false, flipValueSize, "boss", false, true},
+		{"value size, old copy in the backup", true, flipValueSize, "boss", false, true},
+		// The key's first letter: "zoss", out of order (after the next page's first key),
+		// and naming another user.
+		{"key, old copy on loose pages", false, flipKeyByte("boss", 0, 'b'^'z'), "boss", false, true},
+		{"key, old copy in the backup", true, flipKeyByte("boss", 0, 'b'^'z'), "boss", false, true},
+		// user48 becomes "user4:", after user49, which is then out of order but whole:
+		// kept from the tree. user48 is lost: its page is the previous transaction's too,
+		// and no older copy is left.
+		{"key before a whole one, no older copy", false, flipKeyByte("user48", 5, '8'^':'), "user48", false, false},
+		// user00 becomes "user0:", after user01. The last transaction (boss made again)
+		// rewrote their page: the previous one holds user00 as it is, and it is used.
+		{"key, the same record in the previous transaction", false, flipKeyByte("user00", 5, '0'^':'), "user00", true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state")
+			hist := makeDemoted(t, dir, tt.bossInBackup)
+			path := filepath.Join(dir, store.FileName)
+			_, ps := storetest.Pages(t, path)
+			tt.damage(t, path)
+			if tt.bossInBackup {
+				// The previous transaction (without boss) would fill the accounts whole,
+				// and the backup never be read: its meta page is damaged too.
+				older := 0
+				if metaField(t, path, 0, ps, storetest.MetaTxID) > metaField(t, path, 1, ps, storetest.MetaTxID) {
+					older = 1
+				}
+				storetest.Flip(t, path, int64(older*ps+storetest.MetaTxID+8), 0x01) // its checksum
+			}
+			rep, err := store.Repair(dir, store.RepairOptions{Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("from %s: kept %v, unread %v, dropped %v, filled %v, loose %v %v, damaged %v, left out %v",
+				rep.From, rep.Kept, rep.Unread, rep.Dropped, rep.Filled, rep.Loose, rep.LooseUsers, rep.DamagedUsers, rep.DamagedLeftOut)
+			switch {
+			case tt.restored && (len(rep.DamagedUsers) > 0 || len(rep.DamagedLeftOut) > 0):
+				t.Errorf("damaged accounts reported %v, left out %v: want none", rep.DamagedUsers, rep.DamagedLeftOut)
+			case !tt.restored && !slices.Equal(rep.DamagedUsers, []string{tt.victim}):
+				t.Errorf("damaged accounts reported %v, want %s", rep.DamagedUsers, tt.victim)
+			case tt.leftOut != (len(rep.DamagedLeftOut) > 0) || (tt.leftOut && !strings.HasPrefix(rep.DamagedLeftOut[0], tt.victim+" ")):
+				t.Errorf("older copies left out %v: want %s's", rep.DamagedLeftOut, tt.victim)
+			case tt.bossInBackup && !strings.Contains(rep.DamagedLeftOut[0], "backup"):
+				t.Errorf("older copies left out %v: want the backup's named", rep.DamagedLeftOut)
+			}
+			st, users := openUsers(t, dir)
+			want := len(hist)
+			if !tt.restored {
+				want--
+			}
+			if len(users) != want {
+				t.Errorf("%d accounts after repair, want %d", len(users), want)
+			}
+			for _, u := range users {
+				cur := hist[u.Name][len(hist[u.Name])-1]
+				hash, _ := storedHash(t, st, u.Name)
+				if u.Name == tt.victim && !tt.restored {
+					t.Errorf("%s is back (admin %v), from an older copy", u.Name, u.Admin)
+				} else if ok, _ := auth.VerifyPassword(hash, cur.pw); !ok || u.Admin != cur.admin {
+					t.Errorf("account %q is not as it was (admin %v)", u.Name, u.Admin)
+				}
+			}
+		})
+	}
+}
+
+func flipValueSize(t *testing.T, path string) {
+	storetest.Flip(t, path, storetest.LeafElement(t, path, "users", "boss")+storetest.LeafValueSize+2, 0x01)
+}
+
+// flipKeyByte returns a damage that XORs byte i of key's name in the accounts' leaf page.
+func flipKeyByte(key string, i int, mask byte) func(t *testing.T, path string) {
+	return func(t *testing.T, path string) {
+		el := storetest.LeafElement(t, path, "users", key)
+		pos := binary.NativeEndian.Uint32(mustRead(t, path)[el+storetest.LeafKeyPos:])
+		storetest.Flip(t, path, el+int64(pos)+int64(i), mask)
+	}
+}
+
+// openUsers opens the store in dir, closed when the test ends, and lists its accounts.
+func openUsers(t *testing.T, dir string) (*store.Store, []auth.User) {
+	t.Helper()
+	st, err := store.Open(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	users, err := st.ListUsers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, users
 }

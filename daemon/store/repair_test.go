@@ -478,15 +478,7 @@ func TestRepairCutShort(t *testing.T) {
 			if rep.Loose["users"] != uint64(tt.users) || rep.Loose["sync_runs"] != uint64(tt.runs) || rep.Loose["traffic_hours"] != uint64(tt.hours) {
 				t.Errorf("from loose pages %v: want %d users, %d runs, %d hourly counters", rep.Loose, tt.users, tt.runs, tt.hours)
 			}
-			st, err := store.Open(c.dir, time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			users, err := st.ListUsers()
-			if err != nil {
-				t.Fatal(err)
-			}
+			st, users := openUsers(t, c.dir)
 			named := map[string]bool{}
 			for _, n := range rep.LooseUsers {
 				named[n] = true
