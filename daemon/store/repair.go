@@ -105,7 +105,16 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 		o.Now = time.Now()
 	}
 	path := filepath.Join(dir, FileName)
-	// Hold the database's lock throughout, so no daemon starts on it halfway.
+	// Hold the state dir's lock throughout, so no daemon starts halfway and no other
+	// repair runs, with or without a database to lock.
+	dl, err := lockDir(dir, 0)
+	if errors.Is(err, ErrLocked) {
+		return nil, fmt.Errorf("repair %s: %w: stop `amwi serve` (systemctl stop amwi), or let the other repair finish, first", path, ErrLocked)
+	} else if err != nil {
+		return nil, fmt.Errorf("repair: lock state dir: %w", err)
+	}
+	defer dl.Close()
+	// And the database's own, which older versions of amwi take alone.
 	cur, err := openFile(path, os.O_RDONLY)
 	var nf *NotFileError
 	switch {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -288,4 +289,58 @@ func openUsers(t *testing.T, dir string) (*store.Store, []auth.User) {
 		t.Fatal(err)
 	}
 	return st, users
+}
+
+// TestRepairTakesStateDirLock: repair holds the state dir's lock, the one the store takes,
+// whether or not amwi.db exists: with --from and no amwi.db, a second repair or a daemon
+// starting could otherwise have its file renamed over, or its temporary file removed.
+func TestRepairTakesStateDirLock(t *testing.T) {
+	dir, path := fresh(t)
+	src := filepath.Join(t.TempDir(), "copy.db")
+	storetest.Copy(t, path, src)
+	noneLeft := func(t *testing.T) {
+		t.Helper()
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Errorf("%s was put in place under the lock: %v", path, err)
+		}
+		if m, _ := filepath.Glob(path + ".repair-*"); len(m) > 0 {
+			t.Errorf("left behind: %v", m)
+		}
+	}
+	t.Run("another repair, no database", func(t *testing.T) {
+		os.Remove(path)
+		other, err := store.LockDir(dir, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = store.Repair(dir, store.RepairOptions{Source: src, Now: now})
+		if !errors.Is(err, store.ErrLocked) {
+			t.Errorf("repair while another holds the state dir: %v", err)
+		}
+		noneLeft(t)
+		// Nor does a store open meanwhile (it would create amwi.db).
+		if st, err := store.Open(dir, 0); !errors.Is(err, store.ErrLocked) {
+			if err == nil {
+				st.Close()
+			}
+			t.Errorf("open while a repair holds the state dir: %v", err)
+		}
+		noneLeft(t)
+		other.Close()
+		if _, err := store.Repair(dir, store.RepairOptions{Source: src, Now: now}); err != nil {
+			t.Fatalf("repair once the lock is free: %v", err)
+		}
+	})
+	t.Run("a store open, its file gone", func(t *testing.T) {
+		st, err := store.Open(dir, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		os.Remove(path)
+		if _, err := store.Repair(dir, store.RepairOptions{Source: src, Now: now}); !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "stop") {
+			t.Errorf("repair --from under an open store: %v", err)
+		}
+		noneLeft(t)
+	})
 }

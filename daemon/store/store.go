@@ -1,8 +1,9 @@
 // Package store is AMWI's persistent state: one bbolt file in the state dir.
 //
-// bbolt takes an exclusive flock on the file, which the kernel drops when the process dies,
-// so the store doubles as the "one daemon per state dir" guard without a lock file that a
-// crash could leave behind. This package only opens, checks and closes the file; the
+// bbolt takes an exclusive flock on the file, and the store one on the state dir itself
+// (which repair takes too, with or without a file: see lockDir); the kernel drops both
+// when the process dies, so the store doubles as the "one daemon per state dir" guard
+// without a lock file that a crash could leave behind. This package only opens, checks and closes the file; the
 // features that keep data in it add their buckets.
 package store
 
@@ -39,8 +40,9 @@ var ErrLocked = errors.New("database is locked by another process")
 // becomes an error naming the file, and the store refuses all later work, since bbolt's
 // state after a panic mid-commit cannot be trusted; the health check says so.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db      *bolt.DB
+	path    string
+	dirLock *os.File // the state dir's lock (see lockDir)
 	// OnBroken, when set before use, hears the first such panic once.
 	OnBroken func(error)
 
@@ -72,6 +74,40 @@ func Open(dir string, lockWait time.Duration) (*Store, error) {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	dl, err := lockDir(dir, lockWait)
+	if errors.Is(err, ErrLocked) {
+		return nil, fmt.Errorf("open store %s: %w: is another `amwi serve`, `amwi sync` or `amwi db repair` using state dir %s?", path, ErrLocked, dir)
+	} else if err != nil {
+		return nil, fmt.Errorf("open store %s: lock state dir: %w", path, err)
+	}
+	s, err := openLocked(dir, path, lockWait)
+	if err != nil {
+		dl.Close()
+		return nil, err
+	}
+	s.dirLock = dl
+	return s, nil
+}
+
+// lockDir takes the state dir's lock: flock on the directory itself, held by whoever may
+// create or replace amwi.db (the store while it is open, repair throughout), so that a
+// repair never renames its file over one a process is opening, nor two repairs run at
+// once, whether or not amwi.db exists. Like the file's lock, the kernel drops it when the
+// process dies: nothing is left behind.
+func lockDir(dir string, wait time.Duration) (*os.File, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(d, true, wait); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// openLocked is Open once the state dir's lock is held.
+func openLocked(dir, path string, lockWait time.Duration) (*Store, error) {
 	f, err := openFile(path, os.O_RDWR)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := create(dir, path); err != nil {
@@ -105,7 +141,7 @@ func Open(dir string, lockWait time.Duration) (*Store, error) {
 			if lockWait <= 0 {
 				return nil, fmt.Errorf("open store %s: %w: it was replaced while opening", path, ErrLocked)
 			}
-			return Open(dir, lockWait/2)
+			return openLocked(dir, path, lockWait/2)
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -342,6 +378,9 @@ func (s *Store) Skipped() int64 { return s.skipped.Load() }
 // Close releases the database and its lock. After a panic bbolt may hold its own locks
 // for ever; then Close gives up after a while (the process's end drops the file lock).
 func (s *Store) Close() error {
+	if s.dirLock != nil {
+		defer s.dirLock.Close()
+	}
 	if s.broken.Load() == nil {
 		return closeBolt(s.db)
 	}
