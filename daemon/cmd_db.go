@@ -24,7 +24,8 @@ const dbUsage = `Usage: amwi db check [FILE] | backup FILE | repair [--from-back
 
   check [FILE]   check the state database (or FILE, e.g. a backup) as amwi serve does
                  before it uses it, plus bbolt's own check and every record, and the daily
-                 backups; changes nothing; exit 1 on damage. While the daemon runs, it
+                 backups; changes nothing (but removes the new file a repair cut short
+                 left behind); exit 1 on damage. While the daemon runs, it
                  checks a consistent copy the daemon makes.
   backup FILE    write a consistent copy of the state database to FILE (a directory: a
                  dated file in it), checked, while the daemon runs (through it) or not
@@ -89,6 +90,13 @@ func (c *cli) dbCheck(ctx context.Context, args []string) error {
 	}
 	dir := cfg.State.Dir
 	path := filepath.Join(dir, store.FileName)
+	removed, err := store.RemoveRepairLeftovers(dir)
+	for _, p := range removed {
+		fmt.Fprintf(c.env.Stdout, "removed %s, left by a repair cut short\n", p)
+	}
+	if err != nil {
+		fmt.Fprintf(c.env.Stdout, "could not look for what a repair cut short left behind: %v\n", err)
+	}
 	backups := store.Backups(dir)
 	var rep *store.Report
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {

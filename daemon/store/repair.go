@@ -135,12 +135,7 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 			return nil, fmt.Errorf("repair %s: lock: %w", path, err)
 		}
 	}
-	// Leftovers of a repair cut short.
-	if old, _ := filepath.Glob(filepath.Join(dir, FileName+".repair-*")); len(old) > 0 {
-		for _, p := range old {
-			os.Remove(p)
-		}
-	}
+	removeRepairLeftovers(dir)
 
 	src, srcPath := cur, path
 	if o.Source != "" {
@@ -203,7 +198,7 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 		return append(append(out, plan.doubtful...), plan.scan()...)
 	}
 
-	tmp, err := os.CreateTemp(dir, FileName+".repair-*")
+	tmp, err := os.CreateTemp(dir, repairTemp)
 	if err != nil {
 		return nil, fmt.Errorf("repair: %w", err)
 	}
@@ -260,6 +255,47 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 		return rep, fmt.Errorf("repair: %w", err)
 	}
 	return rep, nil
+}
+
+// repairTemp is the name of the file repair writes before renaming it into place, as
+// os.CreateTemp takes it (* becomes digits).
+const repairTemp = FileName + ".repair-*"
+
+// isRepairTemp says whether the file name is one os.CreateTemp made from repairTemp.
+func isRepairTemp(name string) bool {
+	rest, ok := strings.CutPrefix(name, strings.TrimSuffix(repairTemp, "*"))
+	return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
+}
+
+// removeRepairLeftovers removes what a repair cut short (killed, a power cut) left in the
+// state dir dir: its new database, as big as the old one, on what may be a small SD card.
+// The caller holds the state dir's lock: no repair is running. It returns what it removed.
+func removeRepairLeftovers(dir string) []string {
+	des, _ := os.ReadDir(dir)
+	var out []string
+	for _, de := range des {
+		if de.Type().IsRegular() && isRepairTemp(de.Name()) {
+			if p := filepath.Join(dir, de.Name()); os.Remove(p) == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// RemoveRepairLeftovers removes what a repair cut short left in the state dir dir, unless
+// a process holds the state dir: a repair running, or the store open (which removed them
+// as it opened). It returns what it removed.
+func RemoveRepairLeftovers(dir string) ([]string, error) {
+	dl, err := lockDir(dir, 0)
+	if errors.Is(err, ErrLocked) || errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock state dir: %w", err)
+	}
+	defer dl.Close()
+	return removeRepairLeftovers(dir), nil
 }
 
 // sameOwner gives the file at path the owner and group of ref, when running as root.

@@ -344,3 +344,65 @@ func TestRepairTakesStateDirLock(t *testing.T) {
 		noneLeft(t)
 	})
 }
+
+// TestRepairLeftoversRemoved: the new file of a repair killed halfway (as big as the
+// database) is removed when the store opens and by `amwi db check`, never while a repair
+// holds the state dir, and nothing else is: only names repair makes.
+func TestRepairLeftoversRemoved(t *testing.T) {
+	dir, path := fresh(t)
+	leftover := path + ".repair-2471938465"
+	others := []string{path + ".repair-", path + ".repair-12ab", path + ".repair-1.txt",
+		path + ".before-repair-20250601-120000", filepath.Join(dir, "amwi.db.repair-x"), filepath.Join(dir, "notes.repair-1")}
+	for _, p := range append(others, leftover) {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(path+".repair-999", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	others = append(others, path+".repair-999")
+	check := func(t *testing.T, gone bool) {
+		t.Helper()
+		if _, err := os.Stat(leftover); os.IsNotExist(err) != gone {
+			t.Errorf("%s: gone %v, want %v", leftover, !gone, gone)
+		}
+		for _, p := range others {
+			if _, err := os.Stat(p); err != nil {
+				t.Errorf("%s removed: %v", p, err)
+			}
+		}
+	}
+
+	repair, err := store.LockDir(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := store.RemoveRepairLeftovers(dir); err != nil || len(removed) > 0 {
+		t.Errorf("while a repair runs, removed %v (%v)", removed, err)
+	}
+	if st, err := store.Open(dir, 0); err == nil {
+		st.Close()
+		t.Errorf("the store opened while a repair runs")
+	}
+	check(t, false)
+	repair.Close()
+
+	if removed, err := store.RemoveRepairLeftovers(dir); err != nil || !slices.Equal(removed, []string{leftover}) {
+		t.Errorf("removed %v (%v), want %s", removed, err, leftover)
+	}
+	check(t, true)
+
+	os.WriteFile(leftover, []byte("x"), 0o600)
+	st, err := store.Open(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, true)
+	// While the store is open (the daemon runs), `amwi db check` leaves the state dir be.
+	os.WriteFile(leftover, []byte("x"), 0o600)
+	if removed, err := store.RemoveRepairLeftovers(dir); err != nil || len(removed) > 0 {
+		t.Errorf("with the store open, removed %v (%v)", removed, err)
+	}
+	st.Close()
+}

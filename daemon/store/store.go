@@ -80,6 +80,8 @@ func Open(dir string, lockWait time.Duration) (*Store, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("open store %s: lock state dir: %w", path, err)
 	}
+	// No repair runs: what one killed left behind goes (as big as the database).
+	removeRepairLeftovers(dir)
 	s, err := openLocked(dir, path, lockWait)
 	if err != nil {
 		dl.Close()
