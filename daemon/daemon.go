@@ -45,7 +45,7 @@ type Daemon struct {
 
 	store   *store.Store
 	root    *os.Root
-	srv     *http.Server
+	srv     *web.Server
 	syncer  *mirrorsync.Manager
 	search  *search.Service
 	control net.Listener
@@ -155,7 +155,7 @@ func (d *Daemon) Open() error {
 		SetupCodeFile: filepath.Join(d.Config.State.Dir, setupCodeName),
 		Proxies:       d.trustedProxies,
 		Ctx:           d.runCtx,
-	}), d.Log)
+	}), web.ServerOptions{Log: d.Log, MaxConns: d.Config.Server.MaxConnections})
 	return nil
 }
 

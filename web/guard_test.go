@@ -98,17 +98,10 @@ func TestBodiesBounded(t *testing.T) {
 	}
 }
 
-// httptestServer serves h with the real server settings (NewServer) on loopback.
+// httptestServer serves h with the real server (NewServer) on loopback.
 func httptestServer(t *testing.T, h http.Handler) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewServer(h, quiet())
-	go s.Serve(l)
-	t.Cleanup(func() { s.Close() })
-	return "http://" + l.Addr().String()
+	return startServer(t, h, ServerOptions{Log: quiet()}, nil).URL
 }
 
 // TestSlowAndOversizedRequests: a GET with a body is refused; headers beyond 16 KiB are

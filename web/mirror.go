@@ -21,12 +21,14 @@ import (
 
 // Mirror serves the files of the local Arch mirror, as nginx with autoindex would.
 //
-// Every path is opened through an os.Root, so symlinks are followed only while they stay
-// inside the mirror (Arch's ../../../pool/packages/… links do; an absolute or escaping one
-// is refused by the kernel-backed openat walk, not by string checks). Names starting with a
+// Every path is opened beneath the mirror root (openat2 RESOLVE_BENEATH, or an os.Root), so
+// symlinks are followed only while they stay inside the mirror (Arch's
+// ../../../pool/packages/… links do; an absolute or escaping one is refused by the kernel,
+// not by string checks). Names starting with a
 // dot — rsync's .~tmp~ staging dirs, dotfiles — are invisible.
 type Mirror struct {
 	root        *os.Root
+	files       *beneath
 	prefix      string
 	sendTimeout time.Duration
 	log         *slog.Logger
@@ -35,7 +37,7 @@ type Mirror struct {
 // NewMirror serves root at URL prefix (e.g. "/archlinux/"). sendTimeout closes a download
 // whose client accepted nothing for that long; 0 disables it.
 func NewMirror(root *os.Root, prefix string, sendTimeout time.Duration, log *slog.Logger) *Mirror {
-	return &Mirror{root: root, prefix: prefix, sendTimeout: sendTimeout, log: log}
+	return &Mirror{root: root, files: newBeneath(root), prefix: prefix, sendTimeout: sendTimeout, log: log}
 }
 
 func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -54,7 +56,7 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	f, err := m.root.Open(name)
+	f, err := m.files.Open(name)
 	if err != nil {
 		m.fail(w, r, err)
 		return
@@ -75,24 +77,27 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, target, http.StatusMovedPermanently)
 			return
 		}
-		m.index(w, r, f, name)
+		// Listed through os.Root: its entries' Info() is then read relative to the
+		// directory, not to a path name.
+		d, err := m.root.Open(name)
+		if err != nil {
+			m.fail(w, r, err)
+			return
+		}
+		defer d.Close()
+		m.index(w, r, d, name)
 	case !fi.Mode().IsRegular() || strings.HasSuffix(r.URL.Path, "/"):
 		http.NotFound(w, r)
 	default:
 		h := w.Header()
 		h.Set("Content-Type", contentType(name))
 		h.Set("ETag", fmt.Sprintf(`"%x-%x"`, fi.ModTime().Unix(), fi.Size()))
-		if fi.Size() >= directThreshold && r.Method == http.MethodGet {
-			// Large bodies go straight to the socket (see directSend); the price is a new
-			// connection for the client's next request, which on a LAN is nothing next to
-			// a package download.
-			h.Set("Connection", "close")
-		}
 		// ServeContent does Range (206, resume of pacman's .part files), HEAD,
 		// If-Modified-Since/If-None-Match (304) and Content-Length, and copies an *os.File
-		// with io.CopyN, which reaches the connection's ReadFrom: sendfile(2).
+		// with io.CopyN, which reaches the connection's ReadFrom: sendfile(2). The size is
+		// known from the Stat above, so its seeks to learn it cost nothing (sizedFile).
 		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: m.sendTimeout}
-		http.ServeContent(dw, r, fi.Name(), fi.ModTime(), f)
+		http.ServeContent(dw, r, fi.Name(), fi.ModTime(), &sizedFile{f: f, size: fi.Size()})
 		dw.done()
 	}
 }
@@ -136,8 +141,7 @@ func cleanName(rel string) (string, bool) {
 // fail maps an open/stat error to a status; the cause is logged, never shown.
 func (m *Mirror) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, fs.ErrNotExist), isEscape(err), errors.Is(err, syscall.ENOTDIR),
-		errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENAMETOOLONG):
+	case notServed(err):
 		http.NotFound(w, r)
 	case errors.Is(err, fs.ErrPermission):
 		http.Error(w, "403 forbidden", http.StatusForbidden)
@@ -147,10 +151,17 @@ func (m *Mirror) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
+// notServed is an open error that means "no such file here" to a client: missing, outside
+// the mirror, through a non-directory, a link loop, a name too long.
+func notServed(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || isEscape(err) || errors.Is(err, syscall.ENOTDIR) ||
+		errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENAMETOOLONG)
+}
+
 // isEscape reports os.Root's refusal of a path or symlink that leaves the root.
 func isEscape(err error) bool {
 	var pe *fs.PathError
-	return errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes from parent")
+	return errors.As(err, &pe) && (pe.Err == errEscapes || strings.Contains(pe.Err.Error(), "escapes from parent"))
 }
 
 // deadlineWriter gives a download a write deadline that moves forward with progress: each
@@ -189,6 +200,10 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 }
 
 func (d *deadlineWriter) ReadFrom(src io.Reader) (int64, error) {
+	src, err := sendable(src)
+	if err != nil {
+		return 0, err
+	}
 	lr, ok := src.(*io.LimitedReader)
 	if d.timeout <= 0 || !ok {
 		d.arm()

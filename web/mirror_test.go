@@ -77,8 +77,9 @@ func newFixture(t *testing.T) *fixture {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// server starts the whole web handler over the fixture; transfers are collected.
-func (f *fixture) server(t *testing.T, wrap func(net.Listener) net.Listener) (*httptest.Server, *transfers) {
+// server starts the whole web handler over the fixture behind the real Server (the front
+// loop serves the mirror); transfers are collected.
+func (f *fixture) server(t *testing.T, wrap func(net.Listener) net.Listener) (*testServer, *transfers) {
 	t.Helper()
 	root, err := os.OpenRoot(f.root)
 	if err != nil {
@@ -87,14 +88,29 @@ func (f *fixture) server(t *testing.T, wrap func(net.Listener) net.Listener) (*h
 	t.Cleanup(func() { root.Close() })
 	tr := &transfers{}
 	h := NewHandler(Options{MirrorRoot: root, SendTimeout: time.Minute, Log: quiet(), OnTransfer: tr.add, Version: "test"})
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ConnContext = withConn // as NewServer does
-	if wrap != nil {
-		srv.Listener = wrap(srv.Listener)
+	return startServer(t, h, ServerOptions{Log: quiet()}, wrap), tr
+}
+
+// testServer is a Server on a loopback port.
+type testServer struct {
+	*Server
+	URL      string
+	Listener net.Listener
+}
+
+func startServer(t *testing.T, h http.Handler, o ServerOptions, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, tr
+	if wrap != nil {
+		l = wrap(l)
+	}
+	s := NewServer(h, o)
+	go s.Serve(l)
+	t.Cleanup(func() { s.Close() })
+	return &testServer{Server: s, URL: "http://" + l.Addr().String(), Listener: l}
 }
 
 type transfers struct {
@@ -127,7 +143,7 @@ func (t *transfers) wait(tb testing.TB, path string) Transfer {
 }
 
 // raw sends one request line as written (no client-side cleaning) and returns the response.
-func raw(t *testing.T, srv *httptest.Server, method, target string, hdr ...string) (*http.Response, string) {
+func raw(t *testing.T, srv *testServer, method, target string, hdr ...string) (*http.Response, string) {
 	t.Helper()
 	c, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
@@ -369,47 +385,6 @@ func TestZeroCopyKept(t *testing.T) {
 	}
 	if x := tr.wait(t, "/archlinux/core/os/x86_64/foo-1.0-1-x86_64.pkg.tar.zst"); x.Bytes != int64(len(f.pkg)) {
 		t.Errorf("counted %d bytes, want %d", x.Bytes, len(f.pkg))
-	}
-}
-
-// TestLargeBodiesDirect: files from directThreshold up go straight to the socket and the
-// connection closes after them; small files keep the connection alive.
-func TestLargeBodiesDirect(t *testing.T) {
-	f := newFixture(t)
-	srv, tr := f.server(t, nil)
-	c := &http.Client{}
-	resp, err := c.Get(srv.URL + pkgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !resp.Close || string(body) != string(f.pkg) {
-		t.Errorf("large file: Connection close %v, %d bytes", resp.Close, len(body))
-	}
-	if x := tr.wait(t, "/archlinux/core/os/x86_64/foo-1.0-1-x86_64.pkg.tar.zst"); x.Bytes != int64(len(f.pkg)) {
-		t.Errorf("direct send counted %d bytes, want %d", x.Bytes, len(f.pkg))
-	}
-	resp, err = c.Get(srv.URL + "/archlinux/lastupdate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.Close {
-		t.Errorf("small file closed the connection")
-	}
-	// Range on a large file: 206 with exactly the range, direct as well.
-	req, _ := http.NewRequest("GET", srv.URL+pkgURL, nil)
-	req.Header.Set("Range", "bytes=2000000-")
-	resp, err = c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 206 || string(body) != string(f.pkg[2000000:]) {
-		t.Errorf("ranged direct send: %d, %d bytes", resp.StatusCode, len(body))
 	}
 }
 

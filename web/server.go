@@ -78,7 +78,7 @@ func NewHandler(o Options) http.Handler {
 			o.OnTransfer(t)
 		}
 	})
-	return directSend(guardRequests(h))
+	return guardRequests(h)
 }
 
 // routeTable is every route of the HTTP surface with its role: the mirror, health,
@@ -103,25 +103,6 @@ func routeTable(o Options, active *Active, met *promMetrics) (*ui, []route) {
 	}
 	u := newUI(o, active)
 	return u, append(rs, u.table()...)
-}
-
-// NewServer wraps h in an http.Server with the timeouts a mirror needs.
-//
-// There is deliberately no ReadTimeout and no WriteTimeout: a 300 MB package to a LAN
-// client at 20 KB/s is a legitimate four-hour response, and the old Gunicorn app cut such
-// clients off at 30 s. Slowloris is stopped where it happens instead: headers must arrive
-// within ReadHeaderTimeout and fit in MaxHeaderBytes, idle keep-alive connections are closed,
-// and a download whose client stops accepting data is cut by the mirror's send timeout.
-func NewServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		// net/http allows 4 KiB on top of MaxHeaderBytes: 12 KiB here is 16 KiB in all.
-		MaxHeaderBytes: 12 << 10,
-		ConnContext:    withConn,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
 }
 
 // Degraded marks a health check's finding that leaves the mirror serving but not as it

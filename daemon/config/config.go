@@ -50,6 +50,8 @@ type Server struct {
 	// SendTimeout closes a download whose client accepted no data for this long; like
 	// nginx's send_timeout it is about a stalled client, not a slow one.
 	SendTimeout Duration `toml:"send_timeout"`
+	// MaxConnections caps the open client connections; more are answered 503 and closed.
+	MaxConnections int `toml:"max_connections"`
 }
 
 type Mirror struct {
@@ -98,6 +100,7 @@ func Default() *Config {
 			ClientIPHeader: "X-Forwarded-For",
 			ShutdownGrace:  Duration(30 * time.Second),
 			SendTimeout:    Duration(60 * time.Second),
+			MaxConnections: 4096,
 		},
 		Mirror: Mirror{
 			Root:  "/srv/http/archlinux",

@@ -56,6 +56,9 @@ func (c *Config) validateWith(where func(key string) (file string, line int), en
 	if t := c.Server.SendTimeout.D(); t < 30*time.Second || t > time.Hour {
 		add("server.send_timeout", "must be between 30s and 1h, not %s", t)
 	}
+	if n := c.Server.MaxConnections; n < 64 || n > 1<<20 {
+		add("server.max_connections", "must be between 64 and 1048576, not %d", n)
+	}
 
 	if err := checkMirrorRoot(c.Mirror.Root, env); err != nil {
 		add("mirror.root", "%v", err)
