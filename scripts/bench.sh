@@ -3,7 +3,9 @@
 # appliance's own budgets (slow clients, memory, binary size).
 #
 #   1. wrk, side by side (amwi and nginx alternate on every scenario so noise hits both):
-#      a 256 MiB file at 1, 16 and 256 connections, core.db at 64 connections.
+#      a 256 MiB file at 1, 16 and 256 connections, core.db at 64 connections. nginx is
+#      Debian's nginx-light with one worker, sendfile and tcp_nopush on (the issue's method;
+#      amwi is one process too). Every figure is the median of BENCH_ROUNDS runs.
 #   2. Slow clients: SLOW_CLIENTS downloads read at 50 KB/s each for SLOW_SECONDS through a
 #      16 KiB receive buffer, while amwi's RSS and the latency of GET / are sampled each second.
 #   3. Idle RSS of a fresh amwi, and the size of a stripped linux/arm64 binary.
@@ -17,14 +19,15 @@
 #
 # Environment:
 #   BENCH_SECONDS  length of each wrk run (default 10)
-#   BENCH_ROUNDS   wrk rounds; the order flips every round and the means are shown (default 1)
+#   BENCH_ROUNDS   wrk rounds; the order flips every round and each figure is the median of
+#                  the rounds (default 3)
 #   SLOW_SECONDS   length of the slow-client run (default 120)
 #   SLOW_CLIENTS   number of slow clients (default 2000)
 #   SLOW_RATE      bytes/s each slow client reads (default 50000)
 set -euo pipefail
 
 BENCH_SECONDS=${BENCH_SECONDS:-10}
-BENCH_ROUNDS=${BENCH_ROUNDS:-1}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 SLOW_SECONDS=${SLOW_SECONDS:-120}
 SLOW_CLIENTS=${SLOW_CLIENTS:-2000}
 SLOW_RATE=${SLOW_RATE:-50000}
@@ -244,7 +247,7 @@ user_line=""
 [[ $(id -u) == 0 ]] && user_line="user root;" # workers would otherwise be nobody
 cat >"$ng/nginx.conf" <<EOF
 $user_line
-worker_processes 2;
+worker_processes 1;
 daemon off;
 pid $ng/nginx.pid;
 error_log $ng/error.log warn;
@@ -313,7 +316,16 @@ idle_kb=$(proc_kb "$amwi_pid" VmRSS)
 scenarios=(big-c1 big-c16 big-c256 small-c64)
 declare -A sc_file=([big-c1]=big.bin [big-c16]=big.bin [big-c256]=big.bin [small-c64]=core.db)
 declare -A sc_conns=([big-c1]=1 [big-c16]=16 [big-c256]=256 [small-c64]=64)
-declare -A rps_sum=() tps_sum=() err_sum=() cpu_sum=() req_sum=() read_sum=()
+# Per run values, space-separated, keyed "scenario,server": req/s, bytes/s, errors,
+# completed requests, bytes read, server CPU ticks.
+declare -A rps_v=() tps_v=() err_v=() req_v=() read_v=() cpu_v=()
+
+# median VALUES...: the middle value (the mean of the two middle ones for an even count).
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "nan"; exit }
+		if (NR % 2) printf "%.6f\n", v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 # Server CPU time is less sensitive to other load on the machine than throughput is.
 clk_tck=$(getconf CLK_TCK)
@@ -332,8 +344,8 @@ server_pids() {
 	esac
 }
 
-# run_wrk SERVER SCENARIO: one wrk run; adds req/s, bytes/s, errors, completed requests,
-# bytes read and server CPU ticks to the sums.
+# run_wrk SERVER SCENARIO: one wrk run; records req/s, bytes/s, errors, completed requests,
+# bytes read and server CPU ticks.
 run_wrk() {
 	local srv=$1 sc=$2 base=${1}_url conns threads=2 f res rps tps errs reqs rd c0 c1
 	conns=${sc_conns[$sc]}
@@ -369,12 +381,12 @@ run_wrk() {
 		cat "$f" >&2
 		die "could not read wrk's results for $srv/$sc (output above)"
 	fi
-	rps_sum[$sc,$srv]=$(awk -v a="${rps_sum[$sc,$srv]:-0}" -v b="$rps" 'BEGIN { printf "%.6f", a + b }')
-	tps_sum[$sc,$srv]=$(awk -v a="${tps_sum[$sc,$srv]:-0}" -v b="$tps" 'BEGIN { printf "%.0f", a + b }')
-	err_sum[$sc,$srv]=$((${err_sum[$sc,$srv]:-0} + errs))
-	req_sum[$sc,$srv]=$((${req_sum[$sc,$srv]:-0} + reqs))
-	read_sum[$sc,$srv]=$(awk -v a="${read_sum[$sc,$srv]:-0}" -v b="$rd" 'BEGIN { printf "%.0f", a + b }')
-	cpu_sum[$sc,$srv]=$((${cpu_sum[$sc,$srv]:-0} + c1 - c0))
+	rps_v[$sc,$srv]+=" $rps"
+	tps_v[$sc,$srv]+=" $tps"
+	err_v[$sc,$srv]+=" $errs"
+	req_v[$sc,$srv]+=" $reqs"
+	read_v[$sc,$srv]+=" $rd"
+	cpu_v[$sc,$srv]+=" $((c1 - c0))"
 	echo "server-cpu-ticks $((c1 - c0)) clk_tck $clk_tck" >>"$f"
 }
 
@@ -391,33 +403,58 @@ done
 wrk_hwm_kb=$(proc_kb "$amwi_pid" VmHWM)
 
 out ""
-out "1. Throughput: amwi vs nginx (wrk, ${BENCH_SECONDS}s per run, $BENCH_ROUNDS round(s), alternating)"
+# per_run SCENARIO SERVER: CPU per unit of work of each run (ms per GiB for the big file,
+# µs per request for the small one), one per line.
+per_run() {
+	local -a c r b
+	read -ra c <<<"${cpu_v[$1,$2]}"
+	read -ra r <<<"${req_v[$1,$2]}"
+	read -ra b <<<"${read_v[$1,$2]}"
+	local i
+	for i in "${!c[@]}"; do
+		if [[ $1 == big-* ]]; then
+			awk -v t="${c[i]}" -v b="${b[i]}" -v hz="$clk_tck" 'BEGIN { if (b > 0) printf "%.3f\n", t / hz * 1000 / (b / 1073741824) }'
+		else
+			awk -v t="${c[i]}" -v r="${r[i]}" -v hz="$clk_tck" 'BEGIN { if (r > 0) printf "%.3f\n", t / hz * 1e6 / r }'
+		fi
+	done
+}
+sum_of() { local s=0 v; for v in $1; do s=$((s + v)); done; echo "$s"; }
+
+out "1. Serving: amwi vs nginx (wrk, ${BENCH_SECONDS}s per run, median of $BENCH_ROUNDS alternating rounds)"
 out "--------------------------------------------------------------------------------------------"
-out "nginx: worker_processes 2; sendfile on; tcp_nopush on; access_log off. Ratio = amwi/nginx."
-outf '%-10s %-10s %12s %12s %7s %8s %6s %10s\n' scenario metric amwi nginx ratio target status "errors a/n"
-for sc in "${scenarios[@]}"; do
-	if [[ $sc == big-* ]]; then
-		metric=MiB/s
-		a=$(awk -v s="${tps_sum[$sc,amwi]}" -v r="$BENCH_ROUNDS" 'BEGIN { printf "%.1f", s / r / 1048576 }')
-		n=$(awk -v s="${tps_sum[$sc,nginx]}" -v r="$BENCH_ROUNDS" 'BEGIN { printf "%.1f", s / r / 1048576 }')
-	else
-		metric=req/s
-		a=$(awk -v s="${rps_sum[$sc,amwi]}" -v r="$BENCH_ROUNDS" 'BEGIN { printf "%.1f", s / r }')
-		n=$(awk -v s="${rps_sum[$sc,nginx]}" -v r="$BENCH_ROUNDS" 'BEGIN { printf "%.1f", s / r }')
-	fi
-	ratio=$(awk -v a="$a" -v n="$n" 'BEGIN { if (n > 0) printf "%.2f", a / n; else print "n/a" }')
-	if [[ $sc == big-* ]]; then
-		target=">=0.95"
-		ok=$(awk -v r="$ratio" 'BEGIN { print (r != "n/a" && r + 0 >= 0.95) ? 1 : 0 }')
-		verdict "$ok" "large-file ratio $sc = $ratio (target >= 0.95)"
+out "nginx: worker_processes 1; sendfile on; tcp_nopush on; access_log off. Ratio = amwi/nginx."
+outf '%-44s %12s %12s %7s %8s %6s\n' measure amwi nginx ratio goal status
+row() { # row LABEL A N GOAL(>=x|<=x|-) : one line of the table, with its verdict
+	local label=$1 a=$2 n=$3 goal=$4 ratio ok status=info
+	ratio=$(awk -v a="$a" -v n="$n" 'BEGIN { if (n + 0 > 0) printf "%.2f", a / n; else print "n/a" }')
+	if [[ $goal != - ]]; then
+		ok=$(awk -v r="$ratio" -v g="${goal:2}" -v op="${goal:0:2}" 'BEGIN {
+			if (r == "n/a") { print 0; exit }
+			print ((op == ">=" && r + 0 >= g + 0) || (op == "<=" && r + 0 <= g + 0)) ? 1 : 0 }')
+		verdict "$ok" "$label: ratio $ratio (goal $goal)"
 		status=$V
-	else
-		target="-"
-		status=info
 	fi
-	outf '%-10s %-10s %12s %12s %7s %8s %6s %10s\n' "$sc" "$metric" "$a" "$n" "$ratio" "$target" "$status" \
-		"${err_sum[$sc,amwi]}/${err_sum[$sc,nginx]}"
+	outf '%-44s %12s %12s %7s %8s %6s\n' "$label" "$a" "$n" "$ratio" "$goal" "$status"
+}
+mibs() { awk -v v="$(median ${tps_v[$1,$2]})" 'BEGIN { printf "%.1f", v / 1048576 }'; }
+row "256 MiB file, 1 connection, MiB/s" "$(mibs big-c1 amwi)" "$(mibs big-c1 nginx)" ">=1.0"
+row "256 MiB file, 16 connections, MiB/s" "$(mibs big-c16 amwi)" "$(mibs big-c16 nginx)" ">=1.0"
+row "256 MiB file, 256 connections, MiB/s" "$(mibs big-c256 amwi)" "$(mibs big-c256 nginx)" "-"
+cpu_med() { awk -v v="$(median $(per_run "$1" "$2"))" 'BEGIN { printf "%.1f", v }'; }
+row "server CPU ms per GiB, 1 connection" "$(cpu_med big-c1 amwi)" "$(cpu_med big-c1 nginx)" "-"
+row "server CPU ms per GiB, 16 connections" "$(cpu_med big-c16 amwi)" "$(cpu_med big-c16 nginx)" "<=1.0"
+row "server CPU ms per GiB, 256 connections" "$(cpu_med big-c256 amwi)" "$(cpu_med big-c256 nginx)" "-"
+rps() { awk -v v="$(median ${rps_v[$1,$2]})" 'BEGIN { printf "%.0f", v }'; }
+row "150 KB file, 64 connections, requests/s" "$(rps small-c64 amwi)" "$(rps small-c64 nginx)" ">=0.8"
+row "server CPU µs per request, 64 connections" "$(cpu_med small-c64 amwi)" "$(cpu_med small-c64 nginx)" "-"
+errs_a=0 errs_n=0
+for sc in "${scenarios[@]}"; do
+	errs_a=$((errs_a + $(sum_of "${err_v[$sc,amwi]}")))
+	errs_n=$((errs_n + $(sum_of "${err_v[$sc,nginx]}")))
 done
+out "wrk errors (socket errors and non-2xx answers), all runs: amwi $errs_a, nginx $errs_n"
+verdict "$((errs_a == 0 ? 1 : 0))" "amwi answered $errs_a wrk requests with errors"
 # Per-run numbers, for judging noise.
 out ""
 out "per run (req/s, transfer/s as wrk printed them):"
@@ -425,25 +462,8 @@ for f in "$raw"/wrk-*.txt; do
 	name=$(basename "$f" .txt)
 	outf '  %-28s %s\n' "${name#wrk-}" "$(awk '/^Requests\/sec:/ { r = $2 } /^Transfer\/sec:/ { t = $2 }
 		/^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
-		END { printf "%10s req/s %10s/s  latency p50 %9s p99 %9s", r, t, p50, p99 }' "$f")"
-done
-out ""
-out "server CPU per unit of work (lower is better; less sensitive to machine noise than throughput):"
-outf '%-10s %-14s %10s %10s %7s\n' scenario unit amwi nginx ratio
-for sc in "${scenarios[@]}"; do
-	if [[ $sc == big-* ]]; then
-		unit="cpu-ms/GiB"
-		per() { awk -v t="${cpu_sum[$sc,$1]}" -v b="${read_sum[$sc,$1]}" -v hz="$clk_tck" \
-			'BEGIN { if (b > 0) printf "%.1f", t / hz * 1000 / (b / 1073741824); else print "n/a" }'; }
-	else
-		unit="cpu-us/req"
-		per() { awk -v t="${cpu_sum[$sc,$1]}" -v r="${req_sum[$sc,$1]}" -v hz="$clk_tck" \
-			'BEGIN { if (r > 0) printf "%.1f", t / hz * 1e6 / r; else print "n/a" }'; }
-	fi
-	a=$(per amwi)
-	n=$(per nginx)
-	ratio=$(awk -v a="$a" -v n="$n" 'BEGIN { if (n + 0 > 0 && a != "n/a") printf "%.2f", a / n; else print "n/a" }')
-	outf '%-10s %-14s %10s %10s %7s\n' "$sc" "$unit" "$a" "$n" "$ratio"
+		/^server-cpu-ticks/ { c = $2 }
+		END { printf "%10s req/s %10s/s  latency p50 %9s p99 %9s  cpu-ticks %s", r, t, p50, p99, c }' "$f")"
 done
 outf '  amwi peak RSS during wrk (VmHWM): %s MiB; load avg after wrk: %s\n' "$(mib "$wrk_hwm_kb")" "$(loadavg)"
 
@@ -533,10 +553,10 @@ verdict "$((peak_kb <= 64 * 1024 ? 1 : 0))" "peak RSS under slow clients $(mib "
 outf '%-34s %-22s %-12s %s\n' "amwi peak RSS (VmHWM)" "$(mib "$peak_kb") MiB" "<= 64 MiB" "$V"
 outf '%-34s %-22s %-12s %s\n' "amwi max sampled RSS / open fds" "$(mib "$rss_max") MiB / $fds_max" "-" info
 outf '%-34s %-22s %-12s %s\n' "GET / latency, idle (median of 5)" "$idle_lat_ms ms" "-" info
-verdict "$(awk -v m="$lat_max" -v f="$lat_fail" -v n="$n_samples" 'BEGIN { print (n > 0 && f == 0 && m < 100) ? 1 : 0 }')" \
-	"dashboard latency max $lat_max ms, $lat_fail failed of $n_samples samples (target < 100 ms)"
-outf '%-34s %-22s %-12s %s\n' "GET / latency under load, max" "$lat_max ms" "< 100 ms" "$V"
-outf '%-34s %-22s %-12s %s\n' "GET / latency under load, p99/p50" "$lat_p99 / $lat_p50 ms" "-" info
+verdict "$(awk -v m="$lat_p99" -v f="$lat_fail" -v n="$n_samples" 'BEGIN { print (n > 0 && f == 0 && m < 100) ? 1 : 0 }')" \
+	"dashboard latency p99 $lat_p99 ms, $lat_fail failed of $n_samples samples (target < 100 ms)"
+outf '%-34s %-22s %-12s %s\n' "GET / latency under load, p99" "$lat_p99 ms" "< 100 ms" "$V"
+outf '%-34s %-22s %-12s %s\n' "GET / latency under load, max/p50" "$lat_max / $lat_p50 ms" "-" info
 outf '%-34s %-22s %-12s %s\n' "GET / samples (failed)" "$n_samples ($lat_fail)" "-" info
 [[ $amwi_died == 1 ]] && out "amwi DIED during the run; last log lines:" && tail -n 20 "$tmp/amwi-slow.log" | while IFS= read -r l; do out "  $l"; done
 [[ -n $s_errors && $s_errors != none ]] && out "client errors: $s_errors"

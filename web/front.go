@@ -45,6 +45,7 @@ type Server struct {
 	maxConns int64
 	std      *http.Server // everything that is not a mirror download
 	handoff  *chanListener
+	stdOnce  sync.Once // std serves the handed-off connections from the first Serve on
 
 	open    atomic.Int64 // connections accepted and not yet closed, ours and std's
 	closing atomic.Bool
@@ -104,7 +105,6 @@ func NewServer(h http.Handler, o ServerOptions) *Server {
 		MaxHeaderBytes:    maxHeaderBytes - 4<<10,
 		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
 	}
-	go s.std.Serve(s.handoff)
 	return s
 }
 
@@ -122,6 +122,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.lns[l] = struct{}{}
 	s.mu.Unlock()
+	s.stdOnce.Do(func() { go s.std.Serve(s.handoff) })
 	defer func() {
 		s.mu.Lock()
 		delete(s.lns, l)
@@ -220,6 +221,7 @@ func (s *Server) closeListeners() {
 		l.Close()
 	}
 	s.mu.Unlock()
+	s.handoff.Close() // also when std never served
 }
 
 // closeIdle closes the connections waiting for a request and says how many of ours are

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -379,5 +380,73 @@ func TestBeneathMatchesRoot(t *testing.T) {
 				t.Errorf("%s: openat2 gave %v, want a refusal served as 404", name, errA)
 			}
 		}
+	}
+}
+
+// TestConnectionMemory measures what one connection costs in each state the README names
+// (heap in use plus goroutine stacks, after a GC, over 200 connections), and fails when a
+// change makes one cost far more than the figures quoted there.
+func TestConnectionMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 600 connections")
+	}
+	f := newFixture(t)
+	big := make([]byte, 64<<20)
+	os.WriteFile(filepath.Join(f.root, "big.iso"), big, 0o644)
+	srv, _ := f.server(t, nil)
+	const n = 200
+	used := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc + m.StackInuse
+	}
+	// open n connections; each sends req and, when wait, reads the head of the response.
+	open := func(req string, rcvbuf int, readHead bool) []net.Conn {
+		cs := make([]net.Conn, 0, n)
+		for i := 0; i < n; i++ {
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rcvbuf > 0 {
+				c.(*net.TCPConn).SetReadBuffer(rcvbuf)
+			}
+			c.SetDeadline(time.Now().Add(time.Minute))
+			io.WriteString(c, req)
+			if readHead {
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if req[len(req)-4:] == "\r\n\r\n" && resp.ContentLength < 100 {
+					io.ReadAll(io.LimitReader(resp.Body, resp.ContentLength))
+				}
+			}
+			cs = append(cs, c)
+		}
+		return cs
+	}
+	settle := func() { time.Sleep(300 * time.Millisecond) }
+	settle()
+	base := used()
+	idle := open("GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\n\r\n", 0, true)
+	settle()
+	afterIdle := used()
+	// Downloads in flight whose client reads nothing more: the server is parked in
+	// sendfile with the socket full, as for a slow or a stalled client.
+	dl := open("GET /archlinux/big.iso HTTP/1.1\r\nHost: m\r\n\r\n", 16<<10, true)
+	settle()
+	afterDL := used()
+	perIdle := float64(afterIdle-base) / n
+	perDL := float64(afterDL-afterIdle) / n
+	t.Logf("per connection: kept-alive idle %.1f KiB, download in flight %.1f KiB (heap + stacks)", perIdle/1024, perDL/1024)
+	// The figures include the test's own client sockets (under 1 KiB each).
+	if perIdle > 10<<10 || perDL > 24<<10 {
+		t.Errorf("a connection costs more than the README says: idle %.1f KiB (≤ 10), download %.1f KiB (≤ 24)", perIdle/1024, perDL/1024)
+	}
+	for _, c := range append(idle, dl...) {
+		c.Close()
 	}
 }
