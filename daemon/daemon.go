@@ -155,6 +155,7 @@ func (d *Daemon) Open() error {
 		SetupCodeFile: filepath.Join(d.Config.State.Dir, setupCodeName),
 		Proxies:       d.trustedProxies,
 		Ctx:           d.runCtx,
+		Conns:         func() web.ConnStats { return d.srv.Stats() },
 	}), web.ServerOptions{Log: d.Log, MaxConns: d.Config.Server.MaxConnections})
 	return nil
 }

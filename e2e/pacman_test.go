@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amwi/amwi/internal/archtest"
 )
@@ -63,6 +67,15 @@ func TestPacmanAgainstAmwi(t *testing.T) {
 		t.Fatalf("resumed package differs from the mirror's (err %v, %d vs %d bytes)", err, len(got), len(want))
 	}
 
+	// Keep-alive: pacman (libcurl) fetches the packages one after another over one
+	// connection, the 3 MiB one included (amwi used to close after every file >= 1 MiB).
+	os.Remove(cached)
+	before := metricValue(t, base, "amwi_http_connections_accepted_total")
+	archtest.Pacman(t, conf, "-Sw", "bigdata", "hello", "nodesc")
+	if n := metricValue(t, base, "amwi_http_connections_accepted_total") - before - 1; n != 1 { // -1: this /metrics
+		t.Errorf("pacman -Sw of 6 packages used %v connections, want 1", n)
+	}
+
 	// -S: resolve dependencies across repos, download, verify sizes/checksums, install.
 	out = archtest.Pacman(t, conf, "-S", "hello")
 	for _, f := range []string{"usr/share/hello/README", "usr/share/bash/README", "usr/share/glibc/README", "usr/share/readline/README"} {
@@ -83,4 +96,28 @@ func TestPacmanAgainstAmwi(t *testing.T) {
 	if n := strings.Count(out, "response code 304"); n != 2 {
 		t.Errorf("second pacman -Sy: want 2 databases answered 304, got %d:\n%s", n, strings.Join(lines(out, ".db:"), "\n"))
 	}
+}
+
+// metricValue reads one unlabelled series from amwi's /metrics, over a connection of its own.
+func metricValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	c := http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(b)
+	for _, l := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("/metrics: %s: %v", l, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return 0
 }

@@ -47,11 +47,13 @@ type Server struct {
 	handoff  *chanListener
 	stdOnce  sync.Once // std serves the handed-off connections from the first Serve on
 
-	open    atomic.Int64 // connections accepted and not yet closed, ours and std's
-	closing atomic.Bool
-	mu      sync.Mutex
-	lns     map[net.Listener]struct{}
-	conns   map[*frontConn]struct{}
+	open     atomic.Int64 // connections accepted and not yet closed, ours and std's
+	accepted atomic.Int64
+	refused  atomic.Int64 // over maxConns
+	closing  atomic.Bool
+	mu       sync.Mutex
+	lns      map[net.Listener]struct{}
+	conns    map[*frontConn]struct{}
 }
 
 // ServerOptions are the knobs of NewServer.
@@ -111,6 +113,14 @@ func NewServer(h http.Handler, o ServerOptions) *Server {
 // Open is the number of open connections.
 func (s *Server) Open() int64 { return s.open.Load() }
 
+// ConnStats are the server's connection counters, for /metrics.
+type ConnStats struct{ Open, Max, Accepted, Refused int64 }
+
+// Stats reads the connection counters.
+func (s *Server) Stats() ConnStats {
+	return ConnStats{Open: s.open.Load(), Max: s.maxConns, Accepted: s.accepted.Load(), Refused: s.refused.Load()}
+}
+
 // Serve accepts connections on l until the server is shut down; it then returns
 // http.ErrServerClosed.
 func (s *Server) Serve(l net.Listener) error {
@@ -146,8 +156,10 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
+		s.accepted.Add(1)
 		if s.open.Add(1) > s.maxConns {
 			s.open.Add(-1)
+			s.refused.Add(1)
 			go refuse(c)
 			continue
 		}

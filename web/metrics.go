@@ -25,6 +25,14 @@ func newMetrics(o Options, active *Active) *promMetrics {
 	m := &promMetrics{set: metrics.NewSet(), status: map[int]*metrics.Counter{}}
 	m.sent = m.set.NewCounter("amwi_http_sent_bytes_total")
 	m.set.NewGauge("amwi_active_downloads", func() float64 { return float64(active.Len()) })
+	if o.Conns != nil {
+		m.set.NewGauge("amwi_http_connections_open", func() float64 { return float64(o.Conns().Open) })
+		m.set.NewGauge("amwi_http_connections_max", func() float64 { return float64(o.Conns().Max) })
+		// Counters read from the server: a rate of accepted against requests shows
+		// keep-alive at work; refused ones met server.max_connections.
+		m.set.NewGauge("amwi_http_connections_accepted_total", func() float64 { return float64(o.Conns().Accepted) })
+		m.set.NewGauge("amwi_http_connections_refused_total", func() float64 { return float64(o.Conns().Refused) })
+	}
 	if o.Sync != nil {
 		s := o.Sync
 		m.set.NewGauge("amwi_sync_running", func() float64 { return b2f(s.State().Running) })

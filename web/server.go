@@ -47,6 +47,8 @@ type Options struct {
 	Proxies func() Proxies
 	// Ctx ends with the daemon: live streams close and syncs started from the web use it.
 	Ctx context.Context
+	// Conns reads the server's connection counters (nil leaves them out of /metrics).
+	Conns func() ConnStats
 }
 
 // NewHandler returns the whole HTTP surface.
