@@ -424,7 +424,10 @@ func TestOneAtATime(t *testing.T) {
 
 func waitRunning(t *testing.T, m *mirrorsync.Manager) {
 	t.Helper()
-	for i := 0; i < 500; i++ {
+	// Up to 30 s: TestThrottleAndPriority starts with the disk "95 % busy", so the
+	// databases' fetch runs only in the throttle's short slots, and a loaded CI machine
+	// took more than 5 s to get through it.
+	for i := 0; i < 3000; i++ {
 		if s := m.State(); s.Running && (s.Phase == mirrorsync.PhasePool) {
 			return
 		}
