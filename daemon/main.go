@@ -271,6 +271,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	d := &Daemon{Config: cfg, Log: c.logger(), Notify: systemd.NewNotifier()}
+	setMemoryLimit(cfg.Server.MemoryLimitMiB, d.Log)
 	if err := d.Open(); err != nil {
 		return err
 	}
@@ -413,4 +414,17 @@ func (c *cli) version(args []string) error {
 	v := Version()
 	fmt.Fprintf(c.env.Stdout, "amwi %s\ncommit %s\n%s %s\n", v.Version, v.Commit, v.GoVersion, v.Platform)
 	return nil
+}
+
+// setMemoryLimit applies server.memory_limit_mib, unless GOMEMLIMIT is set (the runtime
+// has applied that already). Only the serving daemon has one: it is what holds thousands
+// of connections, and the limit is the process's.
+func setMemoryLimit(mib int, log *slog.Logger) {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		log.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", v)
+		return
+	}
+	if mib > 0 {
+		debug.SetMemoryLimit(int64(mib) << 20)
+	}
 }

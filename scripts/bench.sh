@@ -490,6 +490,7 @@ log "slow clients: $SLOW_CLIENTS x $SLOW_RATE B/s for ${SLOW_SECONDS}s against a
 	-url "$amwi_url/archlinux/$rel/big.bin" >"$raw/slowclients.out" 2>"$raw/slowclients.err" &
 sc_pid=$!
 pids+=("$sc_pid")
+slow_c0=$(cpu_ticks "$amwi_pid")
 
 : >"$raw/slow-samples.txt" # t rss_kb fds http_code latency_s
 t0=$SECONDS
@@ -512,8 +513,12 @@ if kill -0 "$sc_pid" 2>/dev/null; then
 	stop_pid "$sc_pid"
 fi
 wait "$sc_pid" 2>/dev/null || log "slowclients exited with status $?"
-slow_hwm_kb=0
-((amwi_died)) || slow_hwm_kb=$(proc_kb "$amwi_pid" VmHWM)
+slow_hwm_kb=0 slow_cpu=?
+if ((!amwi_died)); then
+	slow_hwm_kb=$(proc_kb "$amwi_pid" VmHWM)
+	slow_cpu=$(awk -v t="$(($(cpu_ticks "$amwi_pid") - slow_c0))" -v hz="$clk_tck" -v s="$SLOW_SECONDS" \
+		'BEGIN { printf "%.1f s (%.1f%% of a core)", t / hz, 100 * t / hz / s }')
+fi
 
 line=$(grep '^clients=' "$raw/slowclients.out" | tail -n1 || true)
 [[ -n $line ]] || {
@@ -552,6 +557,7 @@ outf '%-34s %-22s %-12s %s\n' "bytes delivered / rate allowed" "${got_pct}%" "~1
 verdict "$((peak_kb <= 64 * 1024 ? 1 : 0))" "peak RSS under slow clients $(mib "$peak_kb") MiB (target <= 64 MiB)"
 outf '%-34s %-22s %-12s %s\n' "amwi peak RSS (VmHWM)" "$(mib "$peak_kb") MiB" "<= 64 MiB" "$V"
 outf '%-34s %-22s %-12s %s\n' "amwi max sampled RSS / open fds" "$(mib "$rss_max") MiB / $fds_max" "-" info
+outf '%-34s %-22s %-12s %s\n' "amwi CPU time" "$slow_cpu" "-" info
 outf '%-34s %-22s %-12s %s\n' "GET / latency, idle (median of 5)" "$idle_lat_ms ms" "-" info
 verdict "$(awk -v m="$lat_p99" -v f="$lat_fail" -v n="$n_samples" 'BEGIN { print (n > 0 && f == 0 && m < 100) ? 1 : 0 }')" \
 	"dashboard latency p99 $lat_p99 ms, $lat_fail failed of $n_samples samples (target < 100 ms)"

@@ -439,14 +439,24 @@ func TestConnectionMemory(t *testing.T) {
 	dl := open("GET /archlinux/big.iso HTTP/1.1\r\nHost: m\r\n\r\n", 16<<10, true)
 	settle()
 	afterDL := used()
+	// Connections that began with a request that is not a download belong to net/http.
+	std := open("GET /healthz HTTP/1.1\r\nHost: m\r\n\r\n", 0, true)
+	settle()
+	afterStd := used()
+	for _, c := range std {
+		io.WriteString(c, "GET /archlinux/big.iso HTTP/1.1\r\nHost: m\r\n\r\n")
+	}
+	settle()
+	afterStdDL := used()
 	perIdle := float64(afterIdle-base) / n
 	perDL := float64(afterDL-afterIdle) / n
-	t.Logf("per connection: kept-alive idle %.1f KiB, download in flight %.1f KiB (heap + stacks)", perIdle/1024, perDL/1024)
+	t.Logf("per connection: kept-alive idle %.1f KiB, download in flight %.1f KiB; net/http's: idle %.1f KiB, downloading %.1f KiB (heap + stacks)",
+		perIdle/1024, perDL/1024, float64(afterStd-afterDL)/n/1024, float64(afterStdDL-afterDL)/n/1024)
 	// The figures include the test's own client sockets (under 1 KiB each).
 	if perIdle > 10<<10 || perDL > 24<<10 {
 		t.Errorf("a connection costs more than the README says: idle %.1f KiB (≤ 10), download %.1f KiB (≤ 24)", perIdle/1024, perDL/1024)
 	}
-	for _, c := range append(idle, dl...) {
+	for _, c := range append(append(idle, dl...), std...) {
 		c.Close()
 	}
 }

@@ -52,6 +52,10 @@ type Server struct {
 	SendTimeout Duration `toml:"send_timeout"`
 	// MaxConnections caps the open client connections; more are answered 503 and closed.
 	MaxConnections int `toml:"max_connections"`
+	// MemoryLimitMiB is the daemon's soft memory limit (runtime/debug.SetMemoryLimit):
+	// past it the garbage collector works harder rather than let the heap double.
+	// 0 = none; the GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimitMiB int `toml:"memory_limit_mib"`
 }
 
 type Mirror struct {
@@ -101,6 +105,7 @@ func Default() *Config {
 			ShutdownGrace:  Duration(30 * time.Second),
 			SendTimeout:    Duration(60 * time.Second),
 			MaxConnections: 4096,
+			MemoryLimitMiB: 48,
 		},
 		Mirror: Mirror{
 			Root:  "/srv/http/archlinux",

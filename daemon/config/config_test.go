@@ -30,7 +30,7 @@ func TestBadConfigs(t *testing.T) {
 	}{
 		{"syntax", "[server]\nlisten = \":8000\n", []string{"amwi.toml:2: TOML syntax"}},
 		{"unknown key", "[mirror]\nroot = \"mirror\"\n\n[server]\nlisten = \":8000\"\nlistn = \":80\"\n",
-			[]string{"amwi.toml:6: server.listn: unknown key (known in [server]: client_ip_header, listen, max_connections, send_timeout, shutdown_grace, trusted_proxies)"}},
+			[]string{"amwi.toml:6: server.listn: unknown key (known in [server]: client_ip_header, listen, max_connections, memory_limit_mib, send_timeout, shutdown_grace, trusted_proxies)"}},
 		{"unknown section", "[mirror]\nroot = \"mirror\"\n[srever]\nlisten = 1\n", []string{"amwi.toml:3: srever: unknown section"}},
 		{"top-level key", "listen = \":80\"\n[mirror]\nroot = \"mirror\"\n", []string{"amwi.toml:1: listen: unknown section"}},
 		{"bad type", "[mirror]\nroot = \"mirror\"\n[search]\nper_page = \"fifty\"\n", []string{"amwi.toml:4: search.per_page: must be a whole number, not a string"}},

@@ -59,6 +59,9 @@ func (c *Config) validateWith(where func(key string) (file string, line int), en
 	if n := c.Server.MaxConnections; n < 64 || n > 1<<20 {
 		add("server.max_connections", "must be between 64 and 1048576, not %d", n)
 	}
+	if n := c.Server.MemoryLimitMiB; n != 0 && (n < 16 || n > 1<<20) {
+		add("server.memory_limit_mib", "must be 0 (no limit) or between 16 and 1048576, not %d", n)
+	}
 
 	if err := checkMirrorRoot(c.Mirror.Root, env); err != nil {
 		add("mirror.root", "%v", err)
