@@ -9,6 +9,8 @@
 #   2. Slow clients: SLOW_CLIENTS downloads read at 50 KB/s each for SLOW_SECONDS through a
 #      16 KiB receive buffer, while amwi's RSS and the latency of GET / are sampled each second.
 #   3. Idle RSS of a fresh amwi, and the size of a stripped linux/arm64 binary.
+#   A minimal Go file server (internal/bench/gofloor) runs beside them at 16 and 64
+#   connections, to show which part of the distance to nginx is Go's runtime.
 #
 # Everything runs on 127.0.0.1, in a temporary directory that is removed at exit, and every
 # process started here is stopped at exit. The report goes to stdout and bench-out/report.txt,
@@ -156,6 +158,7 @@ free_port() {
 }
 AMWI_PORT=$(free_port)
 NGINX_PORT=$(free_port "$AMWI_PORT")
+FLOOR_PORT=$(free_port "$NGINX_PORT")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/amwi-bench.XXXXXX")
 www=$tmp/www
@@ -199,6 +202,7 @@ out "tree:      big.bin $big_size bytes (random), core.db $db_size bytes ($db_sr
 
 log "building the slow-client tool"
 go build -o "$tmp/slowclients" ./internal/bench/slowclients
+go build -o "$tmp/gofloor" ./internal/bench/gofloor
 
 # --- amwi ----------------------------------------------------------------------------------
 cat >"$tmp/amwi.toml" <<EOF
@@ -291,10 +295,18 @@ start_amwi idle
 nginx_pid=$!
 pids+=("$nginx_pid")
 
+# gofloor: the least Go can do (see internal/bench/gofloor), to tell Go's share of the
+# distance to nginx from amwi's own.
+"$tmp/gofloor" -listen "127.0.0.1:$FLOOR_PORT" -root "$www" 2>"$tmp/gofloor.log" &
+gofloor_pid=$!
+pids+=("$gofloor_pid")
+
 amwi_url=http://127.0.0.1:$AMWI_PORT
 nginx_url=http://127.0.0.1:$NGINX_PORT
+gofloor_url=http://127.0.0.1:$FLOOR_PORT
 wait_http "$amwi_url/healthz" amwi "$amwi_pid"
 wait_http "$nginx_url/archlinux/$rel/core.db" nginx "$nginx_pid"
+wait_http "$gofloor_url/archlinux/$rel/core.db" gofloor "$gofloor_pid"
 
 # Both must serve the same bytes, or the comparison means nothing.
 for srv in amwi nginx; do
@@ -306,6 +318,9 @@ for srv in amwi nginx; do
 		awk 'tolower($1) == "content-length:" { print $2 }')
 	[[ $len == "$big_size" ]] || die "$srv announces big.bin as '$len' bytes, not $big_size"
 done
+
+curl -sf --max-time 10 -o "$tmp/check-gofloor.db" "$gofloor_url/archlinux/$rel/core.db" &&
+	cmp -s "$tmp/check-gofloor.db" "$mirror/$rel/core.db" || die "gofloor does not serve core.db as it is"
 
 # --- idle RSS ------------------------------------------------------------------------------
 log "idle RSS: waiting 3 s with no traffic"
@@ -340,6 +355,7 @@ cpu_ticks() { # utime+stime of the given processes, in clock ticks
 server_pids() {
 	case $1 in
 	amwi) echo "$amwi_pid" ;;
+	gofloor) echo "$gofloor_pid" ;;
 	nginx) echo "$nginx_pid" $(pgrep -P "$nginx_pid" || true) ;;
 	esac
 }
@@ -391,10 +407,12 @@ run_wrk() {
 }
 
 for ((round = 1; round <= BENCH_ROUNDS; round++)); do
-	order=(amwi nginx)
-	((round % 2 == 0)) && order=(nginx amwi)
+	order=(amwi nginx gofloor)
+	((round % 2 == 0)) && order=(gofloor nginx amwi)
 	for sc in "${scenarios[@]}"; do
 		for srv in "${order[@]}"; do
+			# The reference server runs only where the goals are.
+			[[ $srv == gofloor && $sc != big-c16 && $sc != small-c64 ]] && continue
 			run_wrk "$srv" "$sc"
 			sleep 1
 		done
@@ -448,6 +466,15 @@ row "server CPU ms per GiB, 256 connections" "$(cpu_med big-c256 amwi)" "$(cpu_m
 rps() { awk -v v="$(median ${rps_v[$1,$2]})" 'BEGIN { printf "%.0f", v }'; }
 row "150 KB file, 64 connections, requests/s" "$(rps small-c64 amwi)" "$(rps small-c64 nginx)" ">=0.8"
 row "server CPU µs per request, 64 connections" "$(cpu_med small-c64 amwi)" "$(cpu_med small-c64 nginx)" "-"
+out ""
+out "Go's floor: gofloor (internal/bench/gofloor: ReadRequest, a fixed head, TCP_CORK, sendfile;"
+out "nothing else) against the same nginx runs. What separates it from nginx is Go's runtime."
+outf '%-44s %12s %12s %7s\n' measure gofloor nginx ratio
+floor_row() { outf '%-44s %12s %12s %7s\n' "$1" "$2" "$3" "$(awk -v a="$2" -v n="$3" 'BEGIN { if (n + 0 > 0) printf "%.2f", a / n; else print "n/a" }')"; }
+floor_row "256 MiB file, 16 connections, MiB/s" "$(mibs big-c16 gofloor)" "$(mibs big-c16 nginx)"
+floor_row "server CPU ms per GiB, 16 connections" "$(cpu_med big-c16 gofloor)" "$(cpu_med big-c16 nginx)"
+floor_row "150 KB file, 64 connections, requests/s" "$(rps small-c64 gofloor)" "$(rps small-c64 nginx)"
+floor_row "server CPU µs per request, 64 connections" "$(cpu_med small-c64 gofloor)" "$(cpu_med small-c64 nginx)"
 errs_a=0 errs_n=0
 for sc in "${scenarios[@]}"; do
 	errs_a=$((errs_a + $(sum_of "${err_v[$sc,amwi]}")))
@@ -470,6 +497,7 @@ outf '  amwi peak RSS during wrk (VmHWM): %s MiB; load avg after wrk: %s\n' "$(m
 # --- slow clients --------------------------------------------------------------------------
 # A fresh amwi, so VmHWM is the peak of this run alone.
 stop_pid "$nginx_pid"
+stop_pid "$gofloor_pid"
 stop_amwi
 start_amwi slow
 wait_http "$amwi_url/healthz" amwi "$amwi_pid"
