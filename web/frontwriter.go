@@ -31,6 +31,9 @@ type frontWriter struct {
 	pre     []byte // body written before the head, see Write
 	close   bool   // close the connection after this response
 	corked  bool   // TCP_CORK is set for this response's head and file
+	// slowDisk: a sendfile of this response waited for the disk; the rest goes through
+	// Go's ordinary system call path (see sendFile).
+	slowDisk bool
 	failed  bool   // a write failed: the connection is gone
 }
 
@@ -200,7 +203,8 @@ func (w *frontWriter) ReadFrom(src io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if !isFile(src) || !w.bodyAllowed() || w.cl < 0 {
+	sized, slr, isSized := asSized(src)
+	if !(isSized || isFile(src)) || !w.bodyAllowed() || w.cl < 0 {
 		return io.CopyBuffer(writerOnly{w}, src, make([]byte, 8<<10))
 	}
 	if w.failed {
@@ -217,14 +221,28 @@ func (w *frontWriter) ReadFrom(src io.Reader) (int64, error) {
 		return 0, err
 	}
 	w.release()
+	if lr, ok := src.(*io.LimitedReader); ok && w.written+lr.N > w.cl {
+		lr.N = w.cl - w.written
+	}
+	if sc, ok := w.c.(syscall.Conn); ok && isSized {
+		// The mirror's files: sendfile at the reader's offset, no seek (see sendFile).
+		n, err := sendFile(sc, sized.f, &sized.pos, slr.N, &w.slowDisk)
+		slr.N -= n
+		w.written += n
+		return n, w.fail(err)
+	}
 	rf, ok := w.c.(io.ReaderFrom)
 	if !ok {
 		return io.CopyBuffer(writerOnly{w}, src, make([]byte, 8<<10))
 	}
-	if lr, ok := src.(*io.LimitedReader); ok && w.written+lr.N > w.cl {
-		lr.N = w.cl - w.written
+	var n int64
+	var err error
+	if isSized {
+		n, err = sized.sendTo(rf, slr.N)
+		slr.N -= n
+	} else {
+		n, err = rf.ReadFrom(src)
 	}
-	n, err := rf.ReadFrom(src)
 	w.written += n
 	return n, w.fail(err)
 }

@@ -200,10 +200,6 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 }
 
 func (d *deadlineWriter) ReadFrom(src io.Reader) (int64, error) {
-	src, err := sendable(src)
-	if err != nil {
-		return 0, err
-	}
 	lr, ok := src.(*io.LimitedReader)
 	if d.timeout <= 0 || !ok {
 		d.arm()
@@ -228,12 +224,24 @@ func (d *deadlineWriter) ReadFrom(src io.Reader) (int64, error) {
 
 func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
-// readFrom uses w's ReadFrom when it has one (net/http's does sendfile), else a plain copy.
+// readFrom uses w's ReadFrom when it has one, else a plain copy. The mirror's writers and
+// frontWriter take a sizedFile as it is; to any other (net/http's response, whose
+// ReadFrom does sendfile(2) for an *os.File) it goes as the file itself.
 func readFrom(w http.ResponseWriter, src io.Reader) (int64, error) {
-	if rf, ok := w.(io.ReaderFrom); ok {
+	rf, ok := w.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(writerOnly{w}, src)
+	}
+	switch w.(type) {
+	case *countingWriter, *deadlineWriter, *frontWriter:
 		return rf.ReadFrom(src)
 	}
-	return io.Copy(writerOnly{w}, src)
+	if s, lr, ok := asSized(src); ok {
+		n, err := s.sendTo(rf, lr.N)
+		lr.N -= n
+		return n, err
+	}
+	return rf.ReadFrom(src)
 }
 
 // writerOnly hides ReadFrom so io.Copy does not recurse into it.

@@ -112,21 +112,25 @@ func (s *sizedFile) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// sendable turns a length-limited sizedFile into a length-limited *os.File at the
-// reader's offset, which a connection's ReadFrom sends with sendfile(2); other readers are
-// returned as they are. The sizedFile must not be read after.
-func sendable(src io.Reader) (io.Reader, error) {
-	lr, ok := src.(*io.LimitedReader)
-	if !ok {
-		return src, nil
-	}
-	s, ok := lr.R.(*sizedFile)
-	if !ok {
-		return src, nil
-	}
+// sendTo sends the next n bytes of s through rf (a connection or net/http's response,
+// whose ReadFrom does sendfile(2) for an *os.File) and moves the reader on by what went.
+func (s *sizedFile) sendTo(rf io.ReaderFrom, n int64) (int64, error) {
 	f, err := s.file()
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	return &io.LimitedReader{R: f, N: lr.N}, nil
+	sent, err := rf.ReadFrom(&io.LimitedReader{R: f, N: n})
+	s.pos += sent
+	s.real = s.pos
+	return sent, err
+}
+
+// asSized is a length-limited sizedFile, the way io.CopyN hands ServeContent's body on.
+func asSized(src io.Reader) (*sizedFile, *io.LimitedReader, bool) {
+	lr, ok := src.(*io.LimitedReader)
+	if !ok {
+		return nil, nil, false
+	}
+	s, ok := lr.R.(*sizedFile)
+	return s, lr, ok
 }
