@@ -34,7 +34,7 @@ type frontWriter struct {
 	// slowDisk: a sendfile of this response waited for the disk; the rest goes through
 	// Go's ordinary system call path (see sendFile).
 	slowDisk bool
-	failed  bool   // a write failed: the connection is gone
+	failed   bool // a write failed: the connection is gone
 }
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
