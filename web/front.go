@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -417,7 +418,7 @@ func (fc *frontConn) isMirrorRequest() (bool, error) {
 }
 
 // headProblem is what net/http refuses in a request head that http.ReadRequest lets
-// through; "" when nothing. (ReadRequest keeps the first Host header only.)
+// through; "" when nothing. (ReadRequest refuses a second Host header itself.)
 func headProblem(r *http.Request) string {
 	if r.ProtoAtLeast(1, 1) && r.Host == "" {
 		return "missing required Host header"
@@ -425,7 +426,31 @@ func headProblem(r *http.Request) string {
 	if !validHost(r.Host) {
 		return "malformed Host header"
 	}
+	// ReadRequest keeps a name with a space before the colon ("Content-Length : 5") as a
+	// header of its own (go.dev/issue/34540) and reads no body; a proxy in front that took
+	// it for a Content-Length or Transfer-Encoding would send the body on as a second
+	// request. RFC 9112 section 5.1 says reject; net/http does.
+	for k := range r.Header {
+		if !validFieldName(k) {
+			return "invalid header name"
+		}
+	}
 	return ""
+}
+
+// validFieldName is an RFC 9110 token: the characters a header name may hold.
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // validHost is a Host header without spaces, control characters or anything a URL's

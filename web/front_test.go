@@ -185,6 +185,11 @@ func TestFrontBadHeads(t *testing.T) {
 		{"bad header line", "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\nno colon here\r\n\r\n", 400},
 		{"head over 16 KiB", "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\nX-Big: " + strings.Repeat("a", 17<<10) + "\r\n\r\n", 431},
 		{"GET with a body", "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\n\r\nhello", 400},
+		// A space before the colon: taken for no header at all, the body would be read as
+		// a second request (smuggling through a lenient proxy). net/http says 400.
+		{"space before colon", "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\nContent-Length : 42\r\n\r\n" +
+			"GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\n\r\n", 400},
+		{"space before colon, chunked", "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400},
 	} {
 		c, br := dialRaw(t, srv)
 		io.WriteString(c, tc.req)
