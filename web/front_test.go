@@ -7,11 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -384,6 +386,42 @@ func TestBeneathMatchesRoot(t *testing.T) {
 			if errA == nil || !notServed(errA) {
 				t.Errorf("%s: openat2 gave %v, want a refusal served as 404", name, errA)
 			}
+		}
+	}
+}
+
+// TestBeneathFIFO: a FIFO in the mirror is a 404 at once, through openat2 and through
+// os.Root, instead of an open that waits for a writer for ever.
+func TestBeneathFIFO(t *testing.T) {
+	f := newFixture(t)
+	if err := syscall.Mkfifo(filepath.Join(f.root, "core/os/x86_64/fifo.pkg.tar.zst"), 0o644); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	root, err := os.OpenRoot(f.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	for _, off := range []bool{false, true} {
+		m := NewMirror(root, MirrorPrefix, time.Minute, quiet())
+		m.files.off.Store(off)
+		done := make(chan int, 1)
+		go func() {
+			rec := httptest.NewRecorder()
+			m.ServeHTTP(rec, httptest.NewRequest("GET", "/archlinux/core/os/x86_64/fifo.pkg.tar.zst", nil))
+			done <- rec.Code
+		}()
+		select {
+		case code := <-done:
+			if code != 404 {
+				t.Errorf("os.Root only %v: a FIFO gave %d, want 404", off, code)
+			}
+		case <-time.After(5 * time.Second):
+			// Unblock the open so the test can end.
+			if w, err := os.OpenFile(filepath.Join(f.root, "core/os/x86_64/fifo.pkg.tar.zst"), os.O_WRONLY, 0); err == nil {
+				w.Close()
+			}
+			t.Fatalf("os.Root only %v: the request for a FIFO still waits after 5 s", off)
 		}
 	}
 }
