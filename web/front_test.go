@@ -278,6 +278,38 @@ func TestFrontLargeIndexChunked(t *testing.T) {
 	}
 }
 
+// TestFrontChunksGathered: a body without a length written a few bytes at a time (a
+// template) goes out in chunks of kilobytes, not one chunk per write, and whole.
+func TestFrontChunksGathered(t *testing.T) {
+	const writes, piece = 5000, "0123456789"
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < writes; i++ {
+			io.WriteString(w, piece)
+		}
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "end")
+	})
+	srv := startServer(t, h, ServerOptions{Log: quiet()}, nil)
+	c, br := dialRaw(t, srv)
+	io.WriteString(c, "GET /archlinux/x HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+	raw, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+	if !strings.Contains(head, "Transfer-Encoding: chunked") {
+		t.Fatalf("not chunked: %q", head)
+	}
+	want := strings.Repeat(piece, writes) + "end"
+	if len(body) > len(want)+len(want)/50 {
+		t.Errorf("%d bytes on the wire for a %d-byte body: a chunk per write", len(body), len(want))
+	}
+	resp, got := readResp(t, bufio.NewReader(strings.NewReader(string(raw))), "GET")
+	if resp.StatusCode != 200 || got != want {
+		t.Errorf("%d, %d bytes, want %d", resp.StatusCode, len(got), len(want))
+	}
+}
+
 // TestFrontShutdown: Shutdown closes idle connections at once, lets a download in flight
 // finish, and then returns; a download that outlasts the context is cut by Close.
 func TestFrontShutdown(t *testing.T) {
