@@ -221,8 +221,29 @@ func TestFrontHeaderTimeout(t *testing.T) {
 	}
 }
 
-// TestFrontConnectionLimit: connections beyond MaxConns get a 503 and are closed; the
-// ones within keep working, and a freed slot is usable again.
+// waitActive waits until n of the front loop's connections are reading or answering a
+// request.
+func waitActive(t *testing.T, s *Server, n int) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		s.mu.Lock()
+		k := 0
+		for fc := range s.conns {
+			if fc.state.Load() == stateActive {
+				k++
+			}
+		}
+		s.mu.Unlock()
+		if k >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d connections active", n)
+}
+
+// TestFrontConnectionLimit: connections beyond MaxConns, when none is idle, get a 503
+// and are closed; the ones within keep working, and a freed slot is usable again.
 func TestFrontConnectionLimit(t *testing.T) {
 	f := newFixture(t)
 	root, _ := os.OpenRoot(f.root)
@@ -239,7 +260,10 @@ func TestFrontConnectionLimit(t *testing.T) {
 		if resp, _ := readResp(t, cc.br, "GET"); resp.StatusCode != 200 {
 			t.Fatalf("within the limit: %d", resp.StatusCode)
 		}
+		// Busy: the next request's head has begun, so it cannot be closed for room.
+		io.WriteString(cc.c, "GET /archlinux/lastupdate HTTP/1.1\r\n")
 	}
+	waitActive(t, srv.Server, 2)
 	_, cbr := dialRaw(t, srv)
 	resp, body := readResp(t, cbr, "GET")
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "too many connections") {
@@ -253,6 +277,43 @@ func TestFrontConnectionLimit(t *testing.T) {
 	io.WriteString(d, "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\n\r\n")
 	if resp, _ := readResp(t, dbr, "GET"); resp.StatusCode != 200 {
 		t.Errorf("after a slot was freed: %d", resp.StatusCode)
+	}
+}
+
+// TestFrontLimitClosesIdle: at MaxConns, connections that only wait (kept alive after a
+// request, or opened and silent) are closed to make room, as nginx does, instead of the
+// newcomer getting a 503: idle sockets alone cannot lock pacman clients out.
+func TestFrontLimitClosesIdle(t *testing.T) {
+	f := newFixture(t)
+	root, _ := os.OpenRoot(f.root)
+	t.Cleanup(func() { root.Close() })
+	h := NewHandler(Options{MirrorRoot: root, SendTimeout: time.Minute, Log: quiet(), Version: "test"})
+	srv := startServer(t, h, ServerOptions{Log: quiet(), MaxConns: 2}, nil)
+	a, abr := dialRaw(t, srv)
+	io.WriteString(a, "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\n\r\n")
+	if resp, _ := readResp(t, abr, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("first: %d", resp.StatusCode)
+	}
+	dialRaw(t, srv) // silent
+	for i := 0; srv.Open() < 2 && i < 200; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := 0; i < 3; i++ {
+		c, br := dialRaw(t, srv)
+		io.WriteString(c, "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\n\r\n")
+		if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "1700000000\n" {
+			t.Errorf("newcomer %d with only idle connections open: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := abr.ReadByte(); err != io.EOF {
+		t.Errorf("an idle kept-alive connection was not closed for room: %v", err)
+	}
+	for i := 0; srv.Open() > 2 && i < 200; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := srv.Open(); n > 2 {
+		t.Errorf("%d connections open, over MaxConns 2", n)
 	}
 }
 
