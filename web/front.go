@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,7 @@ import (
 // What it buys (make bench, 2 cores, loopback; figures in the README's "Serving" section):
 // a download in flight costs one goroutine stack and about 3 KiB of heap, an idle
 // kept-alive connection a goroutine and a few hundred bytes, and the total is capped by
-// MaxConns (503 beyond it).
+// MaxConns (idle connections are closed to make room, and a 503 beyond it when none is).
 type Server struct {
 	h        http.Handler
 	log      *slog.Logger
@@ -59,8 +60,9 @@ type Server struct {
 // ServerOptions are the knobs of NewServer.
 type ServerOptions struct {
 	Log *slog.Logger
-	// MaxConns caps the open connections (server.max_connections); more get a 503 and
-	// are closed. 0 means DefaultMaxConns.
+	// MaxConns caps the open connections (server.max_connections). At the cap a new
+	// connection closes idle ones to make room (see drainIdle); when none is idle it gets
+	// a 503 and is closed. 0 means DefaultMaxConns.
 	MaxConns int
 }
 
@@ -157,7 +159,7 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		backoff = 0
 		s.accepted.Add(1)
-		if s.open.Add(1) > s.maxConns {
+		if s.open.Add(1) > s.maxConns && !s.drainIdle() {
 			s.open.Add(-1)
 			s.refused.Add(1)
 			go refuse(c)
@@ -234,6 +236,38 @@ func (s *Server) closeListeners() {
 	}
 	s.mu.Unlock()
 	s.handoff.Close() // also when std never served
+}
+
+// drainBatch is how many idle connections drainIdle closes at most at a time (nginx's
+// ngx_drain_connections closes 32 too).
+const drainBatch = 32
+
+// drainIdle makes room when the connections are at MaxConns, as nginx does when it runs
+// out of worker_connections: it closes up to drainBatch of ours that wait for a request
+// (kept alive between two packages, or opened and silent so far), chosen at random, and
+// reports whether it closed any. Without it anyone on the LAN holding max_connections
+// idle sockets (reconnecting every 10 s, or kept alive for 2 minutes after one request)
+// shut every pacman client and the dashboard out with 503s. A client whose kept-alive
+// connection is closed this way opens another (curl retries a reused connection that
+// fails before any answer). Each connection closed here is still counted in open until
+// its goroutine ends, so admitting the new one does not take open past the cap for long.
+func (s *Server) drainIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for fc := range s.conns {
+		if n == drainBatch {
+			break
+		}
+		if fc.state.CompareAndSwap(stateIdle, stateClosed) {
+			fc.c.Close()
+			n++
+		}
+	}
+	if n > 0 {
+		s.log.Debug("http: max_connections reached; closed idle connections", "closed", n)
+	}
+	return n > 0
 }
 
 // closeIdle closes the connections waiting for a request and says how many of ours are
@@ -417,7 +451,7 @@ func (fc *frontConn) isMirrorRequest() (bool, error) {
 }
 
 // headProblem is what net/http refuses in a request head that http.ReadRequest lets
-// through; "" when nothing. (ReadRequest keeps the first Host header only.)
+// through; "" when nothing. (ReadRequest refuses a second Host header itself.)
 func headProblem(r *http.Request) string {
 	if r.ProtoAtLeast(1, 1) && r.Host == "" {
 		return "missing required Host header"
@@ -425,7 +459,31 @@ func headProblem(r *http.Request) string {
 	if !validHost(r.Host) {
 		return "malformed Host header"
 	}
+	// ReadRequest keeps a name with a space before the colon ("Content-Length : 5") as a
+	// header of its own (go.dev/issue/34540) and reads no body; a proxy in front that took
+	// it for a Content-Length or Transfer-Encoding would send the body on as a second
+	// request. RFC 9112 section 5.1 says reject; net/http does.
+	for k := range r.Header {
+		if !validFieldName(k) {
+			return "invalid header name"
+		}
+	}
 	return ""
+}
+
+// validFieldName is an RFC 9110 token: the characters a header name may hold.
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // validHost is a Host header without spaces, control characters or anything a URL's

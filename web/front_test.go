@@ -7,11 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -185,6 +187,11 @@ func TestFrontBadHeads(t *testing.T) {
 		{"bad header line", "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\nno colon here\r\n\r\n", 400},
 		{"head over 16 KiB", "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\nX-Big: " + strings.Repeat("a", 17<<10) + "\r\n\r\n", 431},
 		{"GET with a body", "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\n\r\nhello", 400},
+		// A space before the colon: taken for no header at all, the body would be read as
+		// a second request (smuggling through a lenient proxy). net/http says 400.
+		{"space before colon", "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\nContent-Length : 42\r\n\r\n" +
+			"GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\n\r\n", 400},
+		{"space before colon, chunked", "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400},
 	} {
 		c, br := dialRaw(t, srv)
 		io.WriteString(c, tc.req)
@@ -214,8 +221,29 @@ func TestFrontHeaderTimeout(t *testing.T) {
 	}
 }
 
-// TestFrontConnectionLimit: connections beyond MaxConns get a 503 and are closed; the
-// ones within keep working, and a freed slot is usable again.
+// waitActive waits until n of the front loop's connections are reading or answering a
+// request.
+func waitActive(t *testing.T, s *Server, n int) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		s.mu.Lock()
+		k := 0
+		for fc := range s.conns {
+			if fc.state.Load() == stateActive {
+				k++
+			}
+		}
+		s.mu.Unlock()
+		if k >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d connections active", n)
+}
+
+// TestFrontConnectionLimit: connections beyond MaxConns, when none is idle, get a 503
+// and are closed; the ones within keep working, and a freed slot is usable again.
 func TestFrontConnectionLimit(t *testing.T) {
 	f := newFixture(t)
 	root, _ := os.OpenRoot(f.root)
@@ -232,7 +260,10 @@ func TestFrontConnectionLimit(t *testing.T) {
 		if resp, _ := readResp(t, cc.br, "GET"); resp.StatusCode != 200 {
 			t.Fatalf("within the limit: %d", resp.StatusCode)
 		}
+		// Busy: the next request's head has begun, so it cannot be closed for room.
+		io.WriteString(cc.c, "GET /archlinux/lastupdate HTTP/1.1\r\n")
 	}
+	waitActive(t, srv.Server, 2)
 	_, cbr := dialRaw(t, srv)
 	resp, body := readResp(t, cbr, "GET")
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "too many connections") {
@@ -246,6 +277,43 @@ func TestFrontConnectionLimit(t *testing.T) {
 	io.WriteString(d, "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\n\r\n")
 	if resp, _ := readResp(t, dbr, "GET"); resp.StatusCode != 200 {
 		t.Errorf("after a slot was freed: %d", resp.StatusCode)
+	}
+}
+
+// TestFrontLimitClosesIdle: at MaxConns, connections that only wait (kept alive after a
+// request, or opened and silent) are closed to make room, as nginx does, instead of the
+// newcomer getting a 503: idle sockets alone cannot lock pacman clients out.
+func TestFrontLimitClosesIdle(t *testing.T) {
+	f := newFixture(t)
+	root, _ := os.OpenRoot(f.root)
+	t.Cleanup(func() { root.Close() })
+	h := NewHandler(Options{MirrorRoot: root, SendTimeout: time.Minute, Log: quiet(), Version: "test"})
+	srv := startServer(t, h, ServerOptions{Log: quiet(), MaxConns: 2}, nil)
+	a, abr := dialRaw(t, srv)
+	io.WriteString(a, "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\n\r\n")
+	if resp, _ := readResp(t, abr, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("first: %d", resp.StatusCode)
+	}
+	dialRaw(t, srv) // silent
+	for i := 0; srv.Open() < 2 && i < 200; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := 0; i < 3; i++ {
+		c, br := dialRaw(t, srv)
+		io.WriteString(c, "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\n\r\n")
+		if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "1700000000\n" {
+			t.Errorf("newcomer %d with only idle connections open: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := abr.ReadByte(); err != io.EOF {
+		t.Errorf("an idle kept-alive connection was not closed for room: %v", err)
+	}
+	for i := 0; srv.Open() > 2 && i < 200; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := srv.Open(); n > 2 {
+		t.Errorf("%d connections open, over MaxConns 2", n)
 	}
 }
 
@@ -268,6 +336,38 @@ func TestFrontLargeIndexChunked(t *testing.T) {
 	io.WriteString(c, "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\n\r\n")
 	if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "1700000000\n" {
 		t.Errorf("after the chunked index: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestFrontChunksGathered: a body without a length written a few bytes at a time (a
+// template) goes out in chunks of kilobytes, not one chunk per write, and whole.
+func TestFrontChunksGathered(t *testing.T) {
+	const writes, piece = 5000, "0123456789"
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < writes; i++ {
+			io.WriteString(w, piece)
+		}
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "end")
+	})
+	srv := startServer(t, h, ServerOptions{Log: quiet()}, nil)
+	c, br := dialRaw(t, srv)
+	io.WriteString(c, "GET /archlinux/x HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+	raw, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, body, _ := strings.Cut(string(raw), "\r\n\r\n")
+	if !strings.Contains(head, "Transfer-Encoding: chunked") {
+		t.Fatalf("not chunked: %q", head)
+	}
+	want := strings.Repeat(piece, writes) + "end"
+	if len(body) > len(want)+len(want)/50 {
+		t.Errorf("%d bytes on the wire for a %d-byte body: a chunk per write", len(body), len(want))
+	}
+	resp, got := readResp(t, bufio.NewReader(strings.NewReader(string(raw))), "GET")
+	if resp.StatusCode != 200 || got != want {
+		t.Errorf("%d, %d bytes, want %d", resp.StatusCode, len(got), len(want))
 	}
 }
 
@@ -379,6 +479,42 @@ func TestBeneathMatchesRoot(t *testing.T) {
 			if errA == nil || !notServed(errA) {
 				t.Errorf("%s: openat2 gave %v, want a refusal served as 404", name, errA)
 			}
+		}
+	}
+}
+
+// TestBeneathFIFO: a FIFO in the mirror is a 404 at once, through openat2 and through
+// os.Root, instead of an open that waits for a writer for ever.
+func TestBeneathFIFO(t *testing.T) {
+	f := newFixture(t)
+	if err := syscall.Mkfifo(filepath.Join(f.root, "core/os/x86_64/fifo.pkg.tar.zst"), 0o644); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	root, err := os.OpenRoot(f.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	for _, off := range []bool{false, true} {
+		m := NewMirror(root, MirrorPrefix, time.Minute, quiet())
+		m.files.off.Store(off)
+		done := make(chan int, 1)
+		go func() {
+			rec := httptest.NewRecorder()
+			m.ServeHTTP(rec, httptest.NewRequest("GET", "/archlinux/core/os/x86_64/fifo.pkg.tar.zst", nil))
+			done <- rec.Code
+		}()
+		select {
+		case code := <-done:
+			if code != 404 {
+				t.Errorf("os.Root only %v: a FIFO gave %d, want 404", off, code)
+			}
+		case <-time.After(5 * time.Second):
+			// Unblock the open so the test can end.
+			if w, err := os.OpenFile(filepath.Join(f.root, "core/os/x86_64/fifo.pkg.tar.zst"), os.O_WRONLY, 0); err == nil {
+				w.Close()
+			}
+			t.Fatalf("os.Root only %v: the request for a FIFO still waits after 5 s", off)
 		}
 	}
 }

@@ -28,7 +28,7 @@ type frontWriter struct {
 	cl      int64         // Content-Length announced, -1 when none
 	chunked bool
 	written int64  // body bytes accepted
-	pre     []byte // body written before the head, see Write
+	pre     []byte // body written before the head, see Write; then a chunk being gathered
 	close   bool   // close the connection after this response
 	corked  bool   // TCP_CORK is set for this response's head and file
 	// slowDisk: a sendfile of this response waited for the disk; the rest goes through
@@ -155,9 +155,35 @@ func (w *frontWriter) Write(p []byte) (int, error) {
 			w.flushPre(false)
 		}
 	}
+	if w.chunked && len(p) <= preMax {
+		// Gathered into chunks of up to preMax: a template writes a few bytes at a time,
+		// and a chunk for each write made a directory index a third longer on the wire.
+		if len(w.pre)+len(p) > preMax {
+			if err := w.writeChunk(); err != nil {
+				return 0, err
+			}
+		}
+		w.pre = append(w.pre, p...)
+		w.written += int64(len(p))
+		return len(p), nil
+	}
+	if err := w.writeChunk(); err != nil {
+		return 0, err
+	}
 	n, err := w.writeBody(p)
 	w.written += int64(n)
 	return n, w.fail(err)
+}
+
+// writeChunk writes what waits in pre as one chunk (chunked answers only; pre is empty
+// otherwise once the head is out).
+func (w *frontWriter) writeChunk() error {
+	if len(w.pre) == 0 {
+		return nil
+	}
+	_, err := w.writeBody(w.pre)
+	w.pre = w.pre[:0]
+	return w.fail(err)
 }
 
 // preMax is how much of a body without a Content-Length waits for the handler to end.
@@ -170,7 +196,7 @@ func (w *frontWriter) flushPre(final bool) {
 		_, err := w.writeBody(w.pre)
 		w.fail(err)
 	}
-	w.pre = nil
+	w.pre = w.pre[:0]
 }
 
 func (w *frontWriter) writeBody(p []byte) (int, error) {
@@ -272,6 +298,7 @@ func (w *frontWriter) Flush() {
 	if !w.headOut {
 		w.flushPre(false)
 	}
+	w.writeChunk()
 	w.flush()
 }
 
@@ -298,6 +325,7 @@ func (w *frontWriter) finish() bool {
 		w.flushPre(true)
 	}
 	if w.chunked && !w.failed {
+		w.writeChunk()
 		w.buf().WriteString("0\r\n\r\n")
 	}
 	if w.bodyAllowed() && w.cl >= 0 && w.written != w.cl {

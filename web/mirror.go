@@ -85,7 +85,12 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer d.Close()
-		m.index(w, r, d, name)
+		// A client that stops reading an index larger than the socket buffers (extra's
+		// is megabytes) would otherwise hold the connection, and the listing's entries
+		// in memory, for ever: the send timeout cuts it as it cuts a download.
+		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: m.sendTimeout}
+		m.index(dw, r, d, name)
+		dw.done()
 	case !fi.Mode().IsRegular() || strings.HasSuffix(r.URL.Path, "/"):
 		http.NotFound(w, r)
 	default:
@@ -172,6 +177,7 @@ type deadlineWriter struct {
 	rc      *http.ResponseController
 	timeout time.Duration
 	armed   bool
+	at      time.Time // when Write last moved the deadline
 }
 
 // deadlineChunk is what must go out within one timeout: 256 KiB per send_timeout (at least
@@ -194,8 +200,15 @@ func (d *deadlineWriter) done() {
 	}
 }
 
+// Write moves the deadline at most every timeout/8: a template's many small writes would
+// otherwise reset the connection's timer for each.
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	d.arm()
+	if d.timeout > 0 {
+		if now := time.Now(); !d.armed || now.Sub(d.at) >= d.timeout/8 {
+			d.at = now
+			d.arm()
+		}
+	}
 	return d.ResponseWriter.Write(p)
 }
 

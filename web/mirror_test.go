@@ -451,3 +451,36 @@ func TestHealthzFailing(t *testing.T) {
 		t.Errorf("failing check: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// deadlineRecorder is a ResponseRecorder that keeps the write deadlines set on it.
+type deadlineRecorder struct {
+	*httptest.ResponseRecorder
+	deadlines []time.Time
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
+	d.deadlines = append(d.deadlines, t)
+	return nil
+}
+
+// TestIndexWriteDeadline: a directory index is written under the send timeout, as a file
+// is, and the deadline is cleared after it: a client that stops reading a listing larger
+// than the socket buffers is cut instead of holding its connection and the listing's
+// memory for ever.
+func TestIndexWriteDeadline(t *testing.T) {
+	f := newFixture(t)
+	root, err := os.OpenRoot(f.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	m := NewMirror(root, MirrorPrefix, time.Minute, quiet())
+	rec := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
+	m.ServeHTTP(rec, httptest.NewRequest("GET", "/archlinux/core/os/x86_64/", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "foo-1.0-1-x86_64.pkg.tar.zst") {
+		t.Fatalf("index: %d", rec.Code)
+	}
+	if len(rec.deadlines) < 2 || rec.deadlines[0].IsZero() || !rec.deadlines[len(rec.deadlines)-1].IsZero() {
+		t.Errorf("write deadlines %v: want one set while the index is written, then cleared", rec.deadlines)
+	}
+}

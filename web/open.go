@@ -33,18 +33,19 @@ func newBeneath(root *os.Root) *beneath {
 	return b
 }
 
+// openFlags: O_NONBLOCK because opening a FIFO for reading waits for a writer; one left
+// in the mirror (by hand, or a stray tool) would hold each request for it, with its
+// connection and an OS thread, for ever (nginx opens with O_NONBLOCK too). A regular
+// file or a directory reads the same with it; the caller serves regular files only.
+const openFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+
 // Open opens name (a clean relative path) for reading.
 func (b *beneath) Open(name string) (*os.File, error) {
 	if b.fd >= 0 && !b.off.Load() {
-		fd, err := unix.Openat2(b.fd, name, &unix.OpenHow{
-			Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY,
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
-		})
+		how := &unix.OpenHow{Flags: openFlags, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS}
+		fd, err := unix.Openat2(b.fd, name, how)
 		for err == unix.EINTR {
-			fd, err = unix.Openat2(b.fd, name, &unix.OpenHow{
-				Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY,
-				Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
-			})
+			fd, err = unix.Openat2(b.fd, name, how)
 		}
 		switch {
 		case err == nil:
@@ -58,7 +59,7 @@ func (b *beneath) Open(name string) (*os.File, error) {
 			return nil, &fs.PathError{Op: "openat2", Path: name, Err: err}
 		}
 	}
-	return b.root.Open(name)
+	return b.root.OpenFile(name, openFlags&^unix.O_CLOEXEC, 0)
 }
 
 var errEscapes = errors.New("path escapes from parent")
