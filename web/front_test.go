@@ -459,6 +459,18 @@ func TestBeneathMatchesRoot(t *testing.T) {
 		"abs-link", "escape-link", "escape-dir", "escape-dir/secret.txt", "broken-link", "nope",
 		"core/os/x86_64/core.db/x", "../secret.txt",
 	} {
+		sa, fa, errSA := fast.OpenSized(name)
+		sb, fb, errSB := slow.OpenSized(name)
+		if (errSA == nil) != (errSB == nil) {
+			t.Errorf("%s: OpenSized: openat2 %v, os.Root %v", name, errSA, errSB)
+		} else if errSA == nil {
+			if fa.Size() != fb.Size() || fa.IsDir() != fb.IsDir() || fa.Mode().IsRegular() != fb.Mode().IsRegular() ||
+				!fa.ModTime().Equal(fb.ModTime()) || fa.Name() != fb.Name() {
+				t.Errorf("%s: fstat says %s %d %v %v, os.Root %s %d %v %v", name, fa.Name(), fa.Size(), fa.Mode(), fa.ModTime(), fb.Name(), fb.Size(), fb.Mode(), fb.ModTime())
+			}
+			sa.Close()
+			sb.Close()
+		}
 		a, errA := fast.Open(name)
 		b, errB := slow.Open(name)
 		if (errA == nil) != (errB == nil) || (errA != nil && notServed(errA) != notServed(errB)) {

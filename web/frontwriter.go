@@ -250,9 +250,9 @@ func (w *frontWriter) ReadFrom(src io.Reader) (int64, error) {
 	if lr, ok := src.(*io.LimitedReader); ok && w.written+lr.N > w.cl {
 		lr.N = w.cl - w.written
 	}
-	if sc, ok := w.c.(syscall.Conn); ok && isSized {
+	if sc, ok := w.c.(syscall.Conn); ok && isSized && sized.f == nil {
 		// The mirror's files: sendfile at the reader's offset, no seek (see sendFile).
-		n, err := sendFile(sc, sized.f, &sized.pos, slr.N, &w.slowDisk)
+		n, err := sendFile(sc, sized.fd, &sized.pos, slr.N, &w.slowDisk)
 		slr.N -= n
 		w.written += n
 		return n, w.fail(err)

@@ -56,17 +56,12 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	f, err := m.files.Open(name)
+	f, fi, err := m.files.OpenSized(name)
 	if err != nil {
 		m.fail(w, r, err)
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		m.fail(w, r, err)
-		return
-	}
 	switch {
 	case fi.IsDir():
 		if !strings.HasSuffix(r.URL.Path, "/") {
@@ -102,7 +97,7 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// with io.CopyN, which reaches the connection's ReadFrom: sendfile(2). The size is
 		// known from the Stat above, so its seeks to learn it cost nothing (sizedFile).
 		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: m.sendTimeout}
-		http.ServeContent(dw, r, fi.Name(), fi.ModTime(), &sizedFile{f: f, size: fi.Size()})
+		http.ServeContent(dw, r, fi.Name(), fi.ModTime(), f)
 		dw.done()
 	}
 }

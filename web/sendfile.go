@@ -2,7 +2,6 @@ package web
 
 import (
 	"io"
-	"os"
 	"syscall"
 	"time"
 	"unsafe"
@@ -12,7 +11,7 @@ import (
 // the download goes through Go's ordinary one (see sendFile).
 const rawSendLimit = time.Millisecond
 
-// sendFile sends n bytes of in, from *off on, to the socket out with sendfile(2), moves
+// sendFile sends n bytes of the file descriptor in, from *off on, to the socket out with sendfile(2), moves
 // *off on by what went and returns that. It waits for the socket through the runtime's
 // poller, so the write deadline (send_timeout) applies.
 //
@@ -24,51 +23,43 @@ const rawSendLimit = time.Millisecond
 // rawSendLimit (the file's pages were not in memory and came from an SD card), *slow is
 // set and this and every later call of the download use the ordinary path, which lets the
 // rest of the daemon run meanwhile.
-func sendFile(out syscall.Conn, in *os.File, off *int64, n int64, slow *bool) (int64, error) {
+func sendFile(out syscall.Conn, in int, off *int64, n int64, slow *bool) (int64, error) {
 	orc, err := out.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
-	irc, err := in.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
+	infd := uintptr(in)
 	var sent int64
 	var serr error
-	cerr := irc.Control(func(infd uintptr) {
-		werr := orc.Write(func(outfd uintptr) bool {
-			for sent < n {
-				var r uintptr
-				var e syscall.Errno
-				if *slow {
-					r, _, e = syscall.Syscall6(syscall.SYS_SENDFILE, outfd, infd, uintptr(unsafe.Pointer(off)), uintptr(n-sent), 0, 0)
-				} else {
-					t := time.Now()
-					r, _, e = syscall.RawSyscall6(syscall.SYS_SENDFILE, outfd, infd, uintptr(unsafe.Pointer(off)), uintptr(n-sent), 0, 0)
-					*slow = time.Since(t) > rawSendLimit
-				}
-				switch {
-				case e == syscall.EAGAIN:
-					return false // the socket is full: wait until it takes more
-				case e == syscall.EINTR:
-					continue
-				case e != 0:
-					serr = e
-					return true
-				case r == 0:
-					serr = io.ErrUnexpectedEOF // the file is shorter than announced
-					return true
-				}
-				sent += int64(r)
+	werr := orc.Write(func(outfd uintptr) bool {
+		for sent < n {
+			var r uintptr
+			var e syscall.Errno
+			if *slow {
+				r, _, e = syscall.Syscall6(syscall.SYS_SENDFILE, outfd, infd, uintptr(unsafe.Pointer(off)), uintptr(n-sent), 0, 0)
+			} else {
+				t := time.Now()
+				r, _, e = syscall.RawSyscall6(syscall.SYS_SENDFILE, outfd, infd, uintptr(unsafe.Pointer(off)), uintptr(n-sent), 0, 0)
+				*slow = time.Since(t) > rawSendLimit
 			}
-			return true
-		})
-		if serr == nil {
-			serr = werr
+			switch {
+			case e == syscall.EAGAIN:
+				return false // the socket is full: wait until it takes more
+			case e == syscall.EINTR:
+				continue
+			case e != 0:
+				serr = e
+				return true
+			case r == 0:
+				serr = io.ErrUnexpectedEOF // the file is shorter than announced
+				return true
+			}
+			sent += int64(r)
 		}
+		return true
 	})
 	if serr == nil {
-		serr = cerr
+		serr = werr
 	}
 	return sent, serr
 }

@@ -50,7 +50,7 @@ func TestSendFile(t *testing.T) {
 		go func() { b, _ := io.ReadAll(in); got <- b }()
 		off := int64(1000)
 		s := slow
-		n, err := sendFile(out, f, &off, 4<<20, &s)
+		n, err := sendFile(out, int(f.Fd()), &off, 4<<20, &s)
 		out.Close()
 		b := <-got
 		if err != nil || n != 4<<20 || off != 1000+4<<20 || !bytes.Equal(b, data[1000:1000+4<<20]) {
@@ -65,7 +65,7 @@ func TestSendFile(t *testing.T) {
 	go io.Copy(io.Discard, in)
 	off := int64(len(data) - 10)
 	var slow bool
-	if n, err := sendFile(out, f, &off, 100, &slow); n != 10 || !errors.Is(err, io.ErrUnexpectedEOF) {
+	if n, err := sendFile(out, int(f.Fd()), &off, 100, &slow); n != 10 || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("past the end: sent %d, %v; want 10 and io.ErrUnexpectedEOF", n, err)
 	}
 }
@@ -83,7 +83,7 @@ func TestSendFileDeadline(t *testing.T) {
 	out.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
 	var off int64
 	var slow bool
-	n, err := sendFile(out, f, &off, int64(len(data)), &slow)
+	n, err := sendFile(out, int(f.Fd()), &off, int64(len(data)), &slow)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= int64(len(data)) || off != n {
 		t.Errorf("stalled reader: sent %d of %d, offset %d, %v; want cut by the deadline", n, len(data), off, err)
 	}
