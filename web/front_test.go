@@ -242,14 +242,20 @@ func waitActive(t *testing.T, s *Server, n int) {
 	t.Fatalf("fewer than %d connections active", n)
 }
 
-// TestFrontConnectionLimit: connections beyond MaxConns, when none is idle, get a 503
-// and are closed; the ones within keep working, and a freed slot is usable again.
-func TestFrontConnectionLimit(t *testing.T) {
+// limitedServer serves a fixture with MaxConns set to max.
+func limitedServer(t *testing.T, max int) *testServer {
+	t.Helper()
 	f := newFixture(t)
 	root, _ := os.OpenRoot(f.root)
 	t.Cleanup(func() { root.Close() })
 	h := NewHandler(Options{MirrorRoot: root, SendTimeout: time.Minute, Log: quiet(), Version: "test"})
-	srv := startServer(t, h, ServerOptions{Log: quiet(), MaxConns: 2}, nil)
+	return startServer(t, h, ServerOptions{Log: quiet(), MaxConns: max}, nil)
+}
+
+// TestFrontConnectionLimit: connections beyond MaxConns, when none is idle, get a 503
+// and are closed; the ones within keep working, and a freed slot is usable again.
+func TestFrontConnectionLimit(t *testing.T) {
+	srv := limitedServer(t, 2)
 	a, abr := dialRaw(t, srv)
 	b, bbr := dialRaw(t, srv)
 	for _, cc := range []struct {
@@ -284,11 +290,7 @@ func TestFrontConnectionLimit(t *testing.T) {
 // request, or opened and silent) are closed to make room, as nginx does, instead of the
 // newcomer getting a 503: idle sockets alone cannot lock pacman clients out.
 func TestFrontLimitClosesIdle(t *testing.T) {
-	f := newFixture(t)
-	root, _ := os.OpenRoot(f.root)
-	t.Cleanup(func() { root.Close() })
-	h := NewHandler(Options{MirrorRoot: root, SendTimeout: time.Minute, Log: quiet(), Version: "test"})
-	srv := startServer(t, h, ServerOptions{Log: quiet(), MaxConns: 2}, nil)
+	srv := limitedServer(t, 2)
 	a, abr := dialRaw(t, srv)
 	io.WriteString(a, "GET /archlinux/lastupdate HTTP/1.1\r\nHost: m\r\n\r\n")
 	if resp, _ := readResp(t, abr, "GET"); resp.StatusCode != 200 {
