@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,7 @@ import (
 // MaxConns (idle connections are closed to make room, and a 503 beyond it when none is).
 type Server struct {
 	h        http.Handler
+	mirror   http.Handler // h's mirror without the router, when h has one (MirrorHandler)
 	log      *slog.Logger
 	maxConns int64
 	std      *http.Server // everything that is not a mirror download
@@ -101,6 +103,9 @@ func NewServer(h http.Handler, o ServerOptions) *Server {
 		handoff:  newChanListener(),
 		lns:      map[net.Listener]struct{}{},
 		conns:    map[*frontConn]struct{}{},
+	}
+	if mh, ok := h.(interface{ MirrorHandler() http.Handler }); ok {
+		s.mirror = mh.MirrorHandler()
 	}
 	s.std = &http.Server{
 		Handler:           h,
@@ -412,7 +417,11 @@ func (fc *frontConn) serve() {
 		req.RemoteAddr = fc.c.RemoteAddr().String()
 		w := &frontWriter{c: fc.c, req: req, header: http.Header{}, cl: -1}
 		w.close = req.Close || req.ContentLength != 0 || len(req.TransferEncoding) > 0 || fc.s.closing.Load()
-		fc.s.h.ServeHTTP(w, req)
+		h := fc.s.h
+		if fc.s.mirror != nil && routerNeutral(req) {
+			h = fc.s.mirror
+		}
+		h.ServeHTTP(w, req)
 		if !w.finish() {
 			return
 		}
@@ -448,6 +457,20 @@ func (fc *frontConn) isMirrorRequest() (bool, error) {
 			n++
 		}
 	}
+}
+
+// routerNeutral is a path the router would pass on as it is: no escapes it could read
+// differently, nothing its cleaning would redirect (//, /./, /../).
+func routerNeutral(r *http.Request) bool {
+	p := r.URL.Path
+	if r.URL.RawPath != "" || !strings.HasPrefix(p, MirrorPrefix) {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") {
+		c += "/"
+	}
+	return c == p
 }
 
 // headProblem is what net/http refuses in a request head that http.ReadRequest lets

@@ -610,3 +610,34 @@ func TestConnectionMemory(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestRouterNeutral: only paths the router would hand to the mirror unchanged skip it.
+func TestRouterNeutral(t *testing.T) {
+	for target, want := range map[string]bool{
+		"/archlinux/":                         true,
+		"/archlinux/core/os/x86_64/core.db":   true,
+		"/archlinux/core/os/x86_64/":          true,
+		"/archlinux//core":                    false,
+		"/archlinux/core/../core/os/":         false,
+		"/archlinux/./core":                   false,
+		"/archlinux/core/.":                   false,
+		"/archlinux/a%2Fb":                    false,
+		"/archlinux/python-2:3.12.7-1-x86_64": true,
+		"/healthz":                            false,
+	} {
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET " + target + " HTTP/1.1\r\nHost: m\r\n\r\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := routerNeutral(r); got != want {
+			t.Errorf("%s: %v, want %v", target, got, want)
+		}
+	}
+	// What the router does with the others still happens: its redirect to the clean path.
+	f := newFixture(t)
+	srv, _ := f.server(t, nil)
+	resp, _ := raw(t, srv, "GET", "/archlinux//lastupdate")
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != "/archlinux/lastupdate" {
+		t.Errorf("//: %d → %q, want the router's 307 to the clean path", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}

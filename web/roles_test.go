@@ -16,7 +16,7 @@ func TestRolesOfEveryRoute(t *testing.T) {
 	o, _ := dashboardOptions(t)
 	srv := httptest.NewServer(NewHandler(o))
 	defer srv.Close()
-	_, routes := routeTable(o, NewActive(), newMetrics(o, NewActive()))
+	_, routes := routeTable(o, NewMirror(o.MirrorRoot, MirrorPrefix, 0, quiet()), NewActive(), newMetrics(o, NewActive()))
 	// Logging out ends the session the later requests use: it goes last.
 	sort.SliceStable(routes, func(i, j int) bool { return routes[j].pattern == "POST /logout" })
 
