@@ -41,18 +41,6 @@ func newBeneath(root *os.Root) *beneath {
 // file or a directory reads the same with it; the caller serves regular files only.
 const openFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
 
-// Open opens name (a clean relative path) for reading.
-func (b *beneath) Open(name string) (*os.File, error) {
-	fd, err := b.openat2(name)
-	if err != nil {
-		return nil, err
-	}
-	if fd >= 0 {
-		return os.NewFile(uintptr(fd), name), nil
-	}
-	return b.root.OpenFile(name, openFlags&^unix.O_CLOEXEC, 0)
-}
-
 // OpenSized opens name and reads its metadata. With openat2 the file stays a bare
 // descriptor: an *os.File would cost a fcntl and, the descriptor being non-blocking, a
 // failed epoll registration per request, a twentieth of a small file's serving time.
