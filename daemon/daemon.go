@@ -392,7 +392,7 @@ func (d *Daemon) verifyHealth() error {
 func (d *Daemon) count(t web.Transfer) {
 	d.requests.Add(1)
 	d.served.Add(t.Bytes)
-	d.traffic.Record(traffic.Hit{Time: t.End, Duration: t.End.Sub(t.Start), Client: d.trustedProxies().ClientIP(t.Request), Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes})
+	d.traffic.Record(traffic.Hit{Time: t.End, Duration: t.End.Sub(t.Start), Client: t.Client, Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes})
 }
 
 // trustedProxies is server.trusted_proxies and server.client_ip_header, parsed once per

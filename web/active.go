@@ -89,15 +89,15 @@ func (a *Active) Rate() float64 {
 }
 
 // track registers mirror downloads while they run. It must sit inside Count, whose
-// writer it reads.
-func (a *Active) track(next http.Handler, client func(*http.Request) string) http.Handler {
+// writer (byte count, client) it reads.
+func (a *Active) track(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cw, ok := w.(*countingWriter)
 		if !ok || r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, MirrorPrefix) || strings.HasSuffix(r.URL.Path, "/") {
 			next.ServeHTTP(w, r)
 			return
 		}
-		d := &activeDL{client: client(r), file: strings.TrimPrefix(r.URL.Path, MirrorPrefix), start: time.Now(), cw: cw}
+		d := &activeDL{client: cw.client.String(), file: strings.TrimPrefix(r.URL.Path, MirrorPrefix), start: time.Now(), cw: cw}
 		a.mu.Lock()
 		a.m[d] = struct{}{}
 		a.mu.Unlock()

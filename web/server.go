@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 )
@@ -74,8 +75,8 @@ func NewHandler(o Options) http.Handler {
 	// outer is what every request goes through: the live view, accounting, security
 	// headers and request limits.
 	outer := func(h http.Handler) http.Handler {
-		h = active.track(h, func(r *http.Request) string { return o.Proxies().ClientIP(r).String() })
-		h = Count(h, o.Now, func(t Transfer) {
+		h = active.track(h)
+		h = Count(h, o.Now, func(r *http.Request) netip.Addr { return o.Proxies().ClientIP(r) }, func(t Transfer) {
 			met.observe(t)
 			if o.OnTransfer != nil {
 				o.OnTransfer(t)

@@ -3,6 +3,7 @@ package web
 import (
 	"io"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 )
@@ -14,23 +15,26 @@ type Transfer struct {
 	// Bytes is the body bytes really handed to the connection, counted for partial and
 	// aborted downloads too.
 	Bytes int64
-	Start time.Time
-	End   time.Time
+	// Client is the client's address, read once per request (trusted proxies applied).
+	Client netip.Addr
+	Start  time.Time
+	End    time.Time
 }
 
-// Count calls onDone with every finished request's status and body bytes. Its
-// ResponseWriter keeps ReadFrom and Unwrap, so wrapping a download costs no copy: the file
-// still goes out with sendfile(2), and the byte count comes from ReadFrom's return value.
-func Count(next http.Handler, now func() time.Time, onDone func(Transfer)) http.Handler {
+// Count calls onDone with every finished request's status, body bytes and client (client
+// reads it once; the live view takes it from the writer). Its ResponseWriter keeps
+// ReadFrom and Unwrap, so wrapping a download costs no copy: the file still goes out with
+// sendfile(2), and the byte count comes from ReadFrom's return value.
+func Count(next http.Handler, now func() time.Time, client func(*http.Request) netip.Addr, onDone func(Transfer)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cw := &countingWriter{ResponseWriter: w}
+		cw := &countingWriter{ResponseWriter: w, client: client(r)}
 		start := now()
 		defer func() {
 			status := cw.status
 			if status == 0 {
 				status = http.StatusOK
 			}
-			onDone(Transfer{Request: r, Status: status, Bytes: cw.sent.Load(), Start: start, End: now()})
+			onDone(Transfer{Request: r, Status: status, Bytes: cw.sent.Load(), Client: cw.client, Start: start, End: now()})
 		}()
 		next.ServeHTTP(cw, r)
 	})
@@ -40,6 +44,7 @@ func Count(next http.Handler, now func() time.Time, onDone func(Transfer)) http.
 // because the live view (Active) reads them while the download runs.
 type countingWriter struct {
 	http.ResponseWriter
+	client netip.Addr
 	status int
 	sent   atomic.Int64
 	size   atomic.Int64 // Content-Length declared, 0 when none
