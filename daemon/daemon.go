@@ -160,6 +160,20 @@ func (d *Daemon) Open() error {
 	return nil
 }
 
+// every calls f each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
 // group runs goroutines and waits for them all.
 type group struct{ wg stdsync.WaitGroup }
 
@@ -216,19 +230,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.parts.Go(func() { ctl.Serve(d.control) })
 	d.parts.Go(func() { d.search.Watch(rctx, 30*time.Second) })
 	d.parts.Go(func() { d.machine.Run(rctx) })
-	d.parts.Go(func() { // expired sessions go hourly
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-				d.auth.Prune()
-			}
-		}
-	})
-	d.parts.Go(func() { d.traffic.Run(rctx) }) // flushes its last batch on the way out
+	d.parts.Go(func() { every(rctx, time.Hour, func() { d.auth.Prune() }) }) // expired sessions go hourly
+	d.parts.Go(func() { d.traffic.Run(rctx) })                               // flushes its last batch on the way out
 	d.parts.Go(func() { d.backupLoop(rctx) })
 	switch {
 	case !d.Config.Sync.Enabled:

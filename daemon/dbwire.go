@@ -55,16 +55,7 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 // then whenever the date changes (looked at hourly; a look is one stat).
 func (d *Daemon) backupLoop(ctx context.Context) {
 	d.dailyBackup()
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			d.dailyBackup()
-		}
-	}
+	every(ctx, time.Hour, d.dailyBackup)
 }
 
 // dailyBackup makes today's backup if due and keeps its outcome for the health check. The
