@@ -185,9 +185,16 @@ func isTemporary(err error) bool {
 // refuse answers a connection over the limit: a 503 pacman reads as "try the next Server".
 func refuse(c net.Conn) {
 	c.SetDeadline(time.Now().Add(time.Second))
-	io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"+
-		"Retry-After: 10\r\nConnection: close\r\nContent-Length: 45\r\n\r\n503 too many connections to this mirror now\r\n")
+	writeReply(c, http.StatusServiceUnavailable, "503 too many connections to this mirror now", "Retry-After: 10\r\n")
 	c.Close()
+}
+
+// writeReply writes a short plain-text answer that ends the connection; extra is more
+// header lines, each ending in CRLF.
+func writeReply(c net.Conn, code int, msg, extra string) {
+	io.WriteString(c, "HTTP/1.1 "+strconv.Itoa(code)+" "+http.StatusText(code)+
+		"\r\nContent-Type: text/plain; charset=utf-8\r\n"+extra+"Connection: close\r\nContent-Length: "+
+		strconv.Itoa(len(msg)+2)+"\r\n\r\n"+msg+"\r\n")
 }
 
 func (s *Server) track(fc *frontConn, add bool) {
@@ -524,9 +531,7 @@ func validHost(h string) bool {
 // reply writes a short error and leaves the connection to be closed.
 func (fc *frontConn) reply(code int, msg string) {
 	fc.c.SetWriteDeadline(time.Now().Add(readHeaderTimeout))
-	io.WriteString(fc.c, "HTTP/1.1 "+strconv.Itoa(code)+" "+http.StatusText(code)+
-		"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "+
-		strconv.Itoa(len(msg)+2)+"\r\n\r\n"+msg+"\r\n")
+	writeReply(fc.c, code, msg, "")
 }
 
 // handOff gives the connection, and what was read of it, to the http.Server.

@@ -39,7 +39,7 @@ type frontWriter struct {
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 
-// ErrBodyLength is a handler writing more than the Content-Length it announced.
+// errBodyLength is a handler writing more than the Content-Length it announced.
 var errBodyLength = errors.New("http: wrote more than the declared Content-Length")
 
 func (w *frontWriter) Header() http.Header { return w.header }
