@@ -363,7 +363,7 @@ func printDBReport(w io.Writer, rep *store.Report, note string) {
 func printRepair(w io.Writer, rep *store.RepairReport) {
 	src := rep.Source
 	if rep.FellBack {
-		src += " (nothing of the database itself was readable: the newest good backup)"
+		src += " (no tree of the database itself was readable: the newest good backup)"
 	}
 	fmt.Fprintf(w, "repaired %s from %s, %s\n  kept: %s\n", rep.Path, src, rep.From, recordsLine(rep.Kept))
 	if rep.Sessions > 0 {
@@ -389,7 +389,7 @@ func printRepair(w io.Writer, rep *store.RepairReport) {
 		}
 	}
 	if len(rep.Loose) > 0 {
-		fmt.Fprintf(w, "  brought back from loose pages (leaf pages of %s no tree reaches any more; records of unknown age, for keys no other copy had; check them): %s\n", rep.Source, looseLine(rep.Loose))
+		fmt.Fprintf(w, "  brought back from loose pages (leaf pages of %s no tree reaches any more; records of unknown age, for keys no other copy had; check them): %s\n", rep.LooseFrom, looseLine(rep.Loose))
 	}
 	if len(rep.LooseUsers) > 0 {
 		fmt.Fprintf(w, "    accounts brought back that way (one deleted before the damage, or with an old password, may be among them: delete or reset it): %s\n", strings.Join(rep.LooseUsers, ", "))

@@ -59,6 +59,9 @@ type RepairReport struct {
 	// back, or have an old password.
 	Loose      map[string]uint64
 	LooseUsers []string
+	// LooseFrom is the file those pages were read from: the damaged database (where it is
+	// kept after the repair), not the backup a repair that fell back started from.
+	LooseFrom string
 	// UnknownAgeUsers names the accounts read from the primary root when it is of unknown
 	// age (no meta page led anywhere: a root found by scanning the pages, or one whose meta
 	// page's checksum fails). A stale top-level page still in the file holds what an old
@@ -162,6 +165,7 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 			backups = append(backups, f)
 		}
 	}
+	damaged := srcPath // the file whose loose pages may be read, whatever the repair starts from
 	plan, err := planSalvage(src, srcPath)
 	if err != nil {
 		return nil, fmt.Errorf("repair: read %s: %w", srcPath, err)
@@ -214,6 +218,9 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 		return nil, fmt.Errorf("repair: write %s: %w", tmp.Name(), err)
 	}
 	rep.Source, rep.FellBack = srcPath, fellBack
+	if len(rep.Loose) > 0 {
+		rep.LooseFrom = damaged
+	}
 	rep.Notes = append(plan.notes, rep.Notes...)
 	if chk, err := CheckFile(tmp.Name(), time.Second); err != nil {
 		return nil, fmt.Errorf("repair: check the new database: %w; nothing was replaced", err)
@@ -244,6 +251,9 @@ func Repair(dir string, o RepairOptions) (*RepairReport, error) {
 				return nil, fmt.Errorf("repair: keep %s: %w; nothing was replaced", path, err)
 			}
 			rep.Old = fmt.Sprintf("%s-%d", base, i)
+		}
+		if rep.LooseFrom == path {
+			rep.LooseFrom = rep.Old
 		}
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {

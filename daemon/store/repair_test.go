@@ -475,6 +475,9 @@ func TestRepairCutShort(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("from %s %s: kept %v; loose %v: %v; left out %v; notes %v", rep.Source, rep.From, rep.Kept, rep.Loose, rep.LooseUsers, rep.LooseLeftOut, rep.Notes)
+			if len(rep.Loose) > 0 && (rep.LooseFrom == "" || rep.LooseFrom != rep.Old) {
+				t.Errorf("loose pages said to come from %q, want the damaged file, kept as %q", rep.LooseFrom, rep.Old)
+			}
 			if rep.Loose["users"] != uint64(tt.users) || rep.Loose["sync_runs"] != uint64(tt.runs) || rep.Loose["traffic_hours"] != uint64(tt.hours) {
 				t.Errorf("from loose pages %v: want %d users, %d runs, %d hourly counters", rep.Loose, tt.users, tt.runs, tt.hours)
 			}
