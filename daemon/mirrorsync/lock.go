@@ -1,6 +1,7 @@
 package mirrorsync
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -115,7 +116,7 @@ func describeHolder(f *os.File) string {
 	var h lockHolder
 	b := make([]byte, 512)
 	n, _ := f.ReadAt(b, 0)
-	if json.Unmarshal(b[:n], &h) != nil || h.PID == 0 {
+	if json.NewDecoder(bytes.NewReader(b[:n])).Decode(&h) != nil || h.PID == 0 {
 		return "held by another process"
 	}
 	s := fmt.Sprintf("pid %d, %s", h.PID, h.Trigger)
@@ -125,10 +126,14 @@ func describeHolder(f *os.File) string {
 	return s + ", since " + h.Since.Format(time.RFC3339)
 }
 
+// write replaces the holder's description. The new one is written over the old before
+// the file is cut to its length, so a reader never finds it empty (truncating first left
+// a moment in which a second `amwi sync` could only say "held by another process");
+// describeHolder reads the first JSON value and ignores an old one's tail.
 func (l *fileLock) write(h lockHolder) {
 	b, _ := json.Marshal(h)
-	l.f.Truncate(0)
 	l.f.WriteAt(b, 0)
+	l.f.Truncate(int64(len(b)))
 }
 
 func (l *fileLock) describe(run Run) {
