@@ -20,6 +20,7 @@ import (
 	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/store"
+	"github.com/amwi/amwi/daemon/traffic"
 	"github.com/amwi/amwi/internal/units"
 )
 
@@ -169,7 +170,8 @@ func (c *cli) syncAlone(ctx context.Context, cfg *config.Config, o mirrorsync.Op
 	}
 	defer st.Close()
 	log := c.logger()
-	m := newSyncManager(cfg, st, log, true)
+	// Without the daemon, nothing is being recorded: what the store holds is all there is.
+	m := newSyncManager(cfg, st, (&traffic.Recorder{Store: st}).LastUsed, log, true)
 	m.Recover()
 	pr := newProgressPrinter(c.env.Stdout)
 	states, stop := m.Subscribe()

@@ -38,7 +38,7 @@ func (c *cli) verifyCmd(ctx context.Context, args []string) error {
 	}
 	pr := newProgressPrinter(c.env.Stderr)
 	start := time.Now()
-	o := mirrorsync.VerifyOptions{Full: *full, Keep: mirrorsync.Retired(cfg.State.Dir), SkipLeftovers: h != ""}
+	o := mirrorsync.VerifyOptions{Full: *full, Keep: mirrorsync.Retired(cfg.State.Dir), SkipLeftovers: h != "", Used: cfg.Mirror.Used()}
 	if pr.tty {
 		o.Progress = func(p mirrorsync.VerifyProgress) {
 			pr.line(verifyLine(p, time.Since(start)))
@@ -98,6 +98,9 @@ func printVerification(w io.Writer, v mirrorsync.Verification) {
 		what = "sizes and SHA-256, " + units.Bytes(r.Hashed) + " read"
 	}
 	fmt.Fprintf(w, "verify %s: %d files checked (%s) in %s\n", strings.Join(r.Repos, ", "), r.Files, what, v.End.Sub(v.Start).Round(10*time.Millisecond))
+	if r.Fetchable > 0 {
+		fmt.Fprintf(w, "%d on disk, %d fetched on first request (mirror.packages = \"used\")\n", r.Files-r.Fetchable-r.Missing, r.Fetchable)
+	}
 	if r.OK() && r.Unreferenced == 0 && r.Refused == 0 {
 		fmt.Fprintln(w, "no problems")
 		return

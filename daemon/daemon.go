@@ -108,7 +108,8 @@ func (d *Daemon) Open() error {
 	d.setProxies(d.Config)
 	d.live.Subscribe(d.applied)
 	d.runCtx, d.stopRun = context.WithCancel(context.Background())
-	d.syncer = newSyncManager(d.Config, d.store, d.Log, false)
+	d.traffic = &traffic.Recorder{Store: d.store, Log: d.Log}
+	d.syncer = newSyncManager(d.Config, d.store, d.traffic.LastUsed, d.Log, false)
 	d.syncer.Changes = d.reindex
 	d.syncer.OnEvent = func(e mirrorsync.Event) { d.notifier().Notify(syncEvent(e)) }
 	d.setDiscord(d.Config)
@@ -117,7 +118,6 @@ func (d *Daemon) Open() error {
 	// takes its figure (and so works as soon as sync.io_busy_percent leaves 0, without a
 	// restart).
 	d.syncer.Busy = d.mirrorDiskBusy
-	d.traffic = &traffic.Recorder{Store: d.store, Log: d.Log}
 	d.auth = &auth.Service{Store: d.store, Log: d.Log, OnFirstAdmin: d.removeSetupCode}
 	if err := d.setupFirstAdmin(); err != nil {
 		d.Close()

@@ -123,7 +123,7 @@ func fields(s string) []string {
 // repos, Discord the webhook, the web side the trusted proxies.
 func (d *Daemon) applied(old, c *config.Config) {
 	d.setProxies(c)
-	d.syncer.SetConfig(syncConfig(c))
+	d.syncer.SetConfig(syncConfig(c, d.traffic.LastUsed))
 	if !slices.Equal(searchRepos(old), searchRepos(c)) {
 		d.search.SetRepos(searchRepos(c))
 		go d.search.Load()

@@ -3,9 +3,11 @@ package daemon
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/mirrorsync"
@@ -15,8 +17,12 @@ import (
 	"github.com/amwi/amwi/hw"
 )
 
-// syncConfig is what the sync engine takes from amwi.toml.
-func syncConfig(cfg *config.Config) mirrorsync.Config {
+// lastUsedFunc is traffic.Recorder.LastUsed: which packages clients downloaded lately.
+type lastUsedFunc func(days int) (map[string]time.Time, error)
+
+// syncConfig is what the sync engine takes from amwi.toml; lastUsed tells "used" mode what
+// LAN clients use.
+func syncConfig(cfg *config.Config, lastUsed lastUsedFunc) mirrorsync.Config {
 	c := mirrorsync.Config{
 		Root:          cfg.Mirror.Root,
 		Repos:         cfg.Mirror.Repos,
@@ -28,13 +34,21 @@ func syncConfig(cfg *config.Config) mirrorsync.Config {
 	if cfg.Sync.Upstream != "" {
 		c.Upstreams = append([]string{cfg.Sync.Upstream}, cfg.Sync.FallbackUpstreams...)
 	}
+	if m := cfg.Mirror; m.Used() {
+		days := m.KeepDays
+		c.Used = &mirrorsync.UsedPolicy{
+			LastUsed: func() (map[string]time.Time, error) { return lastUsed(days) },
+			MaxBytes: int64(m.MaxGiB * (1 << 30)),
+			Setting:  fmt.Sprintf("keep_days=%d max_gib=%g", m.KeepDays, m.MaxGiB),
+		}
+	}
 	return c
 }
 
 // newSyncManager wires the sync engine to the store; with diskBusy (a sync by `amwi sync`
 // alone, no daemon sampling the disk) to a busy sampler of the mirror's disk of its own.
-func newSyncManager(cfg *config.Config, st *store.Store, log *slog.Logger, diskBusy bool) *mirrorsync.Manager {
-	m := &mirrorsync.Manager{Config: syncConfig(cfg), Store: st, Log: log}
+func newSyncManager(cfg *config.Config, st *store.Store, lastUsed lastUsedFunc, log *slog.Logger, diskBusy bool) *mirrorsync.Manager {
+	m := &mirrorsync.Manager{Config: syncConfig(cfg, lastUsed), Store: st, Log: log}
 	if diskBusy && cfg.Sync.IOBusyPercent > 0 {
 		dev, err := hw.FindBlockDevice(procRoot(), sysRoot(), cfg.Mirror.Root)
 		switch {

@@ -61,7 +61,25 @@ type Server struct {
 type Mirror struct {
 	Root  string   `toml:"root"`
 	Repos []string `toml:"repos"`
+	// Packages is "all" (every package file the databases name is kept) or "used": the
+	// databases are kept as always, package files only for what LAN clients downloaded in
+	// the last KeepDays, the rest fetched from sync.http_upstream on first request.
+	Packages string `toml:"packages"`
+	// KeepDays is how long a downloaded package counts as used ("used" mode).
+	KeepDays int `toml:"keep_days"`
+	// MaxGiB is the disk budget for package files in "used" mode (0 = none): past it the
+	// least recently downloaded go first.
+	MaxGiB float64 `toml:"max_gib"`
 }
+
+// Package modes (mirror.packages).
+const (
+	PackagesAll  = "all"
+	PackagesUsed = "used"
+)
+
+// Used reports whether the mirror holds only the packages the LAN uses.
+func (m Mirror) Used() bool { return m.Packages == PackagesUsed }
 
 type Sync struct {
 	Enabled           bool     `toml:"enabled"`
@@ -71,6 +89,20 @@ type Sync struct {
 	MinFreeGiB        float64  `toml:"min_free_gib"`
 	BWLimitKiB        int      `toml:"bwlimit_kib"`
 	IOBusyPercent     int      `toml:"io_busy_percent"`
+	// HTTPUpstream is the base URL (https://HOST/PATH/, what pacman's Server lines lead
+	// to without $repo/os/$arch) "used" mode fetches missing packages from;
+	// HTTPFallbackUpstreams are tried in order after it.
+	HTTPUpstream          string   `toml:"http_upstream"`
+	HTTPFallbackUpstreams []string `toml:"http_fallback_upstreams"`
+}
+
+// HTTPUpstreams is the HTTP upstream and its fallbacks, in order ("" left out).
+func (s Sync) HTTPUpstreams() []string {
+	var out []string
+	if s.HTTPUpstream != "" {
+		out = append(out, s.HTTPUpstream)
+	}
+	return append(out, s.HTTPFallbackUpstreams...)
 }
 
 type Search struct {
@@ -108,15 +140,18 @@ func Default() *Config {
 			MemoryLimitMiB: 48,
 		},
 		Mirror: Mirror{
-			Root:  "/srv/http/archlinux",
-			Repos: []string{"core", "extra", "multilib"},
+			Root:     "/srv/http/archlinux",
+			Repos:    []string{"core", "extra", "multilib"},
+			Packages: PackagesAll,
+			KeepDays: 90,
 		},
 		Sync: Sync{
-			Enabled:           true,
-			FallbackUpstreams: []string{},
-			Interval:          Duration(6 * time.Hour),
-			MinFreeGiB:        2,
-			IOBusyPercent:     80,
+			Enabled:               true,
+			FallbackUpstreams:     []string{},
+			HTTPFallbackUpstreams: []string{},
+			Interval:              Duration(6 * time.Hour),
+			MinFreeGiB:            2,
+			IOBusyPercent:         80,
 		},
 		Search: Search{PerPage: 50},
 		Bench: Bench{

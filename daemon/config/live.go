@@ -93,6 +93,7 @@ func (c *Config) Clone() *Config {
 	n.Server.TrustedProxies = append([]string{}, c.Server.TrustedProxies...)
 	n.Mirror.Repos = append([]string{}, c.Mirror.Repos...)
 	n.Sync.FallbackUpstreams = append([]string{}, c.Sync.FallbackUpstreams...)
+	n.Sync.HTTPFallbackUpstreams = append([]string{}, c.Sync.HTTPFallbackUpstreams...)
 	return &n
 }
 

@@ -84,6 +84,33 @@ func (c *Config) validateWith(where func(key string) (file string, line int), en
 		seen[r] = true
 	}
 
+	switch c.Mirror.Packages {
+	case PackagesAll:
+	case PackagesUsed:
+		if c.Sync.HTTPUpstream == "" {
+			add("mirror.packages", `"used" fetches missing packages from sync.http_upstream: set it too (an https://HOST/PATH/ mirror URL; the upstream benchmark's "use as upstream" fills it)`)
+		}
+	default:
+		add("mirror.packages", `must be "all" (every package, a full mirror of the repos) or "used" (only what LAN clients download), not %q`, c.Mirror.Packages)
+	}
+	if d := c.Mirror.KeepDays; d < 1 || d > 400 {
+		add("mirror.keep_days", "must be between 1 and 400 days (downloads per package are kept 400 days), not %d", d)
+	}
+	if g := c.Mirror.MaxGiB; math.IsNaN(g) || g < 0 || g > 1<<20 {
+		add("mirror.max_gib", "must be a number of GiB from 0 (no budget) to 1048576")
+	}
+
+	if c.Sync.HTTPUpstream != "" {
+		if err := CheckHTTPUpstream(c.Sync.HTTPUpstream); err != nil {
+			add("sync.http_upstream", "%v", err)
+		}
+	}
+	for i, u := range c.Sync.HTTPFallbackUpstreams {
+		if err := CheckHTTPUpstream(u); err != nil {
+			add(fmt.Sprintf("sync.http_fallback_upstreams[%d]", i), "%v", err)
+		}
+	}
+
 	if c.Sync.Upstream != "" {
 		if err := CheckUpstream(c.Sync.Upstream); err != nil {
 			add("sync.upstream", "%v", err)
@@ -305,6 +332,29 @@ func CheckWebhookURL(s string, anyHost bool) error {
 	}
 	if !discordHosts[host] || u.Port() != "" || !strings.HasPrefix(u.Path, "/api/webhooks/") {
 		return errors.New("the URL must be a Discord webhook (https://discord.com/api/webhooks/ID/TOKEN); set discord.allow_any_host = true for another https host")
+	}
+	return nil
+}
+
+// CheckHTTPUpstream accepts the base URL of an HTTP Arch mirror: http(s)://HOST/PATH/ with
+// the trailing slash (the mirror's root, where lastupdate and core/os/x86_64/ are), no
+// user name or password (they would be logged and shown), no query, no $repo variables.
+// Private and loopback addresses are fine: a LAN's other mirror is a proper upstream.
+func CheckHTTPUpstream(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		return fmt.Errorf("%q is not an http(s) mirror URL such as \"https://geo.mirror.pkgbuild.com/\"", s)
+	case u.User != nil:
+		return fmt.Errorf("%q carries a user name or password: not supported (it would be logged)", s)
+	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(s, "?#"):
+		return fmt.Errorf("%q has a query or fragment; write the mirror's root URL only", s)
+	case strings.Contains(s, "$"):
+		return fmt.Errorf("%q contains a $ variable: write the mirror's root, e.g. \"https://host/archlinux/\", not a pacman Server line", s)
+	case !strings.HasSuffix(u.Path, "/"):
+		return fmt.Errorf("%q must end in \"/\" (the mirror's root folder, e.g. \"https://host/archlinux/\")", s)
+	case strings.ContainsFunc(s, unicode.IsControl) || strings.ContainsRune(s, ' '):
+		return fmt.Errorf("%q contains spaces or control characters", s)
 	}
 	return nil
 }

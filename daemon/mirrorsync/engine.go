@@ -76,6 +76,9 @@ type Config struct {
 	RsyncBin      string        // default "rsync"
 	GuardBin      string        // the rsync guard's binary; default amwi's own (os.Executable)
 	KillGrace     time.Duration // SIGTERM → SIGKILL, default 10s
+	// Used, when set, makes the mirror hold only the package files LAN clients use
+	// (mirror.packages = "used"; see used.go).
+	Used *UsedPolicy
 }
 
 // Attempt is one upstream tried during a run.
@@ -99,16 +102,20 @@ type Run struct {
 	ExitMeaning string    `json:"exit_meaning,omitempty"`
 	Stats       Stats     `json:"stats"`
 	// LastUpdate is the upstream's lastupdate the run saw.
-	LastUpdate    int64    `json:"lastupdate,omitempty"`
-	PausedSeconds float64  `json:"paused_seconds"`
-	Pruned        int      `json:"pruned,omitempty"`
-	Fetched       int      `json:"fetched,omitempty"`   // pool files asked for
-	Verified      int      `json:"verified,omitempty"`  // new packages checked against %SHA256SUM%
-	Refused       int      `json:"refused,omitempty"`   // upstream entries refused (control characters, unsafe links)
-	HeldBack      []string `json:"held_back,omitempty"` // repos kept at their previous state (gaps)
-	Warning       string   `json:"warning,omitempty"`   // what went wrong without failing the run
-	Missing       int      `json:"missing,omitempty"`   // incomplete: files the upstream's databases name that could not be fetched
-	StderrTail    []string `json:"stderr_tail,omitempty"`
+	LastUpdate    int64   `json:"lastupdate,omitempty"`
+	PausedSeconds float64 `json:"paused_seconds"`
+	Pruned        int     `json:"pruned,omitempty"`
+	Fetched       int     `json:"fetched,omitempty"` // pool files asked for
+	// Prefetched ("used" mode) is how many package files were fetched because clients
+	// use them; HeldBytes is what the held package files take.
+	Prefetched int      `json:"prefetched,omitempty"`
+	HeldBytes  int64    `json:"held_bytes,omitempty"`
+	Verified   int      `json:"verified,omitempty"`  // new packages checked against %SHA256SUM%
+	Refused    int      `json:"refused,omitempty"`   // upstream entries refused (control characters, unsafe links)
+	HeldBack   []string `json:"held_back,omitempty"` // repos kept at their previous state (gaps)
+	Warning    string   `json:"warning,omitempty"`   // what went wrong without failing the run
+	Missing    int      `json:"missing,omitempty"`   // incomplete: files the upstream's databases name that could not be fetched
+	StderrTail []string `json:"stderr_tail,omitempty"`
 	// Check is the mirror checked against its own databases at the end of the run.
 	Check *Report `json:"check,omitempty"`
 	// wentBack: this run was allowed to take an older state (--force, a changed upstream).

@@ -31,6 +31,7 @@ import (
 // dbFile is one package file a database names.
 type dbFile struct {
 	name   string // %FILENAME%: a plain file name (checked)
+	pkg    string // %NAME%: what "used" mode counts downloads by
 	size   int64  // %CSIZE%
 	sum    [sha256.Size]byte
 	hasSum bool // v1 and v2 databases carry %SHA256SUM%; very old ones may not
@@ -115,7 +116,7 @@ func readRepoDir(dir, repo string, resolve bool) (*repoDir, error) {
 			d.refuse("database entry " + quoteName(p.Filename))
 			return nil
 		}
-		e := dbFile{name: p.Filename, size: p.CSize}
+		e := dbFile{name: p.Filename, pkg: p.Name, size: p.CSize}
 		if b, err := hex.DecodeString(p.SHA256Sum); err == nil && len(b) == sha256.Size {
 			copy(e.sum[:], b)
 			e.hasSum = true
@@ -210,6 +211,7 @@ type Report struct {
 	Files        int      `json:"files"`            // package files the databases name, and their .sig files
 	Hashed       int64    `json:"hashed_bytes"`     // bytes read to compare %SHA256SUM% (verify --full)
 	Missing      int      `json:"missing"`          // named, but not there
+	Fetchable    int      `json:"fetchable"`        // "used" mode: named, not on disk, fetched on first request (not a gap)
 	WrongSize    int      `json:"wrong_size"`       // there, but not of the named size (truncated, changed)
 	Corrupt      int      `json:"corrupt"`          // of the right size, but not the named SHA-256 (verify --full)
 	Dangling     int      `json:"dangling"`         // links leading nowhere
@@ -219,6 +221,9 @@ type Report struct {
 	Problems     []string `json:"problems"`         // the first few, "path: what"
 	Errors       []string `json:"errors,omitempty"` // what could not be checked at all
 
+	// used: a "used" mode mirror, whose pool files are absent until a client asks for
+	// them; an absent one counts as Fetchable, not Missing.
+	used      bool
 	onDamaged func(path string) // VerifyOptions.OnDamaged
 	onFile    func(f dbFile)    // after each named file, for progress
 }
@@ -349,7 +354,10 @@ func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]i
 			}
 		case it.f == nil: // a .sig
 			r.Files++
-			if res.err != nil || res.size == 0 {
+			if res.err != nil && r.absentOK(d, it.name, p) {
+				r.Fetchable++
+				addNeed(need, p, sigSizeGuess)
+			} else if res.err != nil || res.size == 0 {
 				r.Missing++
 				r.problem(prefix+it.name, "missing ("+shown+")")
 				addNeed(need, p, sigSizeGuess)
@@ -361,6 +369,9 @@ func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]i
 			case !it.entry:
 				r.Missing++
 				r.problem(prefix+f.name, "named by "+dbName(d.repo)+" but not in the directory")
+			case res.err != nil && r.absentOK(d, f.name, p):
+				r.Fetchable++
+				addNeed(need, p, f.size)
 			case res.err != nil:
 				r.Missing++
 				r.problem(prefix+f.name, "missing ("+shown+")")
@@ -388,6 +399,21 @@ func (d *repoDir) check(root string, r *Report, hash hashFunc, need map[string]i
 			}
 		}
 	}
+}
+
+// absentOK reports whether the file the entry name leads to (p, "" when the links were not
+// read) may be absent: in "used" mode, any pool file (the databases and links are always
+// complete; the files behind them come on demand).
+func (r *Report) absentOK(d *repoDir, name, p string) bool {
+	if !r.used {
+		return false
+	}
+	if t, isLink := d.links[name]; p == "" && isLink && t == "" {
+		if target, err := os.Readlink(filepath.Join(d.dir, name)); err == nil {
+			p, _ = linkTarget(d.repo, target)
+		}
+	}
+	return strings.HasPrefix(p, "pool/")
 }
 
 // sigSizeGuess is what a .sig (or another file without a named size) is counted as when

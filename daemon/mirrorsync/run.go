@@ -253,7 +253,7 @@ func (m *Manager) syncFrom(ctx context.Context, up string, run *Run, tail *lineR
 		run.LastUpdate = g.lastupdate
 		if round == 1 && !run.Force {
 			ours, _ := readStamp(filepath.Join(m.root(), "lastupdate"))
-			if ours == g.lastupdate && !m.unselectedLive() {
+			if ours == g.lastupdate && !m.unselectedLive() && !m.packagesChanged() {
 				rep := m.checkLive()
 				run.Check = rep
 				if rep.OK() {
@@ -294,7 +294,7 @@ func (m *Manager) syncFrom(ctx context.Context, up string, run *Run, tail *lineR
 		}
 		m.step(run, "pool")
 		if st.reports == nil {
-			st.check(m.root())
+			st.check(m.root(), m.used())
 			m.step(run, "staged check")
 		}
 		if st.gaps() == 0 || round == maxRounds {
@@ -321,13 +321,15 @@ type staged struct {
 	skipped   []string           // a full mirror's upstream repos without a database
 	reports   map[string]*Report // per repo, from the last check
 	refused   int
+	// held ("used" mode) are the pool files the run keeps (see used.go); nil in "all".
+	held map[string]bool
 }
 
-func (s *staged) check(root string) {
+func (s *staged) check(root string, used bool) {
 	s.reports = map[string]*Report{}
 	for _, d := range s.dirs {
 		d.overrides = s.overrides
-		r := &Report{}
+		r := &Report{used: used}
 		d.check(root, r, nil, nil)
 		s.reports[d.repo] = r
 	}
@@ -502,14 +504,32 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 	need := map[string]int64{}
 	sums := map[string]dbFile{} // pool path → the package file it should be
 	reports := map[string]*Report{}
+	if m.used() {
+		if err := m.hold(st, run); err != nil {
+			return err
+		}
+	}
 	for _, d := range st.dirs {
 		d.overrides = st.overrides
-		r := &Report{}
+		r := m.newReport()
 		d.check(m.root(), r, nil, need)
 		reports[d.repo] = r
 		for _, f := range d.files {
 			if p := d.links[f.name]; strings.HasPrefix(p, "pool/") {
 				sums[p] = f
+			}
+		}
+	}
+	if st.held != nil {
+		// "used" mode: of what is not on disk, only the held packages are fetched.
+		for p := range need {
+			if !st.held[p] {
+				delete(need, p)
+			}
+		}
+		for p := range need {
+			if !strings.HasSuffix(p, ".sig") {
+				run.Prefetched++
 			}
 		}
 	}
@@ -526,7 +546,10 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 	// Packages upstream rebuilt under a name the live databases use (another size or
 	// SHA-256): the live file stays as it is, pacman may be fetching it; the new one is
 	// fetched beside the pool and swapped in when a repo naming it is published.
-	replace := slices.DeleteFunc(m.changedLive(st, sums), func(p string) bool { _, bad := st.overrides[p]; return bad })
+	replace := slices.DeleteFunc(m.changedLive(st, sums), func(p string) bool {
+		_, bad := st.overrides[p]
+		return bad || (st.held != nil && !st.held[p]) // "used" mode: an unused one just goes
+	})
 	for _, p := range replace {
 		delete(need, p)
 	}
@@ -898,6 +921,19 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 	if err := livePoolRefs(root, st.skipped, refs); err != nil {
 		return fmt.Errorf("read the links of repos left as they are: %w", err)
 	}
+	if st.held != nil {
+		// "used" mode: of the pool files the databases name, the held ones stay (and the
+		// replaced ones kept a while, and what clients fetched during the run).
+		for p := range refs {
+			if !st.held[p] {
+				delete(refs, p)
+			}
+		}
+		for _, r := range kept {
+			refs[r.pool] = true
+		}
+		keepFresh(root, run.Start, refs)
+	}
 	m.step(run, "publish")
 	removed, err := prunePool(root, refs)
 	run.Pruned += len(removed)
@@ -924,6 +960,7 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 		}
 	}
 	writeFileAtomic(filepath.Join(m.Config.StateDir, "gate", primaryFile), []byte(normalizeUpstream(m.Config.Upstreams[0])+"\n"), 0o640)
+	m.recordPackages()
 	run.Result = ResultSuccess
 	return nil
 }
@@ -978,7 +1015,7 @@ func (m *Manager) liveGaps(repo string) int {
 	if err != nil {
 		return 1 << 30
 	}
-	r := &Report{}
+	r := m.newReport()
 	d.check(m.root(), r, nil, nil)
 	return r.Gaps()
 }
@@ -991,7 +1028,7 @@ func (m *Manager) checkLive(known ...*repoDir) *Report {
 	if m.full() {
 		repos = nil
 	}
-	o := VerifyOptions{known: map[string]*repoDir{}}
+	o := VerifyOptions{known: map[string]*repoDir{}, Used: m.used()}
 	for _, d := range known {
 		o.known[d.repo] = d
 	}

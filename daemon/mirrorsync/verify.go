@@ -32,6 +32,8 @@ type VerifyOptions struct {
 	// SkipLeftovers leaves staging leftovers uncounted: a sync is running, and its
 	// temporary files are not left over.
 	SkipLeftovers bool
+	// Used checks a "used" mode mirror: a pool file that is absent is fetchable, not a gap.
+	Used bool
 	// known are repo dirs read already (the sync's, just published).
 	known map[string]*repoDir
 	// Keep are mirror-relative paths (links, pool files) not counted as unreferenced: the
@@ -94,7 +96,7 @@ func verifyRepos(ctx context.Context, root string, repos []string, o VerifyOptio
 }
 
 func verify(ctx context.Context, root string, repos []string, o VerifyOptions, thorough bool) (*Report, error) {
-	rep := &Report{onDamaged: o.OnDamaged}
+	rep := &Report{onDamaged: o.OnDamaged, used: o.Used}
 	refs := map[string]bool{}
 	keep := map[string]bool{}
 	for _, p := range o.Keep {

@@ -186,6 +186,24 @@ func (s *Store) TrafficPackages(from, to traffic.Day) (map[string]traffic.Count,
 	return m, nil
 }
 
+// TrafficPackagesLastDay gives, per package, the last day from from to to (inclusive) it
+// was downloaded on.
+func (s *Store) TrafficPackagesLastDay(from, to traffic.Day) (map[string]traffic.Day, error) {
+	m := map[string]traffic.Day{}
+	if to < from {
+		return m, nil
+	}
+	err := s.walk(bucketTrafficPackages, dayKey(from, ""), dayKey(to+1, ""), func(k []byte, c traffic.Count) {
+		if len(k) > 4 {
+			m[string(k[4:])] = keyDay(k) // keys run by day: the last one seen is the latest
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store %s: read the days packages were downloaded: %w", s.path, err)
+	}
+	return m, nil
+}
+
 func (s *Store) sumNames(bucket []byte, from, to traffic.Day) (map[string]traffic.Count, error) {
 	m := map[string]traffic.Count{}
 	if to < from {

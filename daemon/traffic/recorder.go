@@ -411,6 +411,34 @@ func (r *Recorder) TopPackages(days, n int) ([]Top, error) {
 	return rank(m, n), err
 }
 
+// LastUsed gives, for every package downloaded within the last days days (today
+// included), the start of the last day it was downloaded on: what "used" mode keeps, most
+// recent first. Other (past the day's cap) is not a package and is left out.
+func (r *Recorder) LastUsed(days int) (map[string]time.Time, error) {
+	r.once.Do(r.init)
+	from, to := r.clampDays(days)
+	r.flushMu.RLock()
+	defer r.flushMu.RUnlock()
+	m, err := r.Store.TrafficPackagesLastDay(from, to)
+	if err != nil {
+		return nil, fmt.Errorf("traffic: packages used: %w", err)
+	}
+	r.mu.Lock()
+	for k := range r.pend.pkgs {
+		if k.Day >= from && k.Day <= to && k.Day > m[k.Key] {
+			m[k.Key] = k.Day
+		}
+	}
+	r.mu.Unlock()
+	out := make(map[string]time.Time, len(m))
+	for name, d := range m {
+		if name != Other {
+			out[name] = d.Start(r.loc)
+		}
+	}
+	return out, nil
+}
+
 func rank(m map[string]Count, n int) []Top {
 	out := make([]Top, 0, len(m))
 	for k, c := range m {

@@ -557,3 +557,37 @@ func BenchmarkRecord(b *testing.B) {
 		i++
 	}
 }
+
+// LastUsed ("used" mode's source) gives each package's last day of download within the
+// days asked, from the store and from the batch not yet written, and nothing for 404s,
+// signatures or downloads older than the window.
+func TestLastUsed(t *testing.T) {
+	e := setup(t)
+	r := e.rec
+	a := ip("192.168.1.10")
+	for _, h := range []traffic.Hit{
+		{Time: at(1, 10, 0), Client: a, Path: "/archlinux/core/os/x86_64/old-1-1-x86_64.pkg.tar.zst", Status: 200, Bytes: 1},
+		{Time: at(8, 10, 0), Client: a, Path: vimPath, Status: 200, Bytes: 1},
+		{Time: at(9, 10, 0), Client: a, Path: reqsPath, Status: 206, Bytes: 1},
+	} {
+		e.clk.Set(h.Time)
+		r.Record(h)
+	}
+	e.flush(t)
+	e.clk.Set(at(10, 12, 0))
+	for _, h := range []traffic.Hit{
+		{Time: at(10, 11, 0), Client: a, Path: vimPath, Status: 200, Bytes: 1}, // pending, newer
+		{Time: at(10, 11, 0), Client: a, Path: "/archlinux/extra/os/x86_64/gone-1-1-any.pkg.tar.zst", Status: 404},
+		{Time: at(10, 11, 0), Client: a, Path: "/archlinux/extra/os/x86_64/sig-1-1-any.pkg.tar.zst.sig", Status: 200, Bytes: 1},
+	} {
+		r.Record(h)
+	}
+	got, err := r.LastUsed(5) // days 6..10
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Time{"vim": at(10, 0, 0), "python-requests": at(9, 0, 0)}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("LastUsed(5) = %v, want %v", got, want)
+	}
+}

@@ -104,6 +104,9 @@ type Store interface {
 	TrafficClients(from, to Day) (map[string]Count, error)
 	// TrafficPackages sums per package over the days.
 	TrafficPackages(from, to Day) (map[string]Count, error)
+	// TrafficPackagesLastDay gives, per package, the last day in the range it was
+	// downloaded on.
+	TrafficPackagesLastDay(from, to Day) (map[string]Day, error)
 	// PruneTraffic drops hours before hoursBefore and days (totals, clients, packages)
 	// before daysBefore; with nothing to drop it writes nothing.
 	PruneTraffic(hoursBefore Hour, daysBefore Day) error
