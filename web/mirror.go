@@ -13,6 +13,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,7 +33,24 @@ type Mirror struct {
 	prefix      string
 	sendTimeout time.Duration
 	log         *slog.Logger
+	// Misses, when set, is asked about a file that is not on disk before it is a 404
+	// ("used" mode: the databases name it, daemon/ondemand fetches it). Set it before
+	// serving.
+	Misses Misses
+	// hits counts package files served from disk (what "used" mode calls a hit).
+	hits atomic.Int64
 }
+
+// Misses answers requests for files not on disk that the mirror can fetch.
+type Misses interface {
+	// ServeMiss answers the request for name (mirror-relative, cleaned: no dot names,
+	// no "..") and reports true, or reports false having written nothing when it has no
+	// such file to offer (the request is then a 404).
+	ServeMiss(w http.ResponseWriter, r *http.Request, name string) bool
+}
+
+// Hits is how many package files (and their signatures) were served from disk.
+func (m *Mirror) Hits() int64 { return m.hits.Load() }
 
 // NewMirror serves root at URL prefix (e.g. "/archlinux/"). sendTimeout closes a download
 // whose client accepted nothing for that long; 0 disables it.
@@ -58,6 +76,14 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f, fi, err := m.files.OpenSized(name)
 	if err != nil {
+		if m.Misses != nil && errors.Is(err, fs.ErrNotExist) {
+			dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: m.sendTimeout}
+			served := m.Misses.ServeMiss(dw, r, name)
+			dw.done()
+			if served {
+				return
+			}
+		}
 		m.fail(w, r, err)
 		return
 	}
@@ -96,6 +122,9 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// If-Modified-Since/If-None-Match (304) and Content-Length, and copies an *os.File
 		// with io.CopyN, which reaches the connection's ReadFrom: sendfile(2). The size is
 		// known from the Stat above, so its seeks to learn it cost nothing (sizedFile).
+		if isPackageFile(name) {
+			m.hits.Add(1)
+		}
 		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: m.sendTimeout}
 		http.ServeContent(dw, r, fi.Name(), fi.ModTime(), f)
 		dw.done()
@@ -117,6 +146,11 @@ func contentType(name string) string {
 		return t
 	}
 	return "application/octet-stream"
+}
+
+// isPackageFile reports a package file or its signature by name (NAME-VER-REL-ARCH.pkg.tar.*).
+func isPackageFile(name string) bool {
+	return strings.Contains(path.Base(name), ".pkg.tar")
 }
 
 // cleanName turns the part of the URL path after the prefix into a name for os.Root, or

@@ -50,6 +50,12 @@ type Options struct {
 	Ctx context.Context
 	// Conns reads the server's connection counters (nil leaves them out of /metrics).
 	Conns func() ConnStats
+	// Misses fetches files the databases name and the disk lacks ("used" mode); nil:
+	// those are 404s.
+	Misses Misses
+	// Used reports the "used" mode figures for the Overview and /metrics; nil when the
+	// daemon has none.
+	Used func() UsedStats
 }
 
 // NewHandler returns the whole HTTP surface.
@@ -70,6 +76,7 @@ func NewHandler(o Options) http.Handler {
 	mux := http.NewServeMux()
 	met := newMetrics(o, active)
 	mirror := NewMirror(o.MirrorRoot, MirrorPrefix, o.SendTimeout, o.Log)
+	mirror.Misses = o.Misses
 	u, routes := routeTable(o, mirror, active, met)
 	register(mux, u, routes)
 	// outer is what every request goes through: the live view, accounting, security
