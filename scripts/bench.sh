@@ -26,6 +26,8 @@
 #   SLOW_SECONDS   length of the slow-client run (default 120)
 #   SLOW_CLIENTS   number of slow clients (default 2000)
 #   SLOW_RATE      bytes/s each slow client reads (default 50000)
+#   BENCH_SCENARIOS  the wrk scenarios to run, space-separated, of: big-c1 big-c16 big-c256
+#                  small-c64 (default all); the rows of the others are left out
 set -euo pipefail
 
 BENCH_SECONDS=${BENCH_SECONDS:-10}
@@ -328,9 +330,12 @@ sleep 3
 idle_kb=$(proc_kb "$amwi_pid" VmRSS)
 
 # --- wrk -----------------------------------------------------------------------------------
-scenarios=(big-c1 big-c16 big-c256 small-c64)
+read -ra scenarios <<<"${BENCH_SCENARIOS:-big-c1 big-c16 big-c256 small-c64}"
 declare -A sc_file=([big-c1]=big.bin [big-c16]=big.bin [big-c256]=big.bin [small-c64]=core.db)
 declare -A sc_conns=([big-c1]=1 [big-c16]=16 [big-c256]=256 [small-c64]=64)
+for sc in "${scenarios[@]}"; do
+	[[ -n ${sc_file[$sc]:-} ]] || die "BENCH_SCENARIOS: no scenario '$sc' (there are: ${!sc_file[*]})"
+done
 # Per run values, space-separated, keyed "scenario,server": req/s, bytes/s, errors,
 # completed requests, bytes read, server CPU ticks.
 declare -A rps_v=() tps_v=() err_v=() req_v=() read_v=() cpu_v=()
@@ -455,26 +460,27 @@ row() { # row LABEL A N GOAL(>=x|<=x|-) : one line of the table, with its verdic
 	fi
 	outf '%-44s %12s %12s %7s %8s %6s\n' "$label" "$a" "$n" "$ratio" "$goal" "$status"
 }
+ran() { [[ " ${scenarios[*]} " == *" $1 "* ]]; } # ran SCENARIO: it was in BENCH_SCENARIOS
 mibs() { awk -v v="$(median ${tps_v[$1,$2]})" 'BEGIN { printf "%.1f", v / 1048576 }'; }
-row "256 MiB file, 1 connection, MiB/s" "$(mibs big-c1 amwi)" "$(mibs big-c1 nginx)" ">=1.0"
-row "256 MiB file, 16 connections, MiB/s" "$(mibs big-c16 amwi)" "$(mibs big-c16 nginx)" ">=1.0"
-row "256 MiB file, 256 connections, MiB/s" "$(mibs big-c256 amwi)" "$(mibs big-c256 nginx)" "-"
+ran big-c1 && row "256 MiB file, 1 connection, MiB/s" "$(mibs big-c1 amwi)" "$(mibs big-c1 nginx)" ">=1.0"
+ran big-c16 && row "256 MiB file, 16 connections, MiB/s" "$(mibs big-c16 amwi)" "$(mibs big-c16 nginx)" ">=1.0"
+ran big-c256 && row "256 MiB file, 256 connections, MiB/s" "$(mibs big-c256 amwi)" "$(mibs big-c256 nginx)" "-"
 cpu_med() { awk -v v="$(median $(per_run "$1" "$2"))" 'BEGIN { printf "%.1f", v }'; }
-row "server CPU ms per GiB, 1 connection" "$(cpu_med big-c1 amwi)" "$(cpu_med big-c1 nginx)" "-"
-row "server CPU ms per GiB, 16 connections" "$(cpu_med big-c16 amwi)" "$(cpu_med big-c16 nginx)" "<=1.0"
-row "server CPU ms per GiB, 256 connections" "$(cpu_med big-c256 amwi)" "$(cpu_med big-c256 nginx)" "-"
+ran big-c1 && row "server CPU ms per GiB, 1 connection" "$(cpu_med big-c1 amwi)" "$(cpu_med big-c1 nginx)" "-"
+ran big-c16 && row "server CPU ms per GiB, 16 connections" "$(cpu_med big-c16 amwi)" "$(cpu_med big-c16 nginx)" "<=1.0"
+ran big-c256 && row "server CPU ms per GiB, 256 connections" "$(cpu_med big-c256 amwi)" "$(cpu_med big-c256 nginx)" "-"
 rps() { awk -v v="$(median ${rps_v[$1,$2]})" 'BEGIN { printf "%.0f", v }'; }
-row "150 KB file, 64 connections, requests/s" "$(rps small-c64 amwi)" "$(rps small-c64 nginx)" ">=0.8"
-row "server CPU µs per request, 64 connections" "$(cpu_med small-c64 amwi)" "$(cpu_med small-c64 nginx)" "-"
+ran small-c64 && row "150 KB file, 64 connections, requests/s" "$(rps small-c64 amwi)" "$(rps small-c64 nginx)" ">=0.8"
+ran small-c64 && row "server CPU µs per request, 64 connections" "$(cpu_med small-c64 amwi)" "$(cpu_med small-c64 nginx)" "-"
 out ""
 out "Go's floor: gofloor (internal/bench/gofloor: ReadRequest, a fixed head, TCP_CORK, sendfile;"
 out "nothing else) against the same nginx runs. What separates it from nginx is Go's runtime."
 outf '%-44s %12s %12s %7s\n' measure gofloor nginx ratio
 floor_row() { outf '%-44s %12s %12s %7s\n' "$1" "$2" "$3" "$(awk -v a="$2" -v n="$3" 'BEGIN { if (n + 0 > 0) printf "%.2f", a / n; else print "n/a" }')"; }
-floor_row "256 MiB file, 16 connections, MiB/s" "$(mibs big-c16 gofloor)" "$(mibs big-c16 nginx)"
-floor_row "server CPU ms per GiB, 16 connections" "$(cpu_med big-c16 gofloor)" "$(cpu_med big-c16 nginx)"
-floor_row "150 KB file, 64 connections, requests/s" "$(rps small-c64 gofloor)" "$(rps small-c64 nginx)"
-floor_row "server CPU µs per request, 64 connections" "$(cpu_med small-c64 gofloor)" "$(cpu_med small-c64 nginx)"
+ran big-c16 && floor_row "256 MiB file, 16 connections, MiB/s" "$(mibs big-c16 gofloor)" "$(mibs big-c16 nginx)"
+ran big-c16 && floor_row "server CPU ms per GiB, 16 connections" "$(cpu_med big-c16 gofloor)" "$(cpu_med big-c16 nginx)"
+ran small-c64 && floor_row "150 KB file, 64 connections, requests/s" "$(rps small-c64 gofloor)" "$(rps small-c64 nginx)"
+ran small-c64 && floor_row "server CPU µs per request, 64 connections" "$(cpu_med small-c64 gofloor)" "$(cpu_med small-c64 nginx)"
 errs_a=0 errs_n=0
 for sc in "${scenarios[@]}"; do
 	errs_a=$((errs_a + $(sum_of "${err_v[$sc,amwi]}")))

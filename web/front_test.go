@@ -174,6 +174,36 @@ func TestFrontHTTP10(t *testing.T) {
 	}
 }
 
+// TestFrontHeadNotHeld: on a kept-alive connection every answer arrives whole and at once,
+// whatever follows its head: a file (sent with MSG_MORE before the sendfile), an empty
+// file, a one-byte range, a HEAD, a 304. A head held back for bytes that never come
+// would stall the client here, where a closed connection would have flushed it.
+func TestFrontHeadNotHeld(t *testing.T) {
+	f := newFixture(t)
+	os.WriteFile(filepath.Join(f.root, "empty"), nil, 0o644)
+	srv, _ := f.server(t, nil)
+	c, br := dialRaw(t, srv)
+	for _, tc := range []struct {
+		method, target, hdr string
+		status              int
+		body                string
+	}{
+		{"GET", pkgURL, "", 200, string(f.pkg)},
+		{"GET", "/archlinux/empty", "", 200, ""},
+		{"GET", pkgURL, "Range: bytes=7-7\r\n", 206, string(f.pkg[7:8])},
+		{"HEAD", pkgURL, "", 200, ""},
+		{"GET", "/archlinux/lastupdate", "", 200, "1700000000\n"},
+		{"GET", pkgURL, "If-Modified-Since: " + f.modTime.UTC().Format(http.TimeFormat) + "\r\n", 304, ""},
+	} {
+		fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: mirror.lan\r\n%s\r\n", tc.method, tc.target, tc.hdr)
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		resp, body := readResp(t, br, tc.method)
+		if resp.StatusCode != tc.status || body != tc.body {
+			t.Errorf("%s %s %q: %d, %d bytes; want %d, %d bytes", tc.method, tc.target, tc.hdr, resp.StatusCode, len(body), tc.status, len(tc.body))
+		}
+	}
+}
+
 // TestFrontBadHeads: what net/http refuses, the front refuses too.
 func TestFrontBadHeads(t *testing.T) {
 	f := newFixture(t)
