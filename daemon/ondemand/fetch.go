@@ -368,11 +368,16 @@ func (f *Fetcher) fetchPackage(ft *fetch) error {
 	h := sha256.New()
 	buf := make([]byte, 64<<10)
 	var written int64
-	cur, resumes, host := 0, 0, ""
+	cur, resumes, host, short := 0, 0, "", false
 	deadline := f.cfg.Now().Add(f.cfg.HeaderBudget)
 	for {
 		a, i, skip, err := f.open(ft, ups, cur, written, deadline)
 		if err != nil {
+			if short {
+				// The upstream ended cleanly, short of the database's size, and no one
+				// had the rest: its file is not the database's.
+				f.mismatched.Add(1)
+			}
 			return err
 		}
 		cur, host = i, a.host
@@ -391,9 +396,13 @@ func (f *Fetcher) fetchPackage(ft *fetch) error {
 			}
 			return err
 		}
-		if resumes++; resumes > maxResumes || f.ctx.Err() != nil {
+		if f.ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", a.host, f.ctx.Err())
+		}
+		if resumes++; resumes > maxResumes {
 			return fmt.Errorf("%s: %w (gave up after %d resumes)", a.host, err, maxResumes)
 		}
+		short = errors.Is(err, errShort)
 		f.log.Info("ondemand: upstream body broke, resuming", "name", ft.name, "upstream", a.host, "at", written, "err", err)
 		// The next upstream first, this one last; each resume gets a fresh budget, the
 		// clients already have their status.
@@ -414,6 +423,10 @@ func (f *Fetcher) fetchPackage(ft *fetch) error {
 	ft.set(func() { ft.state = stored })
 	return nil
 }
+
+// errShort marks a body that ended cleanly before the database's size: a break to resume
+// from, or an upstream whose file is shorter.
+var errShort = errors.New("short body")
 
 // errLocal marks a failure on this side (disk full, I/O error): no upstream can help.
 var errLocal = errors.New("local")
@@ -451,7 +464,7 @@ func (f *Fetcher) copyBody(ft *fetch, a *attempt, file *os.File, h io.Writer, bu
 			if offset+total == ft.e.size {
 				return total, nil
 			}
-			return total, fmt.Errorf("%s ended the body at %d of %d bytes", a.host, offset+total, ft.e.size)
+			return total, fmt.Errorf("%s ended the body at %d of %d bytes: %w", a.host, offset+total, ft.e.size, errShort)
 		}
 		if rerr != nil {
 			return total, rerr

@@ -95,6 +95,7 @@ type Fetcher struct {
 	wg     sync.WaitGroup
 	seq    atomic.Uint64
 
+	closing     atomic.Bool // set first in Close: ServeMiss stops using the root
 	mu          sync.Mutex
 	closed      bool
 	fetches     map[string]*fetch // by target (mirror-relative pool path); removed when done
@@ -171,6 +172,7 @@ func (f *Fetcher) Close() {
 		return
 	}
 	f.closed = true
+	f.closing.Store(true)
 	f.mu.Unlock()
 	f.cancel()
 	f.wg.Wait()

@@ -26,6 +26,10 @@ func (f *Fetcher) ServeMiss(w http.ResponseWriter, r *http.Request, name string)
 	if !ok {
 		return false
 	}
+	if f.closing.Load() {
+		httpError(w, http.StatusServiceUnavailable, "503 the mirror is shutting down")
+		return true
+	}
 	key, ok := f.target(name)
 	if !ok {
 		return false
