@@ -110,6 +110,8 @@ func (f *Fetcher) join(key, name string, e entry, isSig bool) (ft *fetch, code i
 	if !isSig {
 		size = uint64(e.size)
 	}
+	// The running fetches' whole sizes stay reserved although part of them is already
+	// written (and so no longer free): erring on the full side is the cheap mistake.
 	free, err := f.cfg.FreeBytes(f.rootPath)
 	floor := f.cfg.MinFreeBytes()
 	if err != nil || free < f.reserved+size || free-f.reserved-size < floor {
@@ -150,7 +152,11 @@ func (f *Fetcher) run(ft *fetch) {
 	}
 	if err == nil {
 		if f.cfg.OnStored != nil {
-			f.cfg.OnStored(ft.name, ft.e.size)
+			size := ft.e.size
+			if ft.isSig {
+				size = int64(len(ft.data)) // set by this goroutine
+			}
+			f.cfg.OnStored(ft.name, size)
 		}
 		return
 	}
@@ -264,13 +270,13 @@ func upstreamURL(base, name string) (*url.URL, error) {
 	return u.Parse(esc) // an absolute path: the base's query and fragment go, its host stays
 }
 
-// redact shows an upstream without what could be secret in it (user info, query).
+// redact shows an upstream without what could be secret in it (user info, path, query).
 func redact(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	return u.Scheme + "://" + u.Host + u.Path
+	return u.Scheme + "://" + u.Host + "/…"
 }
 
 // unwrapURL drops *url.Error's URL: it may carry a token in its path or query, and the log

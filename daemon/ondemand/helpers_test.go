@@ -294,7 +294,7 @@ type env struct {
 	front   *httptest.Server
 	client  *http.Client
 	logs    *syncBuffer
-	stored  chan string
+	stored  chan storedEvent
 	free    uint64
 	freeMu  sync.Mutex
 	now     time.Time
@@ -325,7 +325,7 @@ func (w *wrapWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func newEnv(t *testing.T, tr *tree, ups []string, tweak func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, tree: tr, logs: &syncBuffer{}, stored: make(chan string, 64), free: 1 << 40, now: time.Unix(1700000000, 0)}
+	e := &env{t: t, tree: tr, logs: &syncBuffer{}, stored: make(chan storedEvent, 64), free: 1 << 40, now: time.Unix(1700000000, 0)}
 	c := Config{
 		Root:          tr.root,
 		Upstreams:     func() []string { return ups },
@@ -336,7 +336,7 @@ func newEnv(t *testing.T, tr *tree, ups []string, tweak func(*Config)) *env {
 		HeaderTimeout: 2 * time.Second,
 		HeaderBudget:  4 * time.Second,
 		StallTimeout:  2 * time.Second,
-		OnStored:      func(name string, size int64) { e.stored <- name },
+		OnStored:      func(name string, size int64) { e.stored <- storedEvent{name, size} },
 	}
 	if tweak != nil {
 		tweak(&c)
@@ -402,18 +402,24 @@ func (e *env) doCtx(ctx context.Context, method, name string, hdr ...string) res
 	return result{code: resp.StatusCode, header: resp.Header, body: body, err: err}
 }
 
-// waitStored waits for OnStored to report name.
-func (e *env) waitStored(name string) {
+type storedEvent struct {
+	name string
+	size int64
+}
+
+// waitStored waits for OnStored to report name, and returns the size it said.
+func (e *env) waitStored(name string) int64 {
 	e.t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case got := <-e.stored:
-			if got == name {
-				return
+			if got.name == name {
+				return got.size
 			}
 		case <-timeout:
 			e.t.Fatalf("%s was not stored within 10s", name)
+			return 0
 		}
 	}
 }

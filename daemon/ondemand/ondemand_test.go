@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -63,6 +64,8 @@ func TestNotFetched(t *testing.T) {
 	relink(outside, "../../../etc/"+outside.file)
 	relink(abs, filepath.Join(tr.root, "pool", "packages", abs.file))
 	relink(hidden, "../../../pool/.amwi/"+hidden.file)
+	must(t, os.Remove(filepath.Join(dir, ok.file+".sig")))
+	must(t, os.Symlink("../../../pool/packages/"+ok.file, filepath.Join(dir, ok.file+".sig"))) // renames
 	up := newUpstream(t, tr.up)
 	e := newEnv(t, tr, []string{up.base}, nil)
 	for _, name := range []string{
@@ -70,6 +73,7 @@ func TestNotFetched(t *testing.T) {
 		"extra/os/x86_64/" + ok.file,
 		nolink.name(), outside.name(), abs.name(), hidden.name(),
 		nolink.name() + ".sig" + ".sig",
+		ok.name() + ".sig",
 	} {
 		rec := &recorder{header: http.Header{}}
 		req, _ := http.NewRequest(http.MethodGet, "/"+name, nil)
@@ -123,7 +127,9 @@ func TestFetchStoresAndServes(t *testing.T) {
 			if got := res.header.Get("Content-Type"); got != "application/octet-stream" {
 				t.Errorf("Content-Type %q", got)
 			}
-			e.waitStored(p.name())
+			if size := e.waitStored(p.name()); size != int64(len(p.data)) {
+				t.Errorf("OnStored said %d bytes", size)
+			}
 			stored, err := os.ReadFile(p.poolPath(tr.root))
 			if err != nil || !bytes.Equal(stored, p.data) {
 				t.Fatalf("pool file: err %v, equal %v", err, bytes.Equal(stored, p.data))
@@ -480,6 +486,9 @@ func TestSig(t *testing.T) {
 			if got, err := os.ReadFile(sigPath); err != nil || !bytes.Equal(got, want) {
 				t.Errorf("stored .sig: err %v", err)
 			}
+			if size := e.waitStored(p.name() + ".sig"); size != int64(len(want)) {
+				t.Errorf("OnStored said %d bytes, want %d", size, len(want))
+			}
 			fetchDirEmpty(t, tr.root)
 		})
 	}
@@ -626,5 +635,31 @@ func TestParseRange(t *testing.T) {
 		if s != tt.start || e != tt.end || p != tt.partial || ok != tt.ok {
 			t.Errorf("parseRange(%q) = %d, %d, %v, %v", tt.h, s, e, p, ok)
 		}
+	}
+}
+
+// TestRedirects: an upstream redirecting to another (a mirror to its CDN) is followed;
+// a redirect to something not http(s), or a sixth one, is not.
+func TestRedirects(t *testing.T) {
+	p := mkpkg("core", "rd-1-1-x86_64.pkg.tar.zst", 10*kib)
+	tr := newTree(t, p)
+	good := newUpstream(t, tr.up)
+	redir := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, good.srv.URL+r.URL.Path, http.StatusFound)
+	}))
+	defer redir.Close()
+	e := newEnv(t, tr, []string{redir.URL + "/arch/"}, nil)
+	if res := e.do(http.MethodGet, p.name()); res.code != 200 || !bytes.Equal(res.body, p.data) {
+		t.Errorf("through a redirect: %d, %d bytes", res.code, len(res.body))
+	}
+	req := func(s string) *http.Request { r, _ := http.NewRequest(http.MethodGet, s, nil); return r }
+	if err := checkRedirect(req("ftp://mirror/x"), nil); err == nil {
+		t.Error("a redirect to ftp:// was allowed")
+	}
+	if err := checkRedirect(req("https://mirror/x"), make([]*http.Request, 5)); err == nil {
+		t.Error("a sixth redirect was allowed")
+	}
+	if err := checkRedirect(req("https://mirror/x"), make([]*http.Request, 4)); err != nil {
+		t.Errorf("a fifth redirect was refused: %v", err)
 	}
 }

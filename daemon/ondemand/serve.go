@@ -76,7 +76,7 @@ func (f *Fetcher) ServeMiss(w http.ResponseWriter, r *http.Request, name string)
 }
 
 // target is where name's symlink in the repo dir leads, mirror-relative, when that is a
-// plain path inside pool/. Read through the root: the link is read, not followed.
+// plain path inside pool/ to a file of the same name. Read through the root: the link is read, not followed.
 func (f *Fetcher) target(name string) (string, bool) {
 	dest, err := f.root.Readlink(name)
 	if err != nil || dest == "" || path.IsAbs(dest) {
@@ -84,7 +84,9 @@ func (f *Fetcher) target(name string) (string, bool) {
 	}
 	t := path.Join(path.Dir(name), dest)
 	rest, ok := strings.CutPrefix(t, "pool/")
-	if !ok {
+	// Arch's links keep the file's name; one that renames (FILE.sig → pool/…/FILE) would
+	// have a fetch store one file's bytes under another's name.
+	if !ok || path.Base(t) != path.Base(name) {
 		return "", false
 	}
 	for _, p := range strings.Split(rest, "/") {
