@@ -345,10 +345,10 @@ func TestMismatch(t *testing.T) {
 				if res.code != http.StatusBadGateway {
 					t.Errorf("got %d, want 502", res.code)
 				}
-			} else {
-				if res.code != 200 || !errors.Is(res.err, io.ErrUnexpectedEOF) || len(res.body) >= size {
-					t.Errorf("got %d, %d bytes, err %v; want 200 cut short", res.code, len(res.body), res.err)
-				}
+			} else if !cutShort(res, size) && res.code != http.StatusBadGateway {
+				// A 502 is right too: the check may fail before this client's handler
+				// got round to sending its status.
+				t.Errorf("got %d, %d bytes, err %v; want 200 cut short (or 502)", res.code, len(res.body), res.err)
 			}
 			waitFor(t, "the fetch to end", func() bool { return e.f.Stats().Active == 0 })
 			noFile(t, p.poolPath(tr.root))
@@ -383,7 +383,7 @@ func TestResume(t *testing.T) {
 			a, b := newUpstream(t, tr.up), newUpstream(t, tr.up)
 			tt.first(a)
 			tt.second(b)
-			e := newEnv(t, tr, []string{a.base, b.base}, func(c *Config) { c.StallTimeout = 300 * time.Millisecond })
+			e := newEnv(t, tr, []string{a.base, b.base}, func(c *Config) { c.StallTimeout = 500 * time.Millisecond })
 			res := e.do(http.MethodGet, p.name())
 			if res.err != nil || res.code != 200 || !bytes.Equal(res.body, p.data) {
 				t.Fatalf("got %d, %d bytes, err %v", res.code, len(res.body), res.err)
@@ -409,9 +409,8 @@ func TestBrokenFetchAborts(t *testing.T) {
 	up := newUpstream(t, tr.up)
 	up.cut, up.refuseRange = 300*kib, true
 	e := newEnv(t, tr, []string{up.base}, nil)
-	res := e.do(http.MethodGet, p.name())
-	if res.code != 200 || !errors.Is(res.err, io.ErrUnexpectedEOF) {
-		t.Errorf("got %d, %d bytes, err %v; want 200 cut short", res.code, len(res.body), res.err)
+	if res := e.do(http.MethodGet, p.name()); !cutShort(res, len(p.data)) && res.code != http.StatusBadGateway {
+		t.Errorf("got %d, %d bytes, err %v; want 200 cut short (or 502 if it had no status yet)", res.code, len(res.body), res.err)
 	}
 	waitFor(t, "the fetch to end", func() bool { return e.f.Stats().Active == 0 })
 	noFile(t, p.poolPath(tr.root))
@@ -574,9 +573,8 @@ func TestCloseCancels(t *testing.T) {
 	go func() { done <- e.do(http.MethodGet, p.name()) }()
 	waitFor(t, "the upstream to send", func() bool { return e.f.Stats().FetchedBytes >= 100*kib })
 	e.f.Close()
-	res := <-done
-	if !errors.Is(res.err, io.ErrUnexpectedEOF) {
-		t.Errorf("client: %d, err %v; want a cut transfer", res.code, res.err)
+	if res := <-done; !cutShort(res, len(p.data)) && res.code != http.StatusServiceUnavailable {
+		t.Errorf("client: %d, err %v; want a cut transfer (or 503 if it had no status yet)", res.code, res.err)
 	}
 	if res := e.do(http.MethodGet, p.name()); res.code != 503 {
 		t.Errorf("after Close: %d, want 503", res.code)
@@ -662,4 +660,9 @@ func TestRedirects(t *testing.T) {
 	if err := checkRedirect(req("https://mirror/x"), make([]*http.Request, 4)); err != nil {
 		t.Errorf("a fifth redirect was refused: %v", err)
 	}
+}
+
+// cutShort is a 200 whose transfer ended before its length: what pacman discards.
+func cutShort(res result, size int) bool {
+	return res.code == http.StatusOK && errors.Is(res.err, io.ErrUnexpectedEOF) && len(res.body) < size
 }
