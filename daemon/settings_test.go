@@ -170,3 +170,78 @@ func TestNothingLeftAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSettingsSavePackages: the Packages section goes through the same validated path:
+// "used" without an HTTP upstream is refused on its field, bad numbers and URLs on theirs,
+// and nothing is saved; a good form is saved and applied; a form without the section
+// (an older page) leaves it alone.
+func TestSettingsSavePackages(t *testing.T) {
+	d, path := openDaemon(t, "[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n")
+	defer d.Close()
+	s := &settings{d: d}
+	base := map[string]string{
+		"sync.enabled": "true", "sync.upstream": "", "sync.fallback_upstreams": "", "sync.interval": "6h",
+		"mirror.repos": "core extra", "sync.bwlimit_kib": "0", "sync.io_busy_percent": "80", "search.per_page": "50",
+		"bench.country": "", "discord.enabled": "false", "discord.webhook_url": "", "server.trusted_proxies": "",
+	}
+	form := func(extra map[string]string) map[string]string {
+		f := map[string]string{}
+		for k, v := range base {
+			f[k] = v
+		}
+		for k, v := range extra {
+			f[k] = v
+		}
+		return f
+	}
+	for _, tt := range []struct {
+		name, key, want string
+		form            map[string]string
+	}{
+		{"used without upstream", "mirror.packages", "sync.http_upstream",
+			map[string]string{"mirror.packages": "used", "mirror.keep_days": "90", "mirror.max_gib": "0", "sync.http_upstream": ""}},
+		{"unknown mode", "mirror.packages", `must be "all"`, map[string]string{"mirror.packages": "some"}},
+		{"days not a number", "mirror.keep_days", "whole number", map[string]string{"mirror.keep_days": "ninety"}},
+		{"days out of range", "mirror.keep_days", "between 1 and 400", map[string]string{"mirror.keep_days": "0"}},
+		{"budget not a number", "mirror.max_gib", "number of GiB", map[string]string{"mirror.max_gib": "lots"}},
+		{"pacman line", "sync.http_upstream", "$ variable", map[string]string{"sync.http_upstream": "https://m.example/$repo/os/$arch/"}},
+		{"bad fallback", "sync.http_fallback_upstreams", "not an http(s) mirror URL",
+			map[string]string{"sync.http_fallback_upstreams": "https://ok.example/arch/\nrsync://no.example/arch/"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			problems, err := s.Save(form(tt.form))
+			if err != nil || !strings.Contains(problems[tt.key], tt.want) {
+				t.Errorf("problems %v, %v; want %s: …%s…", problems, err, tt.key, tt.want)
+			}
+			if c := d.live.Current(); c.Mirror.Packages != "all" || c.Sync.HTTPUpstream != "" {
+				t.Errorf("a refused save changed the config: %+v", c.Mirror)
+			}
+		})
+	}
+	good := form(map[string]string{"mirror.packages": "used", "mirror.keep_days": "30", "mirror.max_gib": "12.5",
+		"sync.http_upstream": " https://a.example/archlinux/ ", "sync.http_fallback_upstreams": "https://b.example/arch/\nhttp://c.lan/arch/\n"})
+	if problems, err := s.Save(good); err != nil || len(problems) > 0 {
+		t.Fatalf("good save: %v %v", problems, err)
+	}
+	check := func(what string, c *config.Config) {
+		t.Helper()
+		if !c.Mirror.Used() || c.Mirror.KeepDays != 30 || c.Mirror.MaxGiB != 12.5 || c.Sync.HTTPUpstream != "https://a.example/archlinux/" ||
+			strings.Join(c.Sync.HTTPFallbackUpstreams, " ") != "https://b.example/arch/ http://c.lan/arch/" {
+			t.Errorf("%s: %+v %+v", what, c.Mirror, c.Sync)
+		}
+	}
+	check("applied", d.live.Current())
+	again, err := config.LoadLayered(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("saved", again)
+	// A form without the section changes the rest and leaves it.
+	if problems, err := s.Save(form(map[string]string{"search.per_page": "9"})); err != nil || len(problems) > 0 {
+		t.Fatalf("save without the section: %v %v", problems, err)
+	}
+	check("after a form without the section", d.live.Current())
+	if d.live.Current().Search.PerPage != 9 {
+		t.Errorf("the rest of that form was not saved")
+	}
+}

@@ -202,12 +202,19 @@ func (u *ui) settingsValues(form map[string]string) map[string]any {
 		"Interval": strings.Trim(mustValue(c, "sync.interval"), `"`), "Repos": strings.Join(c.Mirror.Repos, " "), "BWLimit": c.Sync.BWLimitKiB,
 		"IOBusy": c.Sync.IOBusyPercent, "PerPage": c.Search.PerPage, "Country": c.Bench.Country,
 		"DiscordEnabled": c.Discord.Enabled, "WebhookSet": c.Discord.WebhookURL != "", "WebhookMasked": masked,
-		"Proxies": strings.Join(c.Server.TrustedProxies, "\n"),
+		"Proxies":  strings.Join(c.Server.TrustedProxies, "\n"),
+		"Packages": c.Mirror.Packages, "KeepDays": c.Mirror.KeepDays, "MaxGiB": strconv.FormatFloat(c.Mirror.MaxGiB, 'f', -1, 64),
+		"HTTPUpstream": c.Sync.HTTPUpstream, "HTTPFallbacks": strings.Join(c.Sync.HTTPFallbackUpstreams, "\n"),
 	}
 	if form != nil { // show what was typed, not what is saved
 		v["Enabled"], v["Upstream"], v["Fallbacks"], v["Interval"] = form["sync.enabled"] == "true", form["sync.upstream"], form["sync.fallback_upstreams"], form["sync.interval"]
 		v["Repos"], v["BWLimit"], v["IOBusy"], v["PerPage"] = form["mirror.repos"], form["sync.bwlimit_kib"], form["sync.io_busy_percent"], form["search.per_page"]
 		v["Country"], v["DiscordEnabled"], v["Proxies"] = form["bench.country"], form["discord.enabled"] == "true", form["server.trusted_proxies"]
+		for key, name := range usedFields {
+			if val, ok := form[key]; ok {
+				v[name] = val
+			}
+		}
 	}
 	return v
 }
@@ -224,6 +231,14 @@ func (u *ui) renderSettings(w http.ResponseWriter, r *http.Request, v viewer, st
 	}
 	c := u.o.Settings.Current()
 	d := map[string]any{"Values": u.settingsValues(form), "Errors": problems, "Path": c.Path, "Origins": map[string]string{}}
+	// What switching mirror.packages would move, said before it is saved (computed here:
+	// the page has no script).
+	if est, err := u.o.Settings.PackagesEstimate(); err != nil {
+		u.log().Warn("ui: packages estimate", "err", err)
+		d["EstimateError"] = err.Error()
+	} else {
+		d["Estimate"] = est
+	}
 	if c.Layers != nil {
 		origins := map[string]string{}
 		var overridden []map[string]string
@@ -262,10 +277,21 @@ func (u *ui) settingsReset(w http.ResponseWriter, r *http.Request, v viewer) {
 var settingsKeys = []string{"sync.upstream", "sync.fallback_upstreams", "sync.interval", "mirror.repos", "sync.bwlimit_kib",
 	"sync.io_busy_percent", "search.per_page", "bench.country", "discord.webhook_url", "server.trusted_proxies"}
 
+// usedFields are the Packages section's fields (key → template value). They are passed on
+// only when posted, so a form without them (an older page still open in a tab) leaves
+// them as they are instead of blanking them.
+var usedFields = map[string]string{"mirror.packages": "Packages", "mirror.keep_days": "KeepDays", "mirror.max_gib": "MaxGiB",
+	"sync.http_upstream": "HTTPUpstream", "sync.http_fallback_upstreams": "HTTPFallbacks"}
+
 func (u *ui) settingsSave(w http.ResponseWriter, r *http.Request, v viewer) {
 	form := map[string]string{}
 	for _, k := range settingsKeys {
 		form[k] = r.PostFormValue(k)
+	}
+	for k := range usedFields {
+		if _, ok := r.PostForm[k]; ok {
+			form[k] = r.PostFormValue(k)
+		}
 	}
 	form["sync.enabled"] = strconv.FormatBool(r.PostFormValue("sync.enabled") == "1")
 	form["discord.enabled"] = strconv.FormatBool(r.PostFormValue("discord.enabled") == "1")
