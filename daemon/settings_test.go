@@ -97,11 +97,11 @@ func TestBenchUseAsUpstream(t *testing.T) {
 	d, path := openDaemon(t, "[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n")
 	defer d.Close()
 	rep := `{"time":"2026-11-24T00:00:00Z","country":"Testland","results":[
-{"rank":1,"host":"a","rsync_url":"rsync://a.example/arch/","usable":true},
-{"rank":2,"host":"b","rsync_url":"rsync://b.example/arch/","usable":true},
-{"rank":3,"host":"c","rsync_url":"","usable":false},
-{"rank":4,"host":"d","rsync_url":"rsync://d.example/arch/","usable":true},
-{"rank":5,"host":"e","rsync_url":"rsync://e.example/arch/","usable":true}]}`
+{"rank":1,"host":"a","url":"https://a.example/arch/","rsync_url":"rsync://a.example/arch/","usable":true},
+{"rank":2,"host":"b","url":"https://b.example/archlinux/","rsync_url":"rsync://b.example/arch/","usable":true},
+{"rank":3,"host":"c","url":"https://c.example/","rsync_url":"","usable":false},
+{"rank":4,"host":"d","url":"","rsync_url":"rsync://d.example/arch/","usable":true},
+{"rank":5,"host":"e","url":"http://e.example/arch/","rsync_url":"rsync://e.example/arch/","usable":true}]}`
 	os.WriteFile(filepath.Join(filepath.Dir(path), "state", benchResultsFile), []byte(rep), 0o644)
 	b := &benchService{d: d}
 	if err := b.Use("c"); err == nil {
@@ -114,8 +114,36 @@ func TestBenchUseAsUpstream(t *testing.T) {
 	if c.Sync.Upstream != "rsync://b.example/arch/" || strings.Join(c.Sync.FallbackUpstreams, " ") != "rsync://a.example/arch/ rsync://d.example/arch/" {
 		t.Errorf("upstream %s, fallbacks %v", c.Sync.Upstream, c.Sync.FallbackUpstreams)
 	}
-	if saved, _ := config.LoadLayered(path); saved.Sync.Upstream != "rsync://b.example/arch/" {
+	// The same hosts over HTTP(S), for "used" mode's fetches: d has no HTTP URL.
+	if c.Sync.HTTPUpstream != "https://b.example/archlinux/" || strings.Join(c.Sync.HTTPFallbackUpstreams, " ") != "https://a.example/arch/" {
+		t.Errorf("http upstream %s, fallbacks %v", c.Sync.HTTPUpstream, c.Sync.HTTPFallbackUpstreams)
+	}
+	if saved, _ := config.LoadLayered(path); saved.Sync.Upstream != "rsync://b.example/arch/" || saved.Sync.HTTPUpstream != "https://b.example/archlinux/" {
 		t.Errorf("not saved")
+	}
+	// e (http only) then a and d: the plain http URL is taken when it is all a host has.
+	if err := b.Use("e"); err != nil {
+		t.Fatal(err)
+	}
+	if c := d.live.Current(); c.Sync.HTTPUpstream != "http://e.example/arch/" || strings.Join(c.Sync.HTTPFallbackUpstreams, " ") != "https://a.example/arch/ https://b.example/archlinux/" {
+		t.Errorf("http upstream %s, fallbacks %v", c.Sync.HTTPUpstream, c.Sync.HTTPFallbackUpstreams)
+	}
+}
+
+// TestBenchUseKeepsHTTPWithoutURLs: in "used" mode (which needs sync.http_upstream),
+// choosing hosts the benchmark knows no HTTP URL for changes the rsync upstream and
+// leaves the HTTP one as it was, instead of emptying it (which would be refused).
+func TestBenchUseKeepsHTTPWithoutURLs(t *testing.T) {
+	d, path := openDaemon(t, "[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\npackages = \"used\"\n[sync]\nhttp_upstream = \"https://old.example/arch/\"\n[state]\ndir = \"state\"\n")
+	defer d.Close()
+	rep := `{"time":"2026-11-24T00:00:00Z","country":"Testland","results":[
+{"rank":1,"host":"a","rsync_url":"rsync://a.example/arch/","usable":true}]}`
+	os.WriteFile(filepath.Join(filepath.Dir(path), "state", benchResultsFile), []byte(rep), 0o644)
+	if err := (&benchService{d: d}).Use("a"); err != nil {
+		t.Fatal(err)
+	}
+	if c := d.live.Current(); c.Sync.Upstream != "rsync://a.example/arch/" || c.Sync.HTTPUpstream != "https://old.example/arch/" {
+		t.Errorf("upstream %s, http upstream %s", c.Sync.Upstream, c.Sync.HTTPUpstream)
 	}
 }
 
