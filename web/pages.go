@@ -77,7 +77,28 @@ func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d["Repos"] = repos
+	if s, ok := u.usedStats(); ok {
+		d["Used"] = s
+		// What the disk served: every package byte sent, less those that came from fetches.
+		var disk int64
+		if u.met != nil {
+			disk = max(int64(u.met.pkgSent.Get())-s.MissServedBytes, 0)
+		}
+		d["UsedDiskBytes"] = disk
+		if s.BudgetBytes > 0 {
+			d["UsedBudgetPct"] = min(s.HeldBytes*100/s.BudgetBytes, 100)
+		}
+	}
 	u.render(w, r, v, "overview", "Overview", http.StatusOK, d)
+}
+
+// usedStats reads the "used" mode figures; ok only in that mode.
+func (u *ui) usedStats() (UsedStats, bool) {
+	if u.o.Used == nil {
+		return UsedStats{}, false
+	}
+	s := u.o.Used()
+	return s, s.Used
 }
 
 func nilTime(t time.Time) any {

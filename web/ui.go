@@ -92,6 +92,7 @@ type ui struct {
 	o       Options
 	pages   map[string]*template.Template
 	active  *Active
+	met     *promMetrics // its package byte count, for the "used" mode card (nil in some tests)
 	pulseMu sync.Mutex
 	pulse   pulseCache
 }

@@ -7,8 +7,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amwi/amwi/daemon/config"
+	dsync "github.com/amwi/amwi/daemon/mirrorsync"
 )
 
 // getBody fetches u as c and returns status and body.
@@ -78,5 +80,76 @@ func TestSettingsPackagesSection(t *testing.T) {
 		if _, ok := fs.saved[k]; ok {
 			t.Errorf("a form without %s passed it to Save", k)
 		}
+	}
+}
+
+// historySync is a sync engine with a finished run in its history.
+type historySync struct {
+	fakeSync
+	runs []dsync.Run
+}
+
+func (h *historySync) History(int) ([]dsync.Run, error) { return h.runs, nil }
+
+// TestUsedOverviewAndMetrics: in "used" mode the Overview has its card (hits, misses,
+// bytes from disk and from fetches, the last prefetch, the budget, a full mirror's size),
+// /metrics has the amwi_used_* family and the last run's prefetch, and the sync history
+// shows it; in "all" mode the card is absent and amwi_used_mode is 0.
+func TestUsedOverviewAndMetrics(t *testing.T) {
+	o, _ := dashboardOptions(t)
+	stats := UsedStats{Used: true, KeepDays: 45, Hits: 7, Misses: 3, Shared: 1, Failed: 1, FetchedBytes: 5 << 20,
+		MissServedBytes: 100, PrefetchedFiles: 12, PrefetchedBytes: 3 << 20, HeldBytes: 1 << 30, BudgetBytes: 4 << 30, FullBytes: 80 << 30}
+	o.Used = func() UsedStats { return stats }
+	o.Sync = &historySync{runs: []dsync.Run{{ID: 1, Result: "ok", Prefetched: 12, HeldBytes: 1 << 30}}}
+	pkg := "core/os/x86_64/x-1-1-x86_64.pkg.tar.zst"
+	if err := o.MirrorRoot.MkdirAll("core/os/x86_64", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.MirrorRoot.WriteFile(pkg, make([]byte, 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewHandler(o))
+	defer srv.Close()
+	c := client(t)
+	if code, _ := getBody(t, c, srv.URL+MirrorPrefix+pkg); code != 200 {
+		t.Fatalf("package: %d", code)
+	}
+
+	_, page := getBody(t, c, srv.URL+"/")
+	for _, want := range []string{"Packages: used mode", "<b>7</b> from disk · <b>3</b> fetched on request", "(1 shared, 1 failed)",
+		"sent from disk 900 B, from fetches 100 B; fetched from upstream 5.0 MiB", "last sync prefetched 12 files (3.0 MiB)",
+		"held 1.0 GiB of 4.0 GiB", `style="width:25%"`, "a full mirror of these repos would need 80.0 GiB", "for 45 days"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("overview lacks %q", want)
+		}
+	}
+	_, metrics := getBody(t, c, srv.URL+"/metrics")
+	for _, want := range []string{"amwi_used_mode 1\n", "amwi_used_hits_total 7\n", "amwi_used_misses_total 3\n",
+		"amwi_used_misses_shared_total 1\n", "amwi_used_misses_failed_total 1\n", "amwi_used_fetched_bytes_total 5242880\n",
+		"amwi_used_miss_served_bytes_total 100\n", "amwi_used_held_bytes 1073741824\n", "amwi_used_budget_bytes 4294967296\n",
+		"amwi_used_full_mirror_bytes 85899345920\n", "amwi_sync_last_prefetched_files 12\n", "amwi_package_sent_bytes_total 1000\n"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+		}
+	}
+	registerAdmin(t, srv, c)
+	if _, page := getBody(t, c, srv.URL+"/sync"); !strings.Contains(page, "used mode: prefetched 12 files clients use; holding 1.0 GiB") {
+		t.Errorf("sync history lacks the prefetch")
+	}
+
+	// No budget.
+	stats.BudgetBytes = 0
+	if _, page := getBody(t, c, srv.URL+"/"); !strings.Contains(page, "held 1.0 GiB · no budget") {
+		t.Errorf("overview without a budget does not say so")
+	}
+
+	// "all" mode: no card; the gauge says 0 (after the scrape cache's second).
+	stats = UsedStats{}
+	if _, page := getBody(t, c, srv.URL+"/"); strings.Contains(page, "used mode") {
+		t.Errorf("the used-mode card shows in all mode")
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if _, metrics := getBody(t, c, srv.URL+"/metrics"); !strings.Contains(metrics, "amwi_used_mode 0\n") {
+		t.Errorf("amwi_used_mode is not 0 in all mode")
 	}
 }
