@@ -165,6 +165,14 @@ func (u *ui) searchPage(w http.ResponseWriter, r *http.Request) {
 			d["Error"], status = err.Error(), http.StatusBadRequest
 		} else {
 			d["Result"] = res
+			if _, used := u.usedStats(); used {
+				// One stat per shown result (a page: search.per_page at most).
+				onDisk := make(map[string]bool, len(res.Results))
+				for _, p := range res.Results {
+					onDisk[p.Repo+"/"+p.Name] = u.onDisk(p)
+				}
+				d["Used"], d["OnDisk"] = true, onDisk
+			}
 		}
 	}
 	u.render(w, r, v, "search", "Packages", status, d)
@@ -179,8 +187,22 @@ func (u *ui) packagePage(w http.ResponseWriter, r *http.Request) {
 			"Error": "No package " + r.PathValue("repo") + "/" + r.PathValue("name") + " on this mirror."})
 		return
 	}
-	u.render(w, r, v, "package", p.Name, http.StatusOK, map[string]any{"Pkg": p, "RequiredBy": ix.RequiredBy(p),
-		"Download": MirrorPrefix + layout.RepoDir(p.Repo) + "/" + p.Filename})
+	d := map[string]any{"Pkg": p, "RequiredBy": ix.RequiredBy(p), "Download": MirrorPrefix + layout.RepoDir(p.Repo) + "/" + p.Filename}
+	if _, used := u.usedStats(); used {
+		d["Used"], d["OnDisk"] = true, u.onDisk(p)
+	}
+	u.render(w, r, v, "package", p.Name, http.StatusOK, d)
+}
+
+// onDisk tells whether p's file is on the mirror's disk ("used" mode fetches the others
+// on first request): its link in the repo folder, followed into pool/. Any failure to
+// stat it counts as absent, which is what a client asking for it would meet.
+func (u *ui) onDisk(p *search.Package) bool {
+	if u.o.MirrorRoot == nil {
+		return false
+	}
+	fi, err := u.o.MirrorRoot.Stat(layout.RepoDir(p.Repo) + "/" + p.Filename)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {

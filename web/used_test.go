@@ -5,12 +5,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/amwi/amwi/daemon/config"
 	dsync "github.com/amwi/amwi/daemon/mirrorsync"
+	"github.com/amwi/amwi/daemon/search"
+	"github.com/amwi/amwi/internal/archtest"
 )
 
 // getBody fetches u as c and returns status and body.
@@ -151,5 +155,54 @@ func TestUsedOverviewAndMetrics(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	if _, metrics := getBody(t, c, srv.URL+"/metrics"); !strings.Contains(metrics, "amwi_used_mode 0\n") {
 		t.Errorf("amwi_used_mode is not 0 in all mode")
+	}
+}
+
+// TestUsedPackageMarks: in "used" mode, search results and the package page say whether
+// each package's file is on disk or will be fetched on first request, from the real tree
+// (its repo link followed into pool/); in "all" mode neither says anything.
+func TestUsedPackageMarks(t *testing.T) {
+	o, _ := dashboardOptions(t)
+	svc := o.Search.(*search.Service)
+	here, gone := archtest.Pkg{Name: "marked-here", Desc: "marked test package"}, archtest.Pkg{Name: "marked-gone", Desc: "marked test package"}
+	archtest.BuildTree(t, svc.Root, archtest.Repo{Name: "core", Pkgs: []archtest.Pkg{here, gone}})
+	// A "used" mirror keeps the link and the database entry; the pool file goes.
+	if err := os.Remove(filepath.Join(svc.Root, gone.PoolPath())); err != nil {
+		t.Fatal(err)
+	}
+	svc.Load()
+	used := true
+	o.Used = func() UsedStats { return UsedStats{Used: used} }
+	srv := httptest.NewServer(NewHandler(o))
+	defer srv.Close()
+	c := client(t)
+
+	_, page := getBody(t, c, srv.URL+"/search?q=marked")
+	rowOf := func(name string) string {
+		i := strings.Index(page, `<a href="/packages/core/`+name+`">`)
+		if i < 0 {
+			t.Fatalf("no result %s:\n%s", name, page)
+		}
+		row := page[i:]
+		return row[:strings.Index(row, "</tr>")]
+	}
+	if r := rowOf("marked-here"); !strings.Contains(r, "on disk") || strings.Contains(r, "fetched on first request") {
+		t.Errorf("marked-here row: %s", r)
+	}
+	if r := rowOf("marked-gone"); !strings.Contains(r, "fetched on first request") {
+		t.Errorf("marked-gone row: %s", r)
+	}
+	if _, p := getBody(t, c, srv.URL+"/packages/core/marked-here"); !strings.Contains(p, `<span class="pill ok">on disk</span>`) {
+		t.Errorf("package page of a file on disk does not say so")
+	}
+	if _, p := getBody(t, c, srv.URL+"/packages/core/marked-gone"); !strings.Contains(p, "fetched on first request") {
+		t.Errorf("package page of a file not on disk does not say so")
+	}
+
+	used = false
+	_, page = getBody(t, c, srv.URL+"/search?q=marked")
+	_, pkgPage := getBody(t, c, srv.URL+"/packages/core/marked-gone")
+	if strings.Contains(page+pkgPage, "on disk") || strings.Contains(page+pkgPage, "fetched on first request") {
+		t.Errorf("all mode marks packages")
 	}
 }
