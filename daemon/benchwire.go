@@ -156,31 +156,44 @@ func readBenchReport(stateDir string) (*web.BenchReport, error) {
 	return &rep, nil
 }
 
-// Use sets the chosen mirror as upstream and the next two usable ones as fallbacks.
+// Use sets the chosen mirror as upstream and the next two usable ones as fallbacks, over
+// rsync and, from the same hosts, over HTTP(S) (sync.http_upstream, what "used" mode
+// fetches from): the URL the benchmark measured, https when the host offers it. A host
+// the benchmark knows no HTTP URL for is left out of the HTTP list; when none has one the
+// HTTP settings stay as they were.
 func (b *benchService) Use(host string) error {
 	rep, err := b.Last()
 	if err != nil || rep == nil {
 		return web.BadRequest("no benchmark results to use")
 	}
-	var chosen string
-	var rest []string
+	var chosen *bench.Result
+	var rest []bench.Result
 	for _, r := range rep.Results {
 		switch {
 		case !r.Usable || r.RsyncURL == "":
-		case r.Host == host:
-			chosen = r.RsyncURL
+		case r.Host == host && chosen == nil:
+			chosen = &r
 		case len(rest) < 2:
-			rest = append(rest, r.RsyncURL)
+			rest = append(rest, r)
 		}
 	}
-	if chosen == "" {
+	if chosen == nil {
 		return web.BadRequest(quoteHost(host) + " is not a usable upstream in the last benchmark")
 	}
-	if len(rest) > 2 {
-		rest = rest[:2]
+	var fallbacks, httpURLs []string
+	for _, r := range append([]bench.Result{*chosen}, rest...) {
+		if r.Host != chosen.Host {
+			fallbacks = append(fallbacks, r.RsyncURL)
+		}
+		if r.URL != "" && config.CheckHTTPUpstream(r.URL) == nil {
+			httpURLs = append(httpURLs, r.URL)
+		}
 	}
 	problems, err := (&settings{d: b.d}).update(func(c *config.Config) {
-		c.Sync.Upstream, c.Sync.FallbackUpstreams = chosen, rest
+		c.Sync.Upstream, c.Sync.FallbackUpstreams = chosen.RsyncURL, fallbacks
+		if len(httpURLs) > 0 {
+			c.Sync.HTTPUpstream, c.Sync.HTTPFallbackUpstreams = httpURLs[0], httpURLs[1:]
+		}
 	})
 	if err != nil {
 		return err

@@ -64,6 +64,9 @@ Commands:
   config show      print the effective settings, each with where it comes from
   config default   print the commented default config (--local: paths under its folder)
   migrate --from F write amwi.toml from the Python AMWI's settings.json F (--to, --force)
+  rsyncd-check     for the rsync re-export's pre-xfer exec: exit 0 for a full
+                     mirror, 1 with a line for the client when mirror.packages
+                     is "used" (a secondary needs every package)
   version          print version, commit, Go version and platform
   help [COMMAND]   this help, or a command's own (also: amwi COMMAND --help)
 
@@ -153,6 +156,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.benchCmd(ctx, args[1:])
 	case "migrate":
 		return c.migrateCmd(args[1:])
+	case "rsyncd-check":
+		return c.rsyncdCheck(args[1:])
 	case "version":
 		return c.version(args[1:])
 	}

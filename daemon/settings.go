@@ -39,10 +39,48 @@ func (s *settings) Save(form map[string]string) (map[string]string, error) {
 		}
 		nums[key] = n
 	}
+	// The "used" mode fields change only when the form carries them: a form from before
+	// them (or a script posting the old fields) leaves them as they are.
+	_, hasKeep := form["mirror.keep_days"]
+	if hasKeep {
+		n, err := strconv.Atoi(strings.TrimSpace(form["mirror.keep_days"]))
+		if err != nil {
+			problems["mirror.keep_days"] = "must be a whole number of days"
+		}
+		nums["mirror.keep_days"] = n
+	}
+	_, hasMax := form["mirror.max_gib"]
+	var maxGiB float64
+	if hasMax {
+		v := strings.TrimSpace(form["mirror.max_gib"])
+		if v == "" {
+			v = "0"
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			problems["mirror.max_gib"] = "must be a number of GiB (0 = no budget)"
+		}
+		maxGiB = f
+	}
 	if len(problems) > 0 {
 		return problems, nil
 	}
 	return s.update(func(next *config.Config) {
+		if v, ok := form["mirror.packages"]; ok {
+			next.Mirror.Packages = strings.TrimSpace(v)
+		}
+		if hasKeep {
+			next.Mirror.KeepDays = nums["mirror.keep_days"]
+		}
+		if hasMax {
+			next.Mirror.MaxGiB = maxGiB
+		}
+		if v, ok := form["sync.http_upstream"]; ok {
+			next.Sync.HTTPUpstream = strings.TrimSpace(v)
+		}
+		if v, ok := form["sync.http_fallback_upstreams"]; ok {
+			next.Sync.HTTPFallbackUpstreams = fields(v)
+		}
 		next.Server.TrustedProxies = fields(form["server.trusted_proxies"])
 		next.Mirror.Repos = fields(form["mirror.repos"])
 		next.Sync.Enabled = form["sync.enabled"] == "true"

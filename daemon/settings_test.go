@@ -97,11 +97,11 @@ func TestBenchUseAsUpstream(t *testing.T) {
 	d, path := openDaemon(t, "[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n")
 	defer d.Close()
 	rep := `{"time":"2026-11-24T00:00:00Z","country":"Testland","results":[
-{"rank":1,"host":"a","rsync_url":"rsync://a.example/arch/","usable":true},
-{"rank":2,"host":"b","rsync_url":"rsync://b.example/arch/","usable":true},
-{"rank":3,"host":"c","rsync_url":"","usable":false},
-{"rank":4,"host":"d","rsync_url":"rsync://d.example/arch/","usable":true},
-{"rank":5,"host":"e","rsync_url":"rsync://e.example/arch/","usable":true}]}`
+{"rank":1,"host":"a","url":"https://a.example/arch/","rsync_url":"rsync://a.example/arch/","usable":true},
+{"rank":2,"host":"b","url":"https://b.example/archlinux/","rsync_url":"rsync://b.example/arch/","usable":true},
+{"rank":3,"host":"c","url":"https://c.example/","rsync_url":"","usable":false},
+{"rank":4,"host":"d","url":"","rsync_url":"rsync://d.example/arch/","usable":true},
+{"rank":5,"host":"e","url":"http://e.example/arch/","rsync_url":"rsync://e.example/arch/","usable":true}]}`
 	os.WriteFile(filepath.Join(filepath.Dir(path), "state", benchResultsFile), []byte(rep), 0o644)
 	b := &benchService{d: d}
 	if err := b.Use("c"); err == nil {
@@ -114,8 +114,36 @@ func TestBenchUseAsUpstream(t *testing.T) {
 	if c.Sync.Upstream != "rsync://b.example/arch/" || strings.Join(c.Sync.FallbackUpstreams, " ") != "rsync://a.example/arch/ rsync://d.example/arch/" {
 		t.Errorf("upstream %s, fallbacks %v", c.Sync.Upstream, c.Sync.FallbackUpstreams)
 	}
-	if saved, _ := config.LoadLayered(path); saved.Sync.Upstream != "rsync://b.example/arch/" {
+	// The same hosts over HTTP(S), for "used" mode's fetches: d has no HTTP URL.
+	if c.Sync.HTTPUpstream != "https://b.example/archlinux/" || strings.Join(c.Sync.HTTPFallbackUpstreams, " ") != "https://a.example/arch/" {
+		t.Errorf("http upstream %s, fallbacks %v", c.Sync.HTTPUpstream, c.Sync.HTTPFallbackUpstreams)
+	}
+	if saved, _ := config.LoadLayered(path); saved.Sync.Upstream != "rsync://b.example/arch/" || saved.Sync.HTTPUpstream != "https://b.example/archlinux/" {
 		t.Errorf("not saved")
+	}
+	// e (http only) then a and d: the plain http URL is taken when it is all a host has.
+	if err := b.Use("e"); err != nil {
+		t.Fatal(err)
+	}
+	if c := d.live.Current(); c.Sync.HTTPUpstream != "http://e.example/arch/" || strings.Join(c.Sync.HTTPFallbackUpstreams, " ") != "https://a.example/arch/ https://b.example/archlinux/" {
+		t.Errorf("http upstream %s, fallbacks %v", c.Sync.HTTPUpstream, c.Sync.HTTPFallbackUpstreams)
+	}
+}
+
+// TestBenchUseKeepsHTTPWithoutURLs: in "used" mode (which needs sync.http_upstream),
+// choosing hosts the benchmark knows no HTTP URL for changes the rsync upstream and
+// leaves the HTTP one as it was, instead of emptying it (which would be refused).
+func TestBenchUseKeepsHTTPWithoutURLs(t *testing.T) {
+	d, path := openDaemon(t, "[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\npackages = \"used\"\n[sync]\nhttp_upstream = \"https://old.example/arch/\"\n[state]\ndir = \"state\"\n")
+	defer d.Close()
+	rep := `{"time":"2026-11-24T00:00:00Z","country":"Testland","results":[
+{"rank":1,"host":"a","rsync_url":"rsync://a.example/arch/","usable":true}]}`
+	os.WriteFile(filepath.Join(filepath.Dir(path), "state", benchResultsFile), []byte(rep), 0o644)
+	if err := (&benchService{d: d}).Use("a"); err != nil {
+		t.Fatal(err)
+	}
+	if c := d.live.Current(); c.Sync.Upstream != "rsync://a.example/arch/" || c.Sync.HTTPUpstream != "https://old.example/arch/" {
+		t.Errorf("upstream %s, http upstream %s", c.Sync.Upstream, c.Sync.HTTPUpstream)
 	}
 }
 
@@ -168,5 +196,80 @@ func TestNothingLeftAfterClose(t *testing.T) {
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSettingsSavePackages: the Packages section goes through the same validated path:
+// "used" without an HTTP upstream is refused on its field, bad numbers and URLs on theirs,
+// and nothing is saved; a good form is saved and applied; a form without the section
+// (an older page) leaves it alone.
+func TestSettingsSavePackages(t *testing.T) {
+	d, path := openDaemon(t, "[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n")
+	defer d.Close()
+	s := &settings{d: d}
+	base := map[string]string{
+		"sync.enabled": "true", "sync.upstream": "", "sync.fallback_upstreams": "", "sync.interval": "6h",
+		"mirror.repos": "core extra", "sync.bwlimit_kib": "0", "sync.io_busy_percent": "80", "search.per_page": "50",
+		"bench.country": "", "discord.enabled": "false", "discord.webhook_url": "", "server.trusted_proxies": "",
+	}
+	form := func(extra map[string]string) map[string]string {
+		f := map[string]string{}
+		for k, v := range base {
+			f[k] = v
+		}
+		for k, v := range extra {
+			f[k] = v
+		}
+		return f
+	}
+	for _, tt := range []struct {
+		name, key, want string
+		form            map[string]string
+	}{
+		{"used without upstream", "mirror.packages", "sync.http_upstream",
+			map[string]string{"mirror.packages": "used", "mirror.keep_days": "90", "mirror.max_gib": "0", "sync.http_upstream": ""}},
+		{"unknown mode", "mirror.packages", `must be "all"`, map[string]string{"mirror.packages": "some"}},
+		{"days not a number", "mirror.keep_days", "whole number", map[string]string{"mirror.keep_days": "ninety"}},
+		{"days out of range", "mirror.keep_days", "between 1 and 400", map[string]string{"mirror.keep_days": "0"}},
+		{"budget not a number", "mirror.max_gib", "number of GiB", map[string]string{"mirror.max_gib": "lots"}},
+		{"pacman line", "sync.http_upstream", "$ variable", map[string]string{"sync.http_upstream": "https://m.example/$repo/os/$arch/"}},
+		{"bad fallback", "sync.http_fallback_upstreams", "not an http(s) mirror URL",
+			map[string]string{"sync.http_fallback_upstreams": "https://ok.example/arch/\nrsync://no.example/arch/"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			problems, err := s.Save(form(tt.form))
+			if err != nil || !strings.Contains(problems[tt.key], tt.want) {
+				t.Errorf("problems %v, %v; want %s: …%s…", problems, err, tt.key, tt.want)
+			}
+			if c := d.live.Current(); c.Mirror.Packages != "all" || c.Sync.HTTPUpstream != "" {
+				t.Errorf("a refused save changed the config: %+v", c.Mirror)
+			}
+		})
+	}
+	good := form(map[string]string{"mirror.packages": "used", "mirror.keep_days": "30", "mirror.max_gib": "12.5",
+		"sync.http_upstream": " https://a.example/archlinux/ ", "sync.http_fallback_upstreams": "https://b.example/arch/\nhttp://c.lan/arch/\n"})
+	if problems, err := s.Save(good); err != nil || len(problems) > 0 {
+		t.Fatalf("good save: %v %v", problems, err)
+	}
+	check := func(what string, c *config.Config) {
+		t.Helper()
+		if !c.Mirror.Used() || c.Mirror.KeepDays != 30 || c.Mirror.MaxGiB != 12.5 || c.Sync.HTTPUpstream != "https://a.example/archlinux/" ||
+			strings.Join(c.Sync.HTTPFallbackUpstreams, " ") != "https://b.example/arch/ http://c.lan/arch/" {
+			t.Errorf("%s: %+v %+v", what, c.Mirror, c.Sync)
+		}
+	}
+	check("applied", d.live.Current())
+	again, err := config.LoadLayered(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("saved", again)
+	// A form without the section changes the rest and leaves it.
+	if problems, err := s.Save(form(map[string]string{"search.per_page": "9"})); err != nil || len(problems) > 0 {
+		t.Fatalf("save without the section: %v %v", problems, err)
+	}
+	check("after a form without the section", d.live.Current())
+	if d.live.Current().Search.PerPage != 9 {
+		t.Errorf("the rest of that form was not saved")
 	}
 }

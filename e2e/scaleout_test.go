@@ -102,6 +102,10 @@ func TestRsyncdUnits(t *testing.T) {
 			t.Errorf("amwi-rsyncd@.service lacks %q", strings.TrimSpace(w))
 		}
 	}
+	// The refusal of a "used" mirror: the hook, and the group that lets it read the config.
+	if conf["pre-xfer exec"] != "amwi -c /etc/amwi/amwi.toml rsyncd-check" || !strings.Contains(svc, "\nSupplementaryGroups=amwi\n") {
+		t.Errorf("pre-xfer exec = %q, or amwi-rsyncd@.service lacks SupplementaryGroups=amwi", conf["pre-xfer exec"])
+	}
 	if filepath.Dir(conf["lock file"]) != "/run/amwi-rsyncd" {
 		t.Errorf("lock file = %q is not in the service's RuntimeDirectory", conf["lock file"])
 	}
@@ -116,7 +120,8 @@ func TestRsyncdUnits(t *testing.T) {
 // amwi-rsyncd.socket runs it: one `rsync --daemon` per connection on its standard input
 // (systemd-socket-activate --inetd --accept standing in for systemd), on a loopback port.
 // As root it chroots and runs as root (the test has no amwi user); otherwise without chroot.
-func reexport(t *testing.T, mirror string) (url, logPath string) {
+// Its pre-xfer exec is the amwi under test reading amwiConfig, the primary's config.
+func reexport(t *testing.T, mirror, amwiConfig string) (url, logPath string) {
 	t.Helper()
 	requireTool(t, "systemd-socket-activate", "systemd")
 	archtest.Require(t, "rsync")
@@ -136,6 +141,7 @@ func reexport(t *testing.T, mirror string) (url, logPath string) {
 		conf = re.ReplaceAllLiteralString(conf, new)
 	}
 	replace("path = /srv/http/archlinux", "path = "+mirror)
+	replace("pre-xfer exec = amwi -c /etc/amwi/amwi.toml rsyncd-check", "pre-xfer exec = "+amwiBin+" -c "+amwiConfig+" rsyncd-check")
 	replace("lock file = /run/amwi-rsyncd/rsyncd.lock", "lock file = "+filepath.Join(work, "rsyncd.lock")+"\nlog file = "+logPath)
 	if os.Getuid() == 0 {
 		replace("uid = amwi", "uid = root")
@@ -268,7 +274,7 @@ func TestScaleOut(t *testing.T) {
 		}
 	}
 
-	url, rsyncdLog := reexport(t, primary)
+	url, rsyncdLog := reexport(t, primary, pcfg)
 	// What any rsync client sees of the re-export: the tree, none of the staging files.
 	list, err := exec.Command("rsync", "-r", "--list-only", "--contimeout=10", "--timeout=30", url).CombinedOutput()
 	if err != nil || !strings.Contains(string(list), "core/os/x86_64/core.db.tar.gz") {
@@ -368,5 +374,61 @@ func TestScaleOut(t *testing.T) {
 	archtest.Pacman(t, conf, "-S", "hello")
 	if q := archtest.Pacman(t, conf, "-Q"); !strings.Contains(q, "hello 2:2.12.1-3") || !strings.Contains(q, "bash 5.2.037-1") {
 		t.Fatalf("pacman -Q after installing from the secondary:\n%s", q)
+	}
+}
+
+// TestReexportRefusedInUsedMode: the shipped re-export (real rsync daemon, one per
+// connection, its pre-xfer exec the amwi under test) lets a real rsync client copy a full
+// mirror; once the dashboard's layer says mirror.packages = "used", the same client's
+// transfer and listing fail, its stderr carries amwi's one line saying why, and nothing
+// is copied; back to "all", it works again (the check reads the config per connection).
+func TestReexportRefusedInUsedMode(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mirror := filepath.Join(dir, "mirror")
+	archtest.BuildTree(t, mirror, archtest.Repo{Name: "core", Pkgs: []archtest.Pkg{{Name: "reexported"}}})
+	cfg := syncConfig(t, dir, "rsync://127.0.0.1:1/archlinux/", `["core"]`, "")
+	url, _ := reexport(t, mirror, cfg)
+	pull := func() (dest, stderr string, err error) {
+		dest = t.TempDir()
+		cmd := exec.Command("rsync", "-rlt", "--contimeout=10", "--timeout=30", url, dest+"/")
+		var e bytes.Buffer
+		cmd.Stderr = &e
+		err = cmd.Run()
+		return dest, e.String(), err
+	}
+	pkg := filepath.Join("core", "os", "x86_64", archtest.Pkg{Name: "reexported"}.FileName())
+
+	if dest, stderr, err := pull(); err != nil {
+		t.Fatalf("full mirror: rsync %s: %v\n%s", url, err, stderr)
+	} else if _, err := os.Stat(filepath.Join(dest, pkg)); err != nil {
+		t.Fatalf("full mirror: %s not copied", pkg)
+	}
+
+	// Switched from the dashboard: its layer in the state dir, amwi.toml untouched.
+	settings := filepath.Join(dir, "state", "settings.toml")
+	os.MkdirAll(filepath.Dir(settings), 0o750)
+	if err := os.WriteFile(settings, []byte("[mirror]\npackages = \"used\"\n[sync]\nhttp_upstream = \"https://mirror.example/archlinux/\"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	const why = `this AMWI keeps only the packages its LAN uses (mirror.packages = "used"); a secondary needs a full mirror: sync it from an internet mirror, or set mirror.packages = "all" here`
+	dest, stderr, err := pull()
+	if err == nil || !strings.Contains(stderr, why) {
+		t.Fatalf("used mode: rsync %s: %v, stderr:\n%s\nwant the refusal", url, err, stderr)
+	}
+	t.Logf("the refused client saw:\n%s", stderr)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
+		t.Errorf("used mode: rsync exit %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dest, pkg)); err == nil {
+		t.Errorf("used mode: files were copied despite the refusal")
+	}
+	if out, err := exec.Command("rsync", "--list-only", "--contimeout=10", "--timeout=30", url).CombinedOutput(); err == nil || !strings.Contains(string(out), why) {
+		t.Errorf("used mode: the module's listing is not refused: %v\n%s", err, out)
+	}
+
+	os.Remove(settings)
+	if _, stderr, err := pull(); err != nil {
+		t.Errorf("back to all: rsync %s: %v\n%s", url, err, stderr)
 	}
 }

@@ -35,6 +35,7 @@ type BenchService interface {
 	State() BenchState
 	Last() (*BenchReport, error)
 	// Use sets host's rsync URL as sync.upstream and the next two usable as fallbacks,
+	// and the same hosts' measured http(s) URLs as sync.http_upstream and its fallbacks,
 	// through the same validated, atomic save as the settings page.
 	Use(host string) error
 	DefaultCountry() string
@@ -70,7 +71,7 @@ func (u *ui) benchUse(w http.ResponseWriter, r *http.Request, v viewer) {
 		u.benchPage(w, r, v, status, "", msg)
 		return
 	}
-	u.renderSettings(w, r, v, http.StatusOK, nil, nil, "Upstream set from the benchmark; the next two usable mirrors are the fallbacks.")
+	u.renderSettings(w, r, v, http.StatusOK, nil, nil, "Upstream set from the benchmark (rsync, and HTTP(S) for \"used\" mode's fetches where the mirrors have it); the next two usable mirrors are the fallbacks.")
 }
 
 // benchAPI: GET /api/bench (last results and progress), POST /api/bench (start; admin,

@@ -3,7 +3,9 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -19,11 +21,15 @@ type promMetrics struct {
 	mu     sync.Mutex
 	status map[int]*metrics.Counter
 	sent   *metrics.Counter
+	// pkgSent counts the body bytes of package files (and .sig) sent, from disk or from
+	// a "used" mode fetch alike: less UsedStats.MissServedBytes, it is what the disk served.
+	pkgSent *metrics.Counter
 }
 
 func newMetrics(o Options, active *Active) *promMetrics {
 	m := &promMetrics{set: metrics.NewSet(), status: map[int]*metrics.Counter{}}
 	m.sent = m.set.NewCounter("amwi_http_sent_bytes_total")
+	m.pkgSent = m.set.NewCounter("amwi_package_sent_bytes_total")
 	m.set.NewGauge("amwi_active_downloads", func() float64 { return float64(active.Len()) })
 	if o.Conns != nil {
 		m.set.NewGauge("amwi_http_connections_open", func() float64 { return float64(o.Conns().Open) })
@@ -81,6 +87,8 @@ func newMetrics(o Options, active *Active) *promMetrics {
 			}
 			return 0
 		})
+		// "used" mode: package files the last sync fetched because clients use them.
+		m.set.NewGauge("amwi_sync_last_prefetched_files", finished(func(r *mirrorsync.Run) float64 { return float64(r.Prefetched) }))
 		// Files the upstream's databases name that the last sync could not fetch.
 		m.set.NewGauge("amwi_sync_last_missing_files", finished(func(r *mirrorsync.Run) float64 { return float64(r.Missing) }))
 		// What the last `amwi verify` found.
@@ -90,6 +98,25 @@ func newMetrics(o Options, active *Active) *promMetrics {
 			}
 			return 0
 		})
+	}
+	if o.Used != nil {
+		// One reading of the figures serves every gauge of a scrape.
+		used := cachedUsed(o.Used, time.Second)
+		g := func(name string, f func(u UsedStats) float64) {
+			m.set.NewGauge(name, func() float64 { return f(used()) })
+		}
+		// 1 when mirror.packages = "used" (the rest are then about it; 0 otherwise).
+		g("amwi_used_mode", func(u UsedStats) float64 { return b2f(u.Used) })
+		g("amwi_used_hits_total", func(u UsedStats) float64 { return float64(u.Hits) })
+		g("amwi_used_misses_total", func(u UsedStats) float64 { return float64(u.Misses) })
+		g("amwi_used_misses_shared_total", func(u UsedStats) float64 { return float64(u.Shared) })
+		g("amwi_used_misses_failed_total", func(u UsedStats) float64 { return float64(u.Failed) })
+		g("amwi_used_fetched_bytes_total", func(u UsedStats) float64 { return float64(u.FetchedBytes) })
+		g("amwi_used_miss_served_bytes_total", func(u UsedStats) float64 { return float64(u.MissServedBytes) })
+		g("amwi_used_prefetched_bytes", func(u UsedStats) float64 { return float64(u.PrefetchedBytes) })
+		g("amwi_used_held_bytes", func(u UsedStats) float64 { return float64(u.HeldBytes) })
+		g("amwi_used_budget_bytes", func(u UsedStats) float64 { return float64(u.BudgetBytes) })
+		g("amwi_used_full_mirror_bytes", func(u UsedStats) float64 { return float64(u.FullBytes) })
 	}
 	if o.Search != nil {
 		for _, repo := range o.Search.Index().Repos {
@@ -174,6 +201,24 @@ func (m *promMetrics) observe(t Transfer) {
 	m.mu.Unlock()
 	c.Inc()
 	m.sent.Add(int(t.Bytes))
+	if t.Request != nil && strings.HasPrefix(t.Request.URL.Path, MirrorPrefix) && isPackageFile(t.Request.URL.Path) {
+		m.pkgSent.Add(int(t.Bytes))
+	}
+}
+
+// cachedUsed reads f at most once per ttl, for the gauges of one scrape (and many).
+func cachedUsed(f func() UsedStats, ttl time.Duration) func() UsedStats {
+	var mu sync.Mutex
+	var at time.Time
+	var last UsedStats
+	return func() UsedStats {
+		mu.Lock()
+		defer mu.Unlock()
+		if now := time.Now(); now.Sub(at) >= ttl {
+			last, at = f(), now
+		}
+		return last
+	}
 }
 
 func (m *promMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -77,7 +77,28 @@ func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d["Repos"] = repos
+	if s, ok := u.usedStats(); ok {
+		d["Used"] = s
+		// What the disk served: every package byte sent, less those that came from fetches.
+		var disk int64
+		if u.met != nil {
+			disk = max(int64(u.met.pkgSent.Get())-s.MissServedBytes, 0)
+		}
+		d["UsedDiskBytes"] = disk
+		if s.BudgetBytes > 0 {
+			d["UsedBudgetPct"] = min(s.HeldBytes*100/s.BudgetBytes, 100)
+		}
+	}
 	u.render(w, r, v, "overview", "Overview", http.StatusOK, d)
+}
+
+// usedStats reads the "used" mode figures; ok only in that mode.
+func (u *ui) usedStats() (UsedStats, bool) {
+	if u.o.Used == nil {
+		return UsedStats{}, false
+	}
+	s := u.o.Used()
+	return s, s.Used
 }
 
 func nilTime(t time.Time) any {
@@ -144,6 +165,14 @@ func (u *ui) searchPage(w http.ResponseWriter, r *http.Request) {
 			d["Error"], status = err.Error(), http.StatusBadRequest
 		} else {
 			d["Result"] = res
+			if _, used := u.usedStats(); used {
+				// One stat per shown result (a page: search.per_page at most).
+				onDisk := make(map[string]bool, len(res.Results))
+				for _, p := range res.Results {
+					onDisk[p.Repo+"/"+p.Name] = u.onDisk(p)
+				}
+				d["Used"], d["OnDisk"] = true, onDisk
+			}
 		}
 	}
 	u.render(w, r, v, "search", "Packages", status, d)
@@ -158,8 +187,22 @@ func (u *ui) packagePage(w http.ResponseWriter, r *http.Request) {
 			"Error": "No package " + r.PathValue("repo") + "/" + r.PathValue("name") + " on this mirror."})
 		return
 	}
-	u.render(w, r, v, "package", p.Name, http.StatusOK, map[string]any{"Pkg": p, "RequiredBy": ix.RequiredBy(p),
-		"Download": MirrorPrefix + layout.RepoDir(p.Repo) + "/" + p.Filename})
+	d := map[string]any{"Pkg": p, "RequiredBy": ix.RequiredBy(p), "Download": MirrorPrefix + layout.RepoDir(p.Repo) + "/" + p.Filename}
+	if _, used := u.usedStats(); used {
+		d["Used"], d["OnDisk"] = true, u.onDisk(p)
+	}
+	u.render(w, r, v, "package", p.Name, http.StatusOK, d)
+}
+
+// onDisk tells whether p's file is on the mirror's disk ("used" mode fetches the others
+// on first request): its link in the repo folder, followed into pool/. Any failure to
+// stat it counts as absent, which is what a client asking for it would meet.
+func (u *ui) onDisk(p *search.Package) bool {
+	if u.o.MirrorRoot == nil {
+		return false
+	}
+	fi, err := u.o.MirrorRoot.Stat(layout.RepoDir(p.Repo) + "/" + p.Filename)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -202,12 +245,19 @@ func (u *ui) settingsValues(form map[string]string) map[string]any {
 		"Interval": strings.Trim(mustValue(c, "sync.interval"), `"`), "Repos": strings.Join(c.Mirror.Repos, " "), "BWLimit": c.Sync.BWLimitKiB,
 		"IOBusy": c.Sync.IOBusyPercent, "PerPage": c.Search.PerPage, "Country": c.Bench.Country,
 		"DiscordEnabled": c.Discord.Enabled, "WebhookSet": c.Discord.WebhookURL != "", "WebhookMasked": masked,
-		"Proxies": strings.Join(c.Server.TrustedProxies, "\n"),
+		"Proxies":  strings.Join(c.Server.TrustedProxies, "\n"),
+		"Packages": c.Mirror.Packages, "KeepDays": c.Mirror.KeepDays, "MaxGiB": strconv.FormatFloat(c.Mirror.MaxGiB, 'f', -1, 64),
+		"HTTPUpstream": c.Sync.HTTPUpstream, "HTTPFallbacks": strings.Join(c.Sync.HTTPFallbackUpstreams, "\n"),
 	}
 	if form != nil { // show what was typed, not what is saved
 		v["Enabled"], v["Upstream"], v["Fallbacks"], v["Interval"] = form["sync.enabled"] == "true", form["sync.upstream"], form["sync.fallback_upstreams"], form["sync.interval"]
 		v["Repos"], v["BWLimit"], v["IOBusy"], v["PerPage"] = form["mirror.repos"], form["sync.bwlimit_kib"], form["sync.io_busy_percent"], form["search.per_page"]
 		v["Country"], v["DiscordEnabled"], v["Proxies"] = form["bench.country"], form["discord.enabled"] == "true", form["server.trusted_proxies"]
+		for key, name := range usedFields {
+			if val, ok := form[key]; ok {
+				v[name] = val
+			}
+		}
 	}
 	return v
 }
@@ -224,6 +274,14 @@ func (u *ui) renderSettings(w http.ResponseWriter, r *http.Request, v viewer, st
 	}
 	c := u.o.Settings.Current()
 	d := map[string]any{"Values": u.settingsValues(form), "Errors": problems, "Path": c.Path, "Origins": map[string]string{}}
+	// What switching mirror.packages would move, said before it is saved (computed here:
+	// the page has no script).
+	if est, err := u.o.Settings.PackagesEstimate(); err != nil {
+		u.log().Warn("ui: packages estimate", "err", err)
+		d["EstimateError"] = err.Error()
+	} else {
+		d["Estimate"] = est
+	}
 	if c.Layers != nil {
 		origins := map[string]string{}
 		var overridden []map[string]string
@@ -262,10 +320,21 @@ func (u *ui) settingsReset(w http.ResponseWriter, r *http.Request, v viewer) {
 var settingsKeys = []string{"sync.upstream", "sync.fallback_upstreams", "sync.interval", "mirror.repos", "sync.bwlimit_kib",
 	"sync.io_busy_percent", "search.per_page", "bench.country", "discord.webhook_url", "server.trusted_proxies"}
 
+// usedFields are the Packages section's fields (key → template value). They are passed on
+// only when posted, so a form without them (an older page still open in a tab) leaves
+// them as they are instead of blanking them.
+var usedFields = map[string]string{"mirror.packages": "Packages", "mirror.keep_days": "KeepDays", "mirror.max_gib": "MaxGiB",
+	"sync.http_upstream": "HTTPUpstream", "sync.http_fallback_upstreams": "HTTPFallbacks"}
+
 func (u *ui) settingsSave(w http.ResponseWriter, r *http.Request, v viewer) {
 	form := map[string]string{}
 	for _, k := range settingsKeys {
 		form[k] = r.PostFormValue(k)
+	}
+	for k := range usedFields {
+		if _, ok := r.PostForm[k]; ok {
+			form[k] = r.PostFormValue(k)
+		}
 	}
 	form["sync.enabled"] = strconv.FormatBool(r.PostFormValue("sync.enabled") == "1")
 	form["discord.enabled"] = strconv.FormatBool(r.PostFormValue("discord.enabled") == "1")

@@ -134,6 +134,7 @@ func routeTable(o Options, mirror *Mirror, active *Active, met *promMetrics) (*u
 		return nil, append(rs, route{"GET /{$}", Anyone, public(func(w http.ResponseWriter, r *http.Request) { home(w, r, o.Version) })})
 	}
 	u := newUI(o, active)
+	u.met = met
 	return u, append(rs, u.table()...)
 }
 

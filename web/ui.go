@@ -73,6 +73,9 @@ type SettingsService interface {
 	// Reset sets a key back to amwi.toml's value.
 	Reset(key string) error
 	TestDiscord() error
+	// PackagesEstimate says what switching mirror.packages would move on disk, for the
+	// settings page to tell before the switch is saved.
+	PackagesEstimate() (PackagesEstimate, error)
 }
 
 const (
@@ -89,6 +92,7 @@ type ui struct {
 	o       Options
 	pages   map[string]*template.Template
 	active  *Active
+	met     *promMetrics // its package byte count, for the "used" mode card (nil in some tests)
 	pulseMu sync.Mutex
 	pulse   pulseCache
 }
@@ -137,6 +141,8 @@ var funcs = template.FuncMap{
 	"mul":     func(a, b int) int { return a * b },
 	"sub":     func(a, b int) int { return a - b },
 	"percent": func(a, b int64) string { return fmt.Sprintf("%d %%", a*100/max(b, 1)) },
+	// gib shows a size as the settings are written (mirror.max_gib): "12.3".
+	"gib": func(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<30)) },
 	"scale": func(v, maxV int64, h int) int {
 		if maxV <= 0 {
 			return 0

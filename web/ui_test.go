@@ -40,10 +40,19 @@ func (f *fakeSync) LastVerification() (*dsync.Verification, error) {
 
 var _ SyncService = (*fakeSync)(nil)
 
-type fakeSettings struct{ cfg *config.Config }
+type fakeSettings struct {
+	cfg   *config.Config
+	est   PackagesEstimate
+	saved map[string]string // the last form Save got
+}
+
+var _ SettingsService = (*fakeSettings)(nil)
+
+func (f *fakeSettings) PackagesEstimate() (PackagesEstimate, error) { return f.est, nil }
 
 func (f *fakeSettings) Current() *config.Config { return f.cfg }
 func (f *fakeSettings) Save(v map[string]string) (map[string]string, error) {
+	f.saved = v
 	return map[string]string{"sync.interval": "bad"}, nil
 }
 func (f *fakeSettings) TestDiscord() error { return nil }

@@ -24,3 +24,26 @@ type UsedStats struct {
 	// FullBytes is what a full mirror of these repos would need (the databases' %CSIZE%).
 	FullBytes int64
 }
+
+// PackagesEstimate is what switching mirror.packages would do to the mirror's disk, as the
+// settings page says it before the switch: computed from the pool's file sizes, the live
+// databases and the packages LAN clients downloaded within keep_days (no hashing).
+type PackagesEstimate struct {
+	// Mode is mirror.packages in force ("all" or "used"); KeepDays and BudgetBytes the
+	// used-mode settings the estimate assumes.
+	Mode        string
+	KeepDays    int
+	BudgetBytes int64
+	// From "all" to "used": the package files (with their .sig) the databases name and
+	// the disk holds that "used" would not keep (not downloaded within KeepDays, or past
+	// the budget), and what they weigh.
+	FreeFiles int
+	FreeBytes int64
+	// From "used" to "all": the package files the databases name and the disk lacks, and
+	// their %CSIZE%.
+	FetchFiles int
+	FetchBytes int64
+	// Partial: the pool held more entries than the estimate reads; the figures are a
+	// lower bound.
+	Partial bool
+}

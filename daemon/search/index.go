@@ -200,6 +200,14 @@ func (ix *Index) RepoLen(repo string) int {
 // Len is the number of packages.
 func (ix *Index) Len() int { return len(ix.pkgs) }
 
+// Each calls f with every package, in repo order then by name (the settings page's
+// estimate of what switching mirror.packages would move).
+func (ix *Index) Each(f func(*Package)) {
+	for _, p := range ix.pkgs {
+		f(p)
+	}
+}
+
 // Get returns repo/name, or nil.
 func (ix *Index) Get(repo, name string) *Package { return ix.byKey[repo+"/"+name] }
 
