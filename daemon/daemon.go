@@ -19,6 +19,7 @@ import (
 	"github.com/amwi/amwi/daemon/config"
 	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/notify"
+	"github.com/amwi/amwi/daemon/ondemand"
 	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/daemon/store"
 	"github.com/amwi/amwi/daemon/systemd"
@@ -51,6 +52,7 @@ type Daemon struct {
 	control net.Listener
 	machine *hw.Sampler
 	traffic *traffic.Recorder
+	fetcher *ondemand.Fetcher // "used" mode's misses
 	auth    *auth.Service
 	// live owns the config in force: the dashboard's changes go through it, and every
 	// part reads it or hears from it.
@@ -136,6 +138,10 @@ func (d *Daemon) Open() error {
 			return err
 		}
 	}
+	if d.fetcher, err = d.newFetcher(); err != nil {
+		d.Close()
+		return fmt.Errorf("used mode: %w", err)
+	}
 	d.srv = web.NewServer(web.NewHandler(web.Options{
 		MirrorRoot:    d.root,
 		SendTimeout:   d.Config.Server.SendTimeout.D(),
@@ -156,6 +162,8 @@ func (d *Daemon) Open() error {
 		Proxies:       d.trustedProxies,
 		Ctx:           d.runCtx,
 		Conns:         func() web.ConnStats { return d.srv.Stats() },
+		Misses:        &usedMisses{d: d},
+		Used:          (&usedStats{d: d}).get,
 	}), web.ServerOptions{Log: d.Log, MaxConns: d.Config.Server.MaxConnections})
 	return nil
 }
@@ -310,6 +318,9 @@ func (d *Daemon) Close() error {
 	d.parts.Wait() // what Open started (the notifier) when Run never ran
 	if d.control != nil {
 		d.control.Close()
+	}
+	if d.fetcher != nil {
+		d.fetcher.Close() // cancels fetches still running (Run's shutdown let the clients finish)
 	}
 	if d.root != nil {
 		d.root.Close()

@@ -38,7 +38,7 @@ func syncConfig(cfg *config.Config, lastUsed lastUsedFunc) mirrorsync.Config {
 		days := m.KeepDays
 		c.Used = &mirrorsync.UsedPolicy{
 			LastUsed: func() (map[string]time.Time, error) { return lastUsed(days) },
-			MaxBytes: int64(m.MaxGiB * (1 << 30)),
+			MaxBytes: budgetBytes(m.MaxGiB),
 			Setting:  fmt.Sprintf("keep_days=%d max_gib=%g", m.KeepDays, m.MaxGiB),
 		}
 	}

@@ -74,9 +74,13 @@ func NewHandler(o Options) http.Handler {
 	}
 	active := NewActive()
 	mux := http.NewServeMux()
-	met := newMetrics(o, active)
 	mirror := NewMirror(o.MirrorRoot, MirrorPrefix, o.SendTimeout, o.Log)
 	mirror.Misses = o.Misses
+	if used := o.Used; used != nil {
+		// Hits are counted where files are served: here.
+		o.Used = func() UsedStats { s := used(); s.Hits = mirror.Hits(); return s }
+	}
+	met := newMetrics(o, active)
 	u, routes := routeTable(o, mirror, active, met)
 	register(mux, u, routes)
 	// outer is what every request goes through: the live view, accounting, security

@@ -108,14 +108,15 @@ type Run struct {
 	Fetched       int     `json:"fetched,omitempty"` // pool files asked for
 	// Prefetched ("used" mode) is how many package files were fetched because clients
 	// use them; HeldBytes is what the held package files take.
-	Prefetched int      `json:"prefetched,omitempty"`
-	HeldBytes  int64    `json:"held_bytes,omitempty"`
-	Verified   int      `json:"verified,omitempty"`  // new packages checked against %SHA256SUM%
-	Refused    int      `json:"refused,omitempty"`   // upstream entries refused (control characters, unsafe links)
-	HeldBack   []string `json:"held_back,omitempty"` // repos kept at their previous state (gaps)
-	Warning    string   `json:"warning,omitempty"`   // what went wrong without failing the run
-	Missing    int      `json:"missing,omitempty"`   // incomplete: files the upstream's databases name that could not be fetched
-	StderrTail []string `json:"stderr_tail,omitempty"`
+	Prefetched      int      `json:"prefetched,omitempty"`
+	PrefetchedBytes int64    `json:"prefetched_bytes,omitempty"`
+	HeldBytes       int64    `json:"held_bytes,omitempty"`
+	Verified        int      `json:"verified,omitempty"`  // new packages checked against %SHA256SUM%
+	Refused         int      `json:"refused,omitempty"`   // upstream entries refused (control characters, unsafe links)
+	HeldBack        []string `json:"held_back,omitempty"` // repos kept at their previous state (gaps)
+	Warning         string   `json:"warning,omitempty"`   // what went wrong without failing the run
+	Missing         int      `json:"missing,omitempty"`   // incomplete: files the upstream's databases name that could not be fetched
+	StderrTail      []string `json:"stderr_tail,omitempty"`
 	// Check is the mirror checked against its own databases at the end of the run.
 	Check *Report `json:"check,omitempty"`
 	// wentBack: this run was allowed to take an older state (--force, a changed upstream).

@@ -527,9 +527,10 @@ func (m *Manager) fetchNeeded(ctx context.Context, up string, run *Run, tail *li
 				delete(need, p)
 			}
 		}
-		for p := range need {
+		for p, n := range need {
 			if !strings.HasSuffix(p, ".sig") {
 				run.Prefetched++
+				run.PrefetchedBytes += n
 			}
 		}
 	}
