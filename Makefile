@@ -96,6 +96,8 @@ bench: build
 	scripts/bench-dashboard.sh
 	scripts/bench-sync.sh
 	$(GO) test -run '^$$' -bench NoChangeSync -benchtime 3x ./daemon/mirrorsync
+	$(GO) test -run '^$$' -bench UsedDiskLAN ./daemon/mirrorsync
+	$(GO) test -run '^$$' -bench Miss -benchtime 3x ./daemon/ondemand
 
 # BIN picks a cross-built binary, e.g. make install BIN=dist/amwi-linux-arm64 DESTDIR=…
 BIN ?= amwi

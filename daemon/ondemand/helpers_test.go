@@ -61,7 +61,7 @@ type tree struct {
 	pkgs     []*pkg
 }
 
-func newTree(t *testing.T, pkgs ...*pkg) *tree {
+func newTree(t testing.TB, pkgs ...*pkg) *tree {
 	t.Helper()
 	tr := &tree{root: t.TempDir(), up: t.TempDir(), pkgs: pkgs}
 	byRepo := map[string][]*pkg{}
@@ -85,7 +85,7 @@ func newTree(t *testing.T, pkgs ...*pkg) *tree {
 
 // writeDB writes repo's database as repo-add lays it out: REPO.db → REPO.db.tar.gz, a
 // gzip'd tar of NAME-VER-REL/desc.
-func (tr *tree) writeDB(t *testing.T, repo string, ps []*pkg) {
+func (tr *tree) writeDB(t testing.TB, repo string, ps []*pkg) {
 	t.Helper()
 	var b bytes.Buffer
 	zw := gzip.NewWriter(&b)
@@ -163,7 +163,7 @@ type upReq struct {
 	path, rng string
 }
 
-func newUpstream(t *testing.T, dir string) *upstream {
+func newUpstream(t testing.TB, dir string) *upstream {
 	t.Helper()
 	u := &upstream{dir: dir, release: make(chan struct{}), reached: make(chan struct{})}
 	u.srv = httptest.NewServer(u)
