@@ -53,6 +53,7 @@ type Daemon struct {
 	machine *hw.Sampler
 	traffic *traffic.Recorder
 	fetcher *ondemand.Fetcher // "used" mode's misses
+	evict   evicter           // "used" mode's budget between syncs
 	auth    *auth.Service
 	// live owns the config in force: the dashboard's changes go through it, and every
 	// part reads it or hears from it.
@@ -138,6 +139,7 @@ func (d *Daemon) Open() error {
 			return err
 		}
 	}
+	d.evict.d = d
 	if d.fetcher, err = d.newFetcher(); err != nil {
 		d.Close()
 		return fmt.Errorf("used mode: %w", err)
@@ -322,6 +324,7 @@ func (d *Daemon) Close() error {
 	if d.fetcher != nil {
 		d.fetcher.Close() // cancels fetches still running (Run's shutdown let the clients finish)
 	}
+	d.evict.running.Wait()
 	if d.root != nil {
 		d.root.Close()
 	}

@@ -2,13 +2,19 @@ package daemon
 
 import (
 	"net/http"
+	"os"
+	"path"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/ondemand"
 	"github.com/amwi/amwi/daemon/search"
+	"github.com/amwi/amwi/daemon/traffic"
 	"github.com/amwi/amwi/web"
 )
 
@@ -24,7 +30,110 @@ func (d *Daemon) newFetcher() (*ondemand.Fetcher, error) {
 		MinFreeBytes: func() uint64 { return uint64(d.live.Current().Sync.MinFreeGiB * (1 << 30)) },
 		Log:          d.Log,
 		Now:          d.Now,
+		OnStored:     func(name string, _ int64) { d.evict.kick(path.Base(name)) },
 	})
+}
+
+// evicter keeps "used" mode's package files within mirror.max_gib between syncs: after a
+// miss was stored it drops the least recently downloaded packages (with their .sig) until
+// the pool fits again. (A sync applies the budget to what it holds, usedHeld in
+// mirrorsync; this is the same rule for what misses add in between.)
+type evicter struct {
+	d       *Daemon
+	mu      sync.Mutex // one pass at a time
+	pending atomic.Bool
+	running sync.WaitGroup // Close waits for a pass
+}
+
+// kick runs a pass in the background; kicks during a pass make one more pass after it.
+// just is the file just stored: it is never the one to go (the client that asked for it
+// may still be reading it, and it is the most recently used anyway).
+func (e *evicter) kick(just string) {
+	c := e.d.live.Current()
+	if !c.Mirror.Used() || budgetBytes(c.Mirror.MaxGiB) == 0 || !e.pending.CompareAndSwap(false, true) {
+		return
+	}
+	e.running.Add(1)
+	go func() {
+		defer e.running.Done()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.pending.Store(false)
+		e.pass(just)
+	}()
+}
+
+func (e *evicter) pass(just string) {
+	c := e.d.live.Current()
+	budget := budgetBytes(c.Mirror.MaxGiB)
+	last, err := e.d.traffic.LastUsed(c.Mirror.KeepDays)
+	if err != nil {
+		e.d.Log.Warn("used mode: cannot read which packages are used; the budget is applied at the next sync", "err", err)
+		return
+	}
+	type file struct {
+		dir, name, stem string // stem: the package file's name (a .sig goes with it)
+		size            int64
+		last            time.Time // the day of the package's last download
+		stored          time.Time // the file's mtime: within a day, the later fetch stays
+	}
+	var files []file
+	var total int64
+	pool := filepath.Join(c.Mirror.Root, "pool")
+	subs, _ := os.ReadDir(pool)
+	for _, sub := range subs {
+		if !sub.IsDir() {
+			continue
+		}
+		dir := filepath.Join(pool, sub.Name())
+		des, _ := os.ReadDir(dir)
+		for _, de := range des {
+			fi, err := de.Info()
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			total += fi.Size()
+			stem := strings.TrimSuffix(de.Name(), ".sig")
+			pkg, ok := traffic.PackageName(stem)
+			if !ok || stem == just {
+				continue
+			}
+			files = append(files, file{dir: dir, name: de.Name(), stem: stem, size: fi.Size(), last: last[pkg], stored: fi.ModTime()})
+		}
+	}
+	if total <= budget {
+		return
+	}
+	// A package and its .sig sort as one: by the later of their times.
+	stored := map[string]time.Time{}
+	for _, f := range files {
+		if f.stored.After(stored[f.stem]) {
+			stored[f.stem] = f.stored
+		}
+	}
+	for i := range files {
+		files[i].stored = stored[files[i].stem]
+	}
+	sort.Slice(files, func(i, j int) bool {
+		if !files[i].last.Equal(files[j].last) {
+			return files[i].last.Before(files[j].last) // never downloaded (zero) first
+		}
+		if !files[i].stored.Equal(files[j].stored) {
+			return files[i].stored.Before(files[j].stored)
+		}
+		return files[i].name < files[j].name
+	})
+	n := 0
+	for i, f := range files {
+		if total <= budget && f.stem != files[i-1].stem { // a package goes with its .sig
+			break
+		}
+		if os.Remove(filepath.Join(f.dir, f.name)) == nil {
+			total -= f.size
+			n++
+		}
+	}
+	e.d.Log.Info("used mode: over mirror.max_gib; least recently downloaded package files removed", "files", n, "budget_gib", c.Mirror.MaxGiB)
 }
 
 // usedMisses is web.Misses for the daemon: misses are fetched in "used" mode only, with

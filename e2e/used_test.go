@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -358,5 +359,49 @@ func TestUsedModeUpstreamTrouble(t *testing.T) {
 	resp, _ = fetchURL(t, base+"/archlinux/core/os/x86_64/"+usedRepos[0].Pkgs[1].FileName())
 	if resp.StatusCode != 504 && resp.StatusCode != 502 || time.Since(start) > 16*time.Second {
 		t.Errorf("upstream hangs: %d after %s, want 504 within ~15 s", resp.StatusCode, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// TestUsedModeBudgetBetweenSyncs: misses that take the pool past mirror.max_gib make the
+// least recently downloaded packages go at once, not only at the next sync.
+func TestUsedModeBudgetBetweenSyncs(t *testing.T) {
+	t.Parallel()
+	archtest.Require(t, "repo-add", "bsdtar", "rsync")
+	dir := t.TempDir()
+	up := filepath.Join(dir, "upstream")
+	var pkgs []archtest.Pkg
+	for _, n := range []string{"one", "two", "three"} {
+		pkgs = append(pkgs, archtest.Pkg{Name: n, Version: "1-1", Desc: n, PayloadSize: 3 << 20})
+	}
+	archtest.BuildTree(t, up, archtest.Repo{Name: "core"}, archtest.Repo{Name: "extra", Pkgs: pkgs})
+	rd := archtest.StartRsyncd(t, up)
+	hu := newHTTPUpstream(t, up)
+	mirror := filepath.Join(dir, "mirror")
+	os.MkdirAll(mirror, 0o755)
+	cfg := usedConfig(t, dir, mirror, rd.URL, hu.URL+"/", "max_gib = 0.007\n") // ~7.2 MiB: two of the three
+	if out, code := run(t, nil, nil, "-c", cfg, "sync"); code != 0 {
+		t.Fatalf("amwi sync: exit %d\n%s", code, out)
+	}
+	_, base := serve(t, cfg)
+	for _, p := range pkgs {
+		for _, f := range []string{p.FileName(), p.FileName() + ".sig"} {
+			if resp, _ := fetchURL(t, base+"/archlinux/extra/os/x86_64/"+f); resp.StatusCode != 200 {
+				t.Fatalf("GET %s: %d", f, resp.StatusCode)
+			}
+		}
+	}
+	want := []string{pkgs[1].FileName(), pkgs[1].FileName() + ".sig", pkgs[2].FileName(), pkgs[2].FileName() + ".sig"}
+	sort.Strings(want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := poolOf(t, mirror)
+		sort.Strings(got)
+		if strings.Join(got, " ") == strings.Join(want, " ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool over the budget after three misses: %v, want %v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
