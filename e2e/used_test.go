@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/amwi/amwi/internal/archtest"
 )
@@ -403,5 +406,70 @@ func TestUsedModeBudgetBetweenSyncs(t *testing.T) {
 			t.Fatalf("pool over the budget after three misses: %v, want %v", got, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestUsedModeInBrowser: what an owner sees of used mode in a real browser — the
+// Overview's card after a client installed through misses, search marking what is on
+// disk, the Settings page's Packages section — with screenshots in e2e/artifacts.
+func TestUsedModeInBrowser(t *testing.T) {
+	t.Parallel()
+	archtest.Require(t, "pacman", "repo-add", "bsdtar", "rsync", "chromium")
+	dir := t.TempDir()
+	up := filepath.Join(dir, "upstream")
+	archtest.BuildTree(t, up, usedRepos[0], archtest.Repo{Name: "extra", Pkgs: usedRepos[1].Pkgs[:2]})
+	rd := archtest.StartRsyncd(t, up)
+	hu := newHTTPUpstream(t, up)
+	mirror := filepath.Join(dir, "mirror")
+	os.MkdirAll(mirror, 0o755)
+	cfg := usedConfig(t, dir, mirror, rd.URL, hu.URL+"/", "max_gib = 10\n")
+	if out, code := run(t, nil, nil, "-c", cfg, "sync"); code != 0 {
+		t.Fatalf("amwi sync: exit %d\n%s", code, out)
+	}
+	p, base := serve(t, cfg)
+	conf := archtest.PacmanConf(t, filepath.Join(dir, "client"), base+"/archlinux", "core", "extra")
+	archtest.Pacman(t, conf, "-Sy")
+	archtest.Pacman(t, conf, "-S", "bash")
+	ctx := browser(t)
+	shots := artifacts(t)
+	do := func(step string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v\ndaemon:\n%s", step, err, p.Output())
+		}
+	}
+	shot := func(name string) chromedp.Action {
+		return chromedp.ActionFunc(func(ctx context.Context) error {
+			var buf []byte
+			if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644)
+		})
+	}
+	var text string
+	do("register", chromedp.Navigate(base+"/register"),
+		chromedp.SendKeys(`input[name=setup_code]`, setupCode(t, p), chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=name]`, "admin", chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=password]`, "correct horse battery", chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=password2]`, "correct horse battery", chromedp.ByQuery),
+		chromedp.Submit(`input[name=password2]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`header form button`, chromedp.ByQuery))
+	do("overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(`main`, chromedp.ByQuery),
+		chromedp.Text(`main`, &text, chromedp.ByQuery), shot("used-01-overview"))
+	for _, want := range []string{"packages: used mode", "2 fetched on request", "a full mirror of these repos would need", "of them fetched on first request"} {
+		if !strings.Contains(strings.ToLower(text), want) { // headings are upper-cased by CSS
+			t.Errorf("overview lacks %q:\n%s", want, text)
+		}
+	}
+	do("search", chromedp.Navigate(base+"/search?q=e"), chromedp.WaitVisible(`main`, chromedp.ByQuery),
+		chromedp.Text(`main`, &text, chromedp.ByQuery), shot("used-02-search"))
+	if !strings.Contains(text, "on disk") || !strings.Contains(text, "fetched on first request") {
+		t.Errorf("search does not mark what is on disk:\n%s", text)
+	}
+	do("settings", chromedp.Navigate(base+"/settings"), chromedp.WaitVisible(`select[name="mirror.packages"]`, chromedp.ByQuery),
+		chromedp.Text(`main`, &text, chromedp.ByQuery), shot("used-03-settings"))
+	if !strings.Contains(text, "Switching to all would fetch about") {
+		t.Errorf("settings page does not say what switching does:\n%.2000s", text)
 	}
 }
