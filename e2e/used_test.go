@@ -116,6 +116,35 @@ dir = %q
 	return path
 }
 
+// usedEnv is a used-mode amwi's world: an upstream tree behind a real rsync daemon and an
+// HTTP server, a mirror dir and its config, synced once (databases only).
+type usedEnv struct {
+	dir, up, mirror, cfg string
+	tree                 *archtest.Tree
+	rsync                *archtest.Rsyncd
+	http                 *httpUpstream
+}
+
+func newUsedEnv(t *testing.T, extra string, repos ...archtest.Repo) *usedEnv {
+	t.Helper()
+	e := &usedEnv{dir: t.TempDir()}
+	e.up, e.mirror = filepath.Join(e.dir, "upstream"), filepath.Join(e.dir, "mirror")
+	e.tree = archtest.BuildTree(t, e.up, repos...)
+	e.rsync = archtest.StartRsyncd(t, e.up)
+	e.http = newHTTPUpstream(t, e.up)
+	os.MkdirAll(e.mirror, 0o755)
+	e.cfg = usedConfig(t, e.dir, e.mirror, e.rsync.URL, e.http.URL+"/", extra)
+	e.sync(t)
+	return e
+}
+
+func (e *usedEnv) sync(t *testing.T) {
+	t.Helper()
+	if out, code := run(t, nil, nil, "-c", e.cfg, "sync"); code != 0 {
+		t.Fatalf("amwi sync: exit %d\n%s", code, out)
+	}
+}
+
 func poolOf(t *testing.T, mirror string) []string {
 	t.Helper()
 	var out []string
@@ -165,19 +194,9 @@ var usedRepos = []archtest.Repo{
 func TestUsedMode(t *testing.T) {
 	t.Parallel()
 	archtest.Require(t, "pacman", "repo-add", "bsdtar", "rsync")
-	dir := t.TempDir()
-	up := filepath.Join(dir, "upstream")
-	tr := archtest.BuildTree(t, up, usedRepos...)
-	rd := archtest.StartRsyncd(t, up)
-	hu := newHTTPUpstream(t, up)
-	mirror := filepath.Join(dir, "mirror")
-	os.MkdirAll(mirror, 0o755)
-	cfg := usedConfig(t, dir, mirror, rd.URL, hu.URL+"/", "")
-
 	// A fresh used-mode mirror: the databases, no package files.
-	if out, code := run(t, nil, nil, "-c", cfg, "sync"); code != 0 {
-		t.Fatalf("amwi sync: exit %d\n%s", code, out)
-	}
+	e := newUsedEnv(t, "", usedRepos...)
+	dir, up, tr, hu, mirror, cfg := e.dir, e.up, e.tree, e.http, e.mirror, e.cfg
 	if p := poolOf(t, mirror); len(p) != 0 {
 		t.Fatalf("a fresh used-mode mirror holds package files: %v", p)
 	}
@@ -273,9 +292,7 @@ func TestUsedMode(t *testing.T) {
 	hello2.Version = "2:2.12.1-4"
 	tr.AddPackages(t, "extra", hello2)
 	before = len(hu.requests(".pkg.tar"))
-	if out, code := run(t, nil, nil, "-c", cfg, "sync"); code != 0 {
-		t.Fatalf("amwi sync after the update: exit %d\n%s", code, out)
-	}
+	e.sync(t)
 	if _, err := os.Stat(filepath.Join(mirror, hello2.PoolPath())); err != nil {
 		t.Errorf("the new hello is not on disk after the sync: %v", err)
 	}
@@ -294,17 +311,8 @@ func TestUsedMode(t *testing.T) {
 func TestUsedModeUpstreamTrouble(t *testing.T) {
 	t.Parallel()
 	archtest.Require(t, "repo-add", "bsdtar", "rsync")
-	dir := t.TempDir()
-	up := filepath.Join(dir, "upstream")
-	archtest.BuildTree(t, up, usedRepos...)
-	rd := archtest.StartRsyncd(t, up)
-	hu := newHTTPUpstream(t, up)
-	mirror := filepath.Join(dir, "mirror")
-	os.MkdirAll(mirror, 0o755)
-	cfg := usedConfig(t, dir, mirror, rd.URL, hu.URL+"/", "")
-	if out, code := run(t, nil, nil, "-c", cfg, "sync"); code != 0 {
-		t.Fatalf("amwi sync: exit %d\n%s", code, out)
-	}
+	e := newUsedEnv(t, "", usedRepos...)
+	dir, up, rd, hu, mirror, cfg := e.dir, e.up, e.rsync, e.http, e.mirror, e.cfg
 
 	// kill -9 in the middle of a miss.
 	big := usedRepos[1].Pkgs[2]
@@ -370,22 +378,13 @@ func TestUsedModeUpstreamTrouble(t *testing.T) {
 func TestUsedModeBudgetBetweenSyncs(t *testing.T) {
 	t.Parallel()
 	archtest.Require(t, "repo-add", "bsdtar", "rsync")
-	dir := t.TempDir()
-	up := filepath.Join(dir, "upstream")
 	var pkgs []archtest.Pkg
 	for _, n := range []string{"one", "two", "three"} {
 		pkgs = append(pkgs, archtest.Pkg{Name: n, Version: "1-1", Desc: n, PayloadSize: 3 << 20})
 	}
-	archtest.BuildTree(t, up, archtest.Repo{Name: "core"}, archtest.Repo{Name: "extra", Pkgs: pkgs})
-	rd := archtest.StartRsyncd(t, up)
-	hu := newHTTPUpstream(t, up)
-	mirror := filepath.Join(dir, "mirror")
-	os.MkdirAll(mirror, 0o755)
-	cfg := usedConfig(t, dir, mirror, rd.URL, hu.URL+"/", "max_gib = 0.007\n") // ~7.2 MiB: two of the three
-	if out, code := run(t, nil, nil, "-c", cfg, "sync"); code != 0 {
-		t.Fatalf("amwi sync: exit %d\n%s", code, out)
-	}
-	_, base := serve(t, cfg)
+	e := newUsedEnv(t, "max_gib = 0.007\n", archtest.Repo{Name: "core"}, archtest.Repo{Name: "extra", Pkgs: pkgs}) // ~7.2 MiB: two of the three
+	mirror := e.mirror
+	_, base := serve(t, e.cfg)
 	for _, p := range pkgs {
 		for _, f := range []string{p.FileName(), p.FileName() + ".sig"} {
 			if resp, _ := fetchURL(t, base+"/archlinux/extra/os/x86_64/"+f); resp.StatusCode != 200 {
@@ -415,19 +414,9 @@ func TestUsedModeBudgetBetweenSyncs(t *testing.T) {
 func TestUsedModeInBrowser(t *testing.T) {
 	t.Parallel()
 	archtest.Require(t, "pacman", "repo-add", "bsdtar", "rsync", "chromium")
-	dir := t.TempDir()
-	up := filepath.Join(dir, "upstream")
-	archtest.BuildTree(t, up, usedRepos[0], archtest.Repo{Name: "extra", Pkgs: usedRepos[1].Pkgs[:2]})
-	rd := archtest.StartRsyncd(t, up)
-	hu := newHTTPUpstream(t, up)
-	mirror := filepath.Join(dir, "mirror")
-	os.MkdirAll(mirror, 0o755)
-	cfg := usedConfig(t, dir, mirror, rd.URL, hu.URL+"/", "max_gib = 10\n")
-	if out, code := run(t, nil, nil, "-c", cfg, "sync"); code != 0 {
-		t.Fatalf("amwi sync: exit %d\n%s", code, out)
-	}
-	p, base := serve(t, cfg)
-	conf := archtest.PacmanConf(t, filepath.Join(dir, "client"), base+"/archlinux", "core", "extra")
+	e := newUsedEnv(t, "max_gib = 10\n", usedRepos[0], archtest.Repo{Name: "extra", Pkgs: usedRepos[1].Pkgs[:2]})
+	p, base := serve(t, e.cfg)
+	conf := archtest.PacmanConf(t, filepath.Join(e.dir, "client"), base+"/archlinux", "core", "extra")
 	archtest.Pacman(t, conf, "-Sy")
 	archtest.Pacman(t, conf, "-S", "bash")
 	ctx := browser(t)
