@@ -18,9 +18,11 @@ import (
 	"github.com/amwi/amwi/web"
 )
 
-// "used" mode, the daemon's part: the on-demand fetcher answers misses while the running
-// configuration says "used" (in "all" a file the disk lacks stays a 404: the sync's check
-// reports it), and the Overview and /metrics get their figures from here.
+// "used" mode, the daemon's part: the on-demand fetcher answers misses, and the Overview
+// and /metrics get their figures from here. Misses are fetched in "used" mode, and in
+// "all" mode too while sync.http_upstream is set: a full mirror just switched from "used"
+// lacks most packages until its next sync, and a client is better served than told 404
+// (the sync's check still reports what a full mirror lacks).
 
 // newFetcher makes the on-demand fetcher, reading the live configuration at every miss.
 func (d *Daemon) newFetcher() (*ondemand.Fetcher, error) {
@@ -136,8 +138,8 @@ func (e *evicter) pass(just string) {
 	e.d.Log.Info("used mode: over mirror.max_gib; least recently downloaded package files removed", "files", n, "budget_gib", c.Mirror.MaxGiB)
 }
 
-// usedMisses is web.Misses for the daemon: misses are fetched in "used" mode only, with
-// the fetcher's index of the databases brought up to date first when they changed.
+// usedMisses is web.Misses for the daemon, with the fetcher's index of the databases
+// brought up to date first when they changed.
 type usedMisses struct {
 	d *Daemon
 
@@ -146,7 +148,7 @@ type usedMisses struct {
 }
 
 func (u *usedMisses) ServeMiss(w http.ResponseWriter, r *http.Request, name string) bool {
-	if !u.d.live.Current().Mirror.Used() {
+	if c := u.d.live.Current(); !c.Mirror.Used() && len(c.Sync.HTTPUpstreams()) == 0 {
 		return false
 	}
 	u.reload()

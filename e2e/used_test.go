@@ -462,3 +462,60 @@ func TestUsedModeInBrowser(t *testing.T) {
 		t.Errorf("settings page does not say what switching does:\n%.2000s", text)
 	}
 }
+
+// TestUsedModeSwitching: used → all fetches the rest at the next sync (and a client asking
+// before it is served from the upstream, not told 404); all → used frees what nobody used.
+func TestUsedModeSwitching(t *testing.T) {
+	t.Parallel()
+	archtest.Require(t, "repo-add", "bsdtar", "rsync")
+	e := newUsedEnv(t, "", usedRepos[0], archtest.Repo{Name: "extra", Pkgs: usedRepos[1].Pkgs[:2]})
+	hello := usedRepos[1].Pkgs[0]
+	p, base := serve(t, e.cfg)
+	if resp, _ := fetchURL(t, base+"/archlinux/extra/os/x86_64/"+hello.FileName()); resp.StatusCode != 200 {
+		t.Fatalf("miss: %d", resp.StatusCode)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM) // flushes the traffic record: hello is used
+	p.wait(t, 30*time.Second)
+
+	// used → all.
+	all := strings.Replace(readFile(t, e.cfg), `packages = "used"`, `packages = "all"`, 1)
+	os.WriteFile(e.cfg, []byte(all), 0o644)
+	p, base = serve(t, e.cfg)
+	nodesc := usedRepos[1].Pkgs[1]
+	if resp, _ := fetchURL(t, base+"/archlinux/extra/os/x86_64/"+nodesc.FileName()); resp.StatusCode != 200 {
+		t.Errorf("a package the just-switched full mirror lacks: %d, want it fetched", resp.StatusCode)
+	}
+	e.sync(t)
+	if got := len(poolOf(t, e.mirror)); got != 8 {
+		t.Errorf("after used → all and a sync the pool holds %d files, want all 4 packages and their .sig: %v", got, poolOf(t, e.mirror))
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait(t, 30*time.Second)
+
+	// all → used: what was not downloaded goes (nodesc was, through its miss).
+	used := strings.Replace(all, `packages = "all"`, `packages = "used"`, 1)
+	os.WriteFile(e.cfg, []byte(used), 0o644)
+	e.sync(t)
+	want := []string{hello.FileName(), nodesc.FileName()}
+	sort.Strings(want)
+	got := poolOf(t, e.mirror)
+	sort.Strings(got)
+	var pkgs []string
+	for _, f := range got {
+		if !strings.HasSuffix(f, ".sig") {
+			pkgs = append(pkgs, f)
+		}
+	}
+	if strings.Join(pkgs, " ") != strings.Join(want, " ") {
+		t.Errorf("after all → used the pool holds %v, want the downloaded packages %v", got, want)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
