@@ -523,7 +523,7 @@ func (f *Fetcher) fetchSig(ft *fetch) error {
 			err = fmt.Errorf("%s: signature larger than %d bytes: %w", a.host, maxSig, errMismatch)
 		case len(data) == 0:
 			err = fmt.Errorf("%s: empty signature: %w", a.host, errMismatch)
-		case ft.e.sig != "" && string(data) != ft.e.sig:
+		case ft.e.sigLen != 0 && (len(data) != int(ft.e.sigLen) || sha256.Sum256(data) != ft.e.sigSum):
 			err = fmt.Errorf("%s: signature differs from the database's %%PGPSIG%%: %w", a.host, errMismatch)
 		}
 		if err != nil {

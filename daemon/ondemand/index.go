@@ -1,6 +1,7 @@
 package ondemand
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -16,10 +17,13 @@ import (
 // check what arrived. Sums are kept as bytes, not hex strings: extra.db has ~15,000
 // packages and the index lives as long as the daemon.
 type entry struct {
-	size   int64
-	sum    [32]byte
-	sig    string // the decoded %PGPSIG%; "" when the database has none
-	sigBad bool   // %PGPSIG% present but not base64: the .sig cannot be checked, so it is not fetched
+	size int64
+	sum  [32]byte
+	// The decoded %PGPSIG%'s SHA-256 and length (0: the database has none). Not its bytes:
+	// a signature is 100–600 bytes, more than the rest of the entry, for every package.
+	sigSum [32]byte
+	sigLen int32
+	sigBad bool // %PGPSIG% present but not base64: the .sig cannot be checked, so it is not fetched
 }
 
 // repoIndex maps a repo's %FILENAME%s to their entries.
@@ -89,10 +93,12 @@ func readRepo(root, repo string) (repoIndex, int, error) {
 			if err != nil || len(sig) == 0 || len(sig) > maxSig {
 				e.sigBad = true
 			} else {
-				e.sig = string(sig)
+				e.sigSum, e.sigLen = sha256.Sum256(sig), int32(len(sig))
 			}
 		}
-		idx[p.Filename] = e
+		// A copy: p.Filename may share the backing array of the whole desc text, which
+		// the index would then keep alive for every package.
+		idx[strings.Clone(p.Filename)] = e
 		return nil
 	})
 	if err != nil {

@@ -52,8 +52,8 @@ func (f *Fetcher) ServeMiss(w http.ResponseWriter, r *http.Request, name string)
 		// From the database alone: a HEAD (a download manager's probe) fetches nothing.
 		if isSig {
 			w.Header().Set("Content-Type", "application/octet-stream")
-			if e.sig != "" {
-				w.Header().Set("Content-Length", strconv.Itoa(len(e.sig)))
+			if e.sigLen != 0 {
+				w.Header().Set("Content-Length", strconv.Itoa(int(e.sigLen)))
 			}
 			w.WriteHeader(http.StatusOK)
 		} else {
