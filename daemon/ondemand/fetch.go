@@ -195,8 +195,10 @@ func gatewayError(timedOut bool, err error) *fetchError {
 var errMismatch = errors.New("does not match the database")
 
 // attempt is one request to one upstream, with its own timer: headers must arrive before
-// it fires, then each body read must make progress before it fires again (the stall
-// timeout). Its firing cancels the request, so a blocked read returns.
+// it fires, then the body must bring stallBytes (or its end) before it fires again (the
+// stall timeout). Its firing cancels the request, so a blocked read returns. Progress is
+// counted in bytes, not reads: an upstream dripping a byte now and then would otherwise
+// hold the fetch, and its clients, for days while a working fallback goes unasked.
 type attempt struct {
 	resp     *http.Response
 	host     string
@@ -204,13 +206,26 @@ type attempt struct {
 	timer    *time.Timer
 	stall    time.Duration
 	timedOut atomic.Bool
+	started  bool  // the body's first read re-armed the timer
+	progress int64 // bytes since the timer was last re-armed
 }
 
+// stallBytes is the progress that re-arms the stall timer: 16 KiB per StallTimeout (30 s:
+// ~550 B/s) is far below any working mirror and far above a drip.
+const stallBytes = 16 << 10
+
 func (a *attempt) Read(p []byte) (int, error) {
-	a.timer.Reset(a.stall)
+	if !a.started {
+		a.started = true
+		a.timer.Reset(a.stall)
+	}
 	n, err := a.resp.Body.Read(p)
+	if a.progress += int64(n); a.progress >= stallBytes {
+		a.progress = 0
+		a.timer.Reset(a.stall)
+	}
 	if err != nil && a.timedOut.Load() {
-		err = fmt.Errorf("%s sent nothing for %v: %w", a.host, a.stall, context.DeadlineExceeded)
+		err = fmt.Errorf("%s sent less than %d bytes in %v: %w", a.host, stallBytes, a.stall, context.DeadlineExceeded)
 	}
 	return n, err
 }
