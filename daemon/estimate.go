@@ -84,7 +84,7 @@ func estimatePackages(root string, c *config.Config, pkgs []pkgFile, last map[st
 		return est, nil
 	}
 	// What "used" would hold, as its sync decides (mirrorsync.selectHeld): the used
-	// packages' files, most recently used first, while they fit the budget.
+	// packages' files, most recently used first, each that still fits the budget.
 	var used []*pkgFile
 	for _, p := range files {
 		if _, ok := last[p.name]; ok {
@@ -102,7 +102,7 @@ func estimatePackages(root string, c *config.Config, pkgs []pkgFile, last map[st
 	var bytes int64
 	for _, p := range used {
 		if est.BudgetBytes > 0 && bytes+p.csize > est.BudgetBytes {
-			break
+			continue // skipped, as selectHeld does: later (smaller) ones may still fit
 		}
 		bytes += p.csize
 		held[p] = true

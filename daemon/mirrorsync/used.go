@@ -80,7 +80,7 @@ type heldFile struct {
 }
 
 // selectHeld returns the pool files (packages and their .sig) to hold: those of packages
-// in last, most recently used first, while they fit maxBytes (0: all of them). A package
+// in last, most recently used first, each that still fits maxBytes (0: all of them). A package
 // named by two repos (core and core-testing) is held in each that names it.
 func selectHeld(dirs []*repoDir, last map[string]time.Time, maxBytes int64) (held map[string]bool, bytes int64) {
 	var files []heldFile
@@ -105,9 +105,11 @@ func selectHeld(dirs []*repoDir, last map[string]time.Time, maxBytes int64) (hel
 	held = make(map[string]bool, 2*len(files))
 	for _, f := range files {
 		if maxBytes > 0 && bytes+f.size > maxBytes {
-			// The least recently used go first: everything after the first that does
-			// not fit was used less recently than it.
-			break
+			// Skipped, not the end: LastUsed has a day's resolution, so a whole day's
+			// packages tie and come in path order, and one that does not fit (one
+			// larger than the whole budget, say) must not drop every later one that
+			// does. The least recently used still go first.
+			continue
 		}
 		bytes += f.size
 		held[f.pool] = true
