@@ -52,9 +52,15 @@ type Daemon struct {
 	control net.Listener
 	machine *hw.Sampler
 	traffic *traffic.Recorder
-	fetcher *ondemand.Fetcher // "used" mode's misses
-	evict   evicter           // "used" mode's budget between syncs
-	auth    *auth.Service
+	// fetcher answers "used" mode's misses; made at Open in "used" mode, at the first miss
+	// after a switch to it otherwise (see usedFetcher): an "all" mirror's root may be
+	// read-only.
+	fetcherMu    stdsync.Mutex
+	fetcher      *ondemand.Fetcher
+	fetcherTried time.Time
+	fetcherDone  bool    // Close ran: no new fetcher
+	evict        evicter // "used" mode's budget between syncs
+	auth         *auth.Service
 	// live owns the config in force: the dashboard's changes go through it, and every
 	// part reads it or hears from it.
 	live    *config.Live
@@ -140,9 +146,11 @@ func (d *Daemon) Open() error {
 		}
 	}
 	d.evict.d = d
-	if d.fetcher, err = d.newFetcher(); err != nil {
-		d.Close()
-		return fmt.Errorf("used mode: %w", err)
+	if d.Config.Mirror.Used() {
+		if d.fetcher, err = d.newFetcher(); err != nil {
+			d.Close()
+			return fmt.Errorf("used mode: %w", err)
+		}
 	}
 	d.srv = web.NewServer(web.NewHandler(web.Options{
 		MirrorRoot:    d.root,
@@ -321,9 +329,12 @@ func (d *Daemon) Close() error {
 	if d.control != nil {
 		d.control.Close()
 	}
+	d.fetcherMu.Lock()
+	d.fetcherDone = true
 	if d.fetcher != nil {
 		d.fetcher.Close() // cancels fetches still running (Run's shutdown let the clients finish)
 	}
+	d.fetcherMu.Unlock()
 	d.evict.running.Wait()
 	if d.root != nil {
 		d.root.Close()

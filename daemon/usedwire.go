@@ -151,20 +151,60 @@ func (u *usedMisses) ServeMiss(w http.ResponseWriter, r *http.Request, name stri
 	if c := u.d.live.Current(); !c.Mirror.Used() && len(c.Sync.HTTPUpstreams()) == 0 {
 		return false
 	}
-	u.reload()
-	return u.d.fetcher.ServeMiss(w, r, name)
+	f := u.d.usedFetcher()
+	if f == nil {
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "503 this mirror cannot fetch packages on demand (see its log)", http.StatusServiceUnavailable)
+		return true
+	}
+	u.reload(f)
+	return f.ServeMiss(w, r, name)
+}
+
+// fetcherRetry bounds how often a fetcher that could not be made is tried again.
+const fetcherRetry = 30 * time.Second
+
+// usedFetcher is the fetcher, made now when the mode was switched to "used" at runtime;
+// nil when it cannot be made (the mirror root is read-only, say), which is logged.
+func (d *Daemon) usedFetcher() *ondemand.Fetcher {
+	d.fetcherMu.Lock()
+	defer d.fetcherMu.Unlock()
+	if d.fetcher != nil || d.fetcherDone {
+		return d.fetcher
+	}
+	if now := time.Now(); !d.fetcherTried.IsZero() && now.Sub(d.fetcherTried) < fetcherRetry {
+		return nil
+	}
+	d.fetcherTried = time.Now()
+	f, err := d.newFetcher()
+	if err != nil {
+		d.Log.Error("used mode: packages cannot be fetched on demand", "err", err)
+		return nil
+	}
+	d.fetcher = f
+	return f
+}
+
+// fetcherStats are the fetcher's counters; zero when there is none yet.
+func (d *Daemon) fetcherStats() ondemand.Stats {
+	d.fetcherMu.Lock()
+	defer d.fetcherMu.Unlock()
+	if d.fetcher == nil {
+		return ondemand.Stats{}
+	}
+	return d.fetcher.Stats()
 }
 
 // reload re-reads the databases into the fetcher when search's index moved on (a sync
 // published, the repos changed): both follow the same files, and search notices first.
-func (u *usedMisses) reload() {
+func (u *usedMisses) reload(f *ondemand.Fetcher) {
 	ix := u.d.search.Index()
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.loaded == ix {
 		return
 	}
-	if err := u.d.fetcher.Reload(searchRepos(u.d.live.Current())); err != nil {
+	if err := f.Reload(searchRepos(u.d.live.Current())); err != nil {
 		u.d.Log.Warn("used mode: some databases could not be read; their packages are not fetched on demand", "err", err)
 	}
 	u.loaded = ix
@@ -189,7 +229,7 @@ func (s *usedStats) get() web.UsedStats {
 	if !c.Mirror.Used() {
 		return web.UsedStats{}
 	}
-	st := s.d.fetcher.Stats()
+	st := s.d.fetcherStats()
 	u := web.UsedStats{
 		Used: true, KeepDays: c.Mirror.KeepDays,
 		Misses: st.Misses, Shared: st.Shared, Failed: st.Failed,
