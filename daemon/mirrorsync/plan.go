@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // FullMirror in mirror.repos means "everything upstream", Arch's own full sync.
@@ -90,8 +91,11 @@ func livePoolRefs(root string, repos []string, refs map[string]bool) error {
 }
 
 // prunePool removes pool files that refs does not name (what the live repos link to, and
-// what a sync keeps for a while). It returns what it removed.
-func prunePool(root string, refs map[string]bool) (removed []string, err error) {
+// what a sync keeps for a while). With a non-zero fresh ("used" mode), a file put in place
+// since then is kept too, checked just before its removal: a package fetched on demand
+// while the run ran (keepFresh's earlier walk cannot see one renamed in after it). It
+// returns what it removed.
+func prunePool(root string, refs map[string]bool, fresh time.Time) (removed []string, err error) {
 	pools, err := os.ReadDir(filepath.Join(root, "pool"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -107,7 +111,7 @@ func prunePool(root string, refs map[string]bool) (removed []string, err error) 
 		names := dirNames(dir)
 		for _, name := range names {
 			rel := "pool/" + p.Name() + "/" + name
-			if refs[rel] {
+			if refs[rel] || (!fresh.IsZero() && isFresh(filepath.Join(dir, name), fresh)) {
 				continue
 			}
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -936,7 +936,11 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 		keepFresh(root, run.Start, refs)
 	}
 	m.step(run, "publish")
-	removed, err := prunePool(root, refs)
+	var fresh time.Time
+	if st.held != nil {
+		fresh = run.Start
+	}
+	removed, err := prunePool(root, refs, fresh)
 	run.Pruned += len(removed)
 	if err != nil {
 		return err

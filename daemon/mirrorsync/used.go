@@ -168,10 +168,15 @@ func keepFresh(root string, since time.Time, refs map[string]bool) {
 			if refs[rel] {
 				continue
 			}
-			var st unix.Stat_t
-			if unix.Lstat(filepath.Join(root, "pool", p.Name(), de.Name()), &st) == nil && !time.Unix(st.Ctim.Unix()).Before(since) {
+			if isFresh(filepath.Join(root, "pool", p.Name(), de.Name()), since) {
 				refs[rel] = true
 			}
 		}
 	}
+}
+
+// isFresh reports a file put in place (renamed, created) at or after since, by its ctime.
+func isFresh(p string, since time.Time) bool {
+	var st unix.Stat_t
+	return unix.Lstat(p, &st) == nil && !time.Unix(st.Ctim.Unix()).Before(since)
 }

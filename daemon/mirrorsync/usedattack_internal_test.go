@@ -1,6 +1,8 @@
 package mirrorsync
 
 import (
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -45,5 +47,33 @@ func TestSelectHeldSkipsWhatDoesNotFit(t *testing.T) {
 	// (9); then the older one, 1 (10).
 	if want := "bash cuda old zsh"; strings.Join(got, " ") != want || bytes != 10*mib {
 		t.Errorf("held %v (%d MiB), want %s (10 MiB)", got, bytes/mib, want)
+	}
+}
+
+// TestPruneKeepsFreshFiles: in "used" mode keepFresh walked the pool for files fetched on
+// demand during the run, and prunePool walked it again afterwards: a package renamed into
+// the pool between the two walks (a client's miss finishing then) was deleted as unused,
+// so the next client fetched it again. The prune now checks freshness itself, just before
+// each removal.
+func TestPruneKeepsFreshFiles(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "pool", "packages")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Second)
+	// What keepFresh saw: nothing fresh yet. Then a fetch lands.
+	refs := map[string]bool{}
+	keepFresh(root, start, refs)
+	if err := os.WriteFile(filepath.Join(dir, "new-1-1-x86_64.pkg.tar.zst"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := prunePool(root, refs, start)
+	if err != nil || len(removed) != 0 {
+		t.Errorf("prune removed %v (%v); a file fetched during the run must stay", removed, err)
+	}
+	// In "all" mode (no fresh time), or for a file older than the run, it goes.
+	if removed, _ := prunePool(root, refs, time.Time{}); len(removed) != 1 {
+		t.Errorf("prune without a fresh time removed %v, want the unnamed file", removed)
 	}
 }
