@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -155,7 +156,6 @@ func (f *Fetcher) stream(w http.ResponseWriter, r *http.Request, ft *fetch, star
 	}
 	writeHeaders(w, ft.e.size, start, end, partial)
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 64<<10)
 	off, last := start, end+1
 	for off < last {
 		ft.mu.Lock()
@@ -173,15 +173,22 @@ func (f *Fetcher) stream(w http.ResponseWriter, r *http.Request, ft *fetch, star
 			limit = min(written, last-1)
 		}
 		if off < limit {
+			// A buffer only while there is something to send: clients waiting for the
+			// upstream (hundreds, when a LAN upgrades at once) hold none.
+			bp := bufPool.Get().(*[]byte)
+			buf := *bp
 			n := min(int64(len(buf)), limit-off)
 			m, err := file.ReadAt(buf[:n], off) // file stays open: this request holds a reference
+			var werr error
 			if m > 0 {
-				wn, werr := w.Write(buf[:m])
+				var wn int
+				wn, werr = w.Write(buf[:m])
 				f.served.Add(int64(wn))
 				off += int64(wn)
-				if werr != nil {
-					return // the client left; the fetch goes on for the others and the next request
-				}
+			}
+			bufPool.Put(bp)
+			if werr != nil {
+				return // the client left; the fetch goes on for the others and the next request
 			}
 			if err != nil && int64(m) < n {
 				f.log.Error("ondemand: read temp file", "name", ft.name, "err", err)
@@ -198,6 +205,9 @@ func (f *Fetcher) stream(w http.ResponseWriter, r *http.Request, ft *fetch, star
 		}
 	}
 }
+
+// bufPool holds stream's copy buffers.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 func writeHeaders(w http.ResponseWriter, size, start, end int64, partial bool) {
 	h := w.Header()
