@@ -38,7 +38,7 @@ func (d *Daemon) newFetcher() (*ondemand.Fetcher, error) {
 
 // evicter keeps "used" mode's package files within mirror.max_gib between syncs: after a
 // miss was stored it drops the least recently downloaded packages (with their .sig) until
-// the pool fits again. (A sync applies the budget to what it holds, usedHeld in
+// the pool fits again. (A sync applies the budget to what it holds, selectHeld in
 // mirrorsync; this is the same rule for what misses add in between.)
 type evicter struct {
 	d       *Daemon
