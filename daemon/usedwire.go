@@ -148,10 +148,14 @@ type usedMisses struct {
 }
 
 func (u *usedMisses) ServeMiss(w http.ResponseWriter, r *http.Request, name string) bool {
-	if c := u.d.live.Current(); !c.Mirror.Used() && len(c.Sync.HTTPUpstreams()) == 0 {
+	c := u.d.live.Current()
+	if !c.Mirror.Used() && len(c.Sync.HTTPUpstreams()) == 0 {
 		return false
 	}
 	f := u.d.usedFetcher()
+	if f == nil && !c.Mirror.Used() {
+		return false // a full mirror only helps out on demand; without a fetcher it is a 404
+	}
 	if f == nil {
 		w.Header().Set("Retry-After", "30")
 		http.Error(w, "503 this mirror cannot fetch packages on demand (see its log)", http.StatusServiceUnavailable)
