@@ -933,10 +933,9 @@ func (m *Manager) publishRepos(ctx context.Context, up string, st *staged, g gat
 		for _, r := range kept {
 			refs[r.pool] = true
 		}
-		keepFresh(root, run.Start, refs)
 	}
 	m.step(run, "publish")
-	var fresh time.Time
+	var fresh time.Time // "used" mode: what clients fetched during the run stays (isFresh)
 	if st.held != nil {
 		fresh = run.Start
 	}

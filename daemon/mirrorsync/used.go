@@ -152,30 +152,10 @@ func dropUnnamed(d *repoDir) {
 	}
 }
 
-// keepFresh adds to refs the pool files put in place since the run started (by their
-// ctime: a rename sets it, whatever mtime the file was given): packages fetched on demand
-// while it ran, whose download made them used after LastUsed was read. The next run
-// decides about them.
-func keepFresh(root string, since time.Time, refs map[string]bool) {
-	pools, _ := os.ReadDir(filepath.Join(root, "pool"))
-	for _, p := range pools {
-		if !p.IsDir() {
-			continue
-		}
-		des, _ := os.ReadDir(filepath.Join(root, "pool", p.Name()))
-		for _, de := range des {
-			rel := "pool/" + p.Name() + "/" + de.Name()
-			if refs[rel] {
-				continue
-			}
-			if isFresh(filepath.Join(root, "pool", p.Name(), de.Name()), since) {
-				refs[rel] = true
-			}
-		}
-	}
-}
-
-// isFresh reports a file put in place (renamed, created) at or after since, by its ctime.
+// isFresh reports a file put in place (renamed, created) at or after since, by its ctime
+// (a rename sets it, whatever mtime the file was given): a package fetched on demand while
+// a run ran, whose download made it used after LastUsed was read. prunePool keeps it; the
+// next run decides about it.
 func isFresh(p string, since time.Time) bool {
 	var st unix.Stat_t
 	return unix.Lstat(p, &st) == nil && !time.Unix(st.Ctim.Unix()).Before(since)

@@ -50,11 +50,10 @@ func TestSelectHeldSkipsWhatDoesNotFit(t *testing.T) {
 	}
 }
 
-// TestPruneKeepsFreshFiles: in "used" mode keepFresh walked the pool for files fetched on
-// demand during the run, and prunePool walked it again afterwards: a package renamed into
-// the pool between the two walks (a client's miss finishing then) was deleted as unused,
-// so the next client fetched it again. The prune now checks freshness itself, just before
-// each removal.
+// TestPruneKeepsFreshFiles: in "used" mode a package renamed into the pool during the run
+// (a client's miss finishing while the sync publishes) must not be deleted as unused, or
+// the next client fetches it again. The prune checks freshness itself, just before each
+// removal (an earlier walk of its own could not see a file renamed in after it).
 func TestPruneKeepsFreshFiles(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "pool", "packages")
@@ -62,9 +61,8 @@ func TestPruneKeepsFreshFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now().Add(-time.Second)
-	// What keepFresh saw: nothing fresh yet. Then a fetch lands.
+	// The run's refs name nothing of it. Then a fetch lands.
 	refs := map[string]bool{}
-	keepFresh(root, start, refs)
 	if err := os.WriteFile(filepath.Join(dir, "new-1-1-x86_64.pkg.tar.zst"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
