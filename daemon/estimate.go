@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -58,7 +59,8 @@ func estimatePackages(root string, c *config.Config, pkgs []pkgFile, last map[st
 			byFile[pkgs[i].file] = &pkgs[i]
 		}
 	}
-	partial, err := walkPool(filepath.Join(root, "pool"), func(name string, size int64) {
+	partial, err := walkPool(filepath.Join(root, "pool"), func(_ string, fi fs.FileInfo) {
+		name, size := fi.Name(), fi.Size()
 		if p := byFile[name]; p != nil {
 			p.onDisk = true
 			p.size += size
@@ -127,13 +129,13 @@ func budgetBytes(gib float64) int64 {
 // walkPool calls f with the name and size of every regular file in pool's folders
 // (pool/packages, pool/community, …), reading folders in batches so a large one is never
 // held whole; partial when it stopped at maxPoolEntries. No pool: nothing, no error.
-func walkPool(pool string, f func(name string, size int64)) (partial bool, err error) {
+func walkPool(pool string, f func(dir string, fi fs.FileInfo)) (partial bool, err error) {
 	subs, err := os.ReadDir(pool)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("packages estimate: read %s: %w", pool, err)
+		return false, fmt.Errorf("read the pool: %s: %w", pool, err)
 	}
 	seen := 0
 	for _, sub := range subs {
@@ -143,7 +145,7 @@ func walkPool(pool string, f func(name string, size int64)) (partial bool, err e
 		dir := filepath.Join(pool, sub.Name())
 		d, err := os.Open(dir)
 		if err != nil {
-			return false, fmt.Errorf("packages estimate: read %s: %w", dir, err)
+			return false, fmt.Errorf("read the pool: %s: %w", dir, err)
 		}
 		for {
 			des, rerr := d.ReadDir(1024)
@@ -156,7 +158,7 @@ func walkPool(pool string, f func(name string, size int64)) (partial bool, err e
 					continue
 				}
 				if fi, err := de.Info(); err == nil { // gone meanwhile: a sync pruned it
-					f(de.Name(), fi.Size())
+					f(dir, fi)
 				}
 			}
 			if rerr == io.EOF || (rerr == nil && len(des) == 0) {
@@ -164,7 +166,7 @@ func walkPool(pool string, f func(name string, size int64)) (partial bool, err e
 			}
 			if rerr != nil {
 				d.Close()
-				return false, fmt.Errorf("packages estimate: read %s: %w", dir, rerr)
+				return false, fmt.Errorf("read the pool: %s: %w", dir, rerr)
 			}
 		}
 		d.Close()

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -83,11 +84,11 @@ func TestWalkPoolBounded(t *testing.T) {
 	}
 	os.Symlink("x.pkg.tar.zst", filepath.Join(pool, "packages", "link"))
 	var got []string
-	partial, err := walkPool(pool, func(name string, size int64) { got = append(got, name) })
+	partial, err := walkPool(pool, func(_ string, fi fs.FileInfo) { got = append(got, fi.Name()) })
 	if err != nil || partial || len(got) != 3 {
 		t.Errorf("walk: %v %v %v (links are not files)", got, partial, err)
 	}
-	if partial, err := walkPool(filepath.Join(t.TempDir(), "none"), func(string, int64) {}); err != nil || partial {
+	if partial, err := walkPool(filepath.Join(t.TempDir(), "none"), func(string, fs.FileInfo) {}); err != nil || partial {
 		t.Errorf("no pool: %v %v", partial, err)
 	}
 }

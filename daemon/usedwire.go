@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -81,28 +82,13 @@ func (e *evicter) pass(just string) {
 	}
 	var files []file
 	var total int64
-	pool := filepath.Join(c.Mirror.Root, "pool")
-	subs, _ := os.ReadDir(pool)
-	for _, sub := range subs {
-		if !sub.IsDir() {
-			continue
+	walkPool(filepath.Join(c.Mirror.Root, "pool"), func(dir string, fi fs.FileInfo) {
+		total += fi.Size()
+		stem := strings.TrimSuffix(fi.Name(), ".sig")
+		if pkg, ok := traffic.PackageName(stem); ok && stem != just {
+			files = append(files, file{dir: dir, name: fi.Name(), stem: stem, size: fi.Size(), last: last[pkg], stored: fi.ModTime()})
 		}
-		dir := filepath.Join(pool, sub.Name())
-		des, _ := os.ReadDir(dir)
-		for _, de := range des {
-			fi, err := de.Info()
-			if err != nil || !fi.Mode().IsRegular() {
-				continue
-			}
-			total += fi.Size()
-			stem := strings.TrimSuffix(de.Name(), ".sig")
-			pkg, ok := traffic.PackageName(stem)
-			if !ok || stem == just {
-				continue
-			}
-			files = append(files, file{dir: dir, name: de.Name(), stem: stem, size: fi.Size(), last: last[pkg], stored: fi.ModTime()})
-		}
-	}
+	})
 	if total <= budget {
 		return
 	}
@@ -268,6 +254,6 @@ func (s *usedStats) get() web.UsedStats {
 // poolBytes is what the files in the mirror's pool take (packages and signatures).
 func poolBytes(root string) int64 {
 	var n int64
-	walkPool(filepath.Join(root, "pool"), func(_ string, size int64) { n += size })
+	walkPool(filepath.Join(root, "pool"), func(_ string, fi fs.FileInfo) { n += fi.Size() })
 	return n
 }
