@@ -35,6 +35,9 @@ type Index struct {
 	spans  []span
 	// requiredBy maps a name (package or provision) to the packages depending on it.
 	requiredBy map[string][]*Package
+	// providers maps a provision's name (version stripped) to the packages providing it,
+	// in index order (repo order, then name), for Satisfier.
+	providers map[string][]*Package
 }
 
 type span struct {
@@ -94,7 +97,8 @@ func clipString(s string, n int) string {
 }
 
 func Build(repos []string, dbs map[string][]repodb.Package, now time.Time) *Index {
-	ix := &Index{Repos: repos, Built: now, byKey: map[string]*Package{}, requiredBy: map[string][]*Package{}}
+	ix := &Index{Repos: repos, Built: now, byKey: map[string]*Package{}, requiredBy: map[string][]*Package{},
+		providers: map[string][]*Package{}}
 	n := 0
 	for _, r := range repos {
 		n += len(dbs[r])
@@ -144,6 +148,11 @@ func Build(repos []string, dbs map[string][]repodb.Package, now time.Time) *Inde
 		sp.end = uint32(c.Len())
 		c.WriteString(sep)
 
+		for _, pr := range p.Provides {
+			if name := depName(pr); name != "" && name != p.Name {
+				ix.providers[name] = append(ix.providers[name], p)
+			}
+		}
 		seen := map[string]bool{}
 		for _, d := range p.Depends {
 			name := depName(d)
@@ -210,6 +219,27 @@ func (ix *Index) Each(f func(*Package)) {
 
 // Get returns repo/name, or nil.
 func (ix *Index) Get(repo, name string) *Package { return ix.byKey[repo+"/"+name] }
+
+// Satisfier is the package that satisfies the dependency dep ("glibc>=2.38", "sh",
+// "libfoo.so=1-64"), as pacman picks one: a package of that name in the first repo that
+// has one, else the first package (repo order, then name) that provides it. The version
+// constraint is not checked: the page links to what is there. Nil when no indexed repo
+// has it (a dependency on a repo this mirror does not carry, or a broken one).
+func (ix *Index) Satisfier(dep string) *Package {
+	name := depName(dep)
+	if name == "" {
+		return nil
+	}
+	for _, r := range ix.Repos {
+		if p := ix.byKey[r+"/"+name]; p != nil {
+			return p
+		}
+	}
+	if ps := ix.providers[name]; len(ps) > 0 {
+		return ps[0]
+	}
+	return nil
+}
 
 // RequiredBy lists the packages (any repo) whose depends name p or one of its provisions,
 // as pacman's "Required By" does.
