@@ -65,7 +65,7 @@ func TestSatisfierRealDatabases(t *testing.T) {
 		"libcurl.so=4-64":     "core/curl",
 		"libncursesw.so=6-64": "core/ncurses",
 		"libfreetype.so=6-64": "extra/freetype2",
-		"lib32-glibc>=2.29":   "multilib/lib32-glibc",
+		"lib32-glibc>=2.29":   "core/lib32-glibc", // this capture has it in core too: the first repo wins, as in pacman
 	} {
 		got := ""
 		if p := ix.Satisfier(dep); p != nil {
