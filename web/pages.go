@@ -187,11 +187,36 @@ func (u *ui) packagePage(w http.ResponseWriter, r *http.Request) {
 			"Error": "No package " + r.PathValue("repo") + "/" + r.PathValue("name") + " on this mirror."})
 		return
 	}
-	d := map[string]any{"Pkg": p, "RequiredBy": ix.RequiredBy(p), "Download": MirrorPrefix + layout.RepoDir(p.Repo) + "/" + p.Filename}
+	d := map[string]any{"Pkg": p, "RequiredBy": ix.RequiredBy(p), "Download": MirrorPrefix + layout.RepoDir(p.Repo) + "/" + p.Filename,
+		"Depends": depLinks(ix, p.Depends), "OptDepends": depLinks(ix, p.OptDepends),
+		"MakeDepends": depLinks(ix, p.MakeDepends), "CheckDepends": depLinks(ix, p.CheckDepends)}
 	if _, used := u.usedStats(); used {
 		d["Used"], d["OnDisk"] = true, u.onDisk(p)
 	}
 	u.render(w, r, v, "package", p.Name, http.StatusOK, d)
+}
+
+// depLink is one dependency on a package page: the name it asks for, the rest of the entry
+// (a version constraint, an optdepend's reason) and the package that satisfies it (nil:
+// no indexed repo has it, and the page says so).
+type depLink struct {
+	Name, Rest string
+	Pkg        *search.Package
+}
+
+func depLinks(ix *search.Index, deps []string) []depLink {
+	if len(deps) == 0 {
+		return nil
+	}
+	out := make([]depLink, 0, len(deps))
+	for _, d := range deps {
+		name, rest := d, ""
+		if i := strings.IndexAny(d, "<>=:"); i >= 0 {
+			name, rest = strings.TrimSpace(d[:i]), d[i:]
+		}
+		out = append(out, depLink{Name: name, Rest: rest, Pkg: ix.Satisfier(d)})
+	}
+	return out
 }
 
 // onDisk tells whether p's file is on the mirror's disk ("used" mode fetches the others
