@@ -33,7 +33,7 @@ type Snapshot struct {
 	Uptime time.Duration `json:"uptime_ns"` // 0 when unknown (Errors["uptime"])
 	FS     *FS           `json:"fs"`
 	Disk   *Disk         `json:"disk"`
-	Net    []Iface       `json:"net"`    // every interface but lo, by name; nil when unreadable
+	Net    []Iface       `json:"net"`    // the counted interfaces (see Reader.AllInterfaces), by name; nil when unreadable
 	TempC  *float64      `json:"temp_c"` // the hottest thermal zone
 	Board  string        `json:"board"`  // "Raspberry Pi 4 Model B Rev 1.4", "HPE ProLiant …"; "" when unknown
 	// Errors names the sources that failed: "cpu", "memory", "load", "uptime", "fs",
@@ -100,6 +100,12 @@ type Reader struct {
 	ProcRoot, SysRoot string // "/proc", "/sys" when empty; fixture trees in tests
 	MirrorRoot        string // path whose filesystem and disk are reported
 	Now               func() time.Time
+	// AllInterfaces reports every network interface but lo. By default only physical
+	// ones are (those with SYS/class/net/NAME/device): virtual ones (bridges, veth, ifb,
+	// tun, docker0) carry the same bytes again, so a sum over all of them counts a
+	// download two or three times and makes "in" and "out" read alike. Where no interface
+	// has a device (a container), all but lo are reported.
+	AllInterfaces bool
 
 	// Seams for tests; nil means the real thing.
 	statfs   func(path string, st *unix.Statfs_t) error // unix.Statfs
@@ -111,8 +117,9 @@ type Reader struct {
 	cpu     []cpuTimes // the previous reading: [0] all cores, [1+n] core n
 	cpuNext []cpuTimes // the buffer for the next one
 
-	net     map[string]ifaceCounters
-	netTime time.Time
+	net      map[string]ifaceCounters
+	netTime  time.Time
+	physical map[string]bool // interface name → has a device, looked up once per name
 
 	disk     BlockDevice
 	diskErr  error
@@ -464,8 +471,9 @@ func (r *Reader) readNet(now time.Time) ([]Iface, error) {
 		r.net = make(map[string]ifaceCounters, len(nd))
 	}
 	ifaces := make([]Iface, 0, len(nd))
+	physicalOnly := !r.AllInterfaces && r.anyPhysical(nd)
 	for name, l := range nd {
-		if name == "lo" {
+		if name == "lo" || physicalOnly && !r.physical[name] {
 			continue
 		}
 		i := Iface{Name: name, RxBytes: l.RxBytes, TxBytes: l.TxBytes}
@@ -481,12 +489,37 @@ func (r *Reader) readNet(now time.Time) ([]Iface, error) {
 			delete(r.net, name)
 		}
 	}
+	for name := range r.physical {
+		if _, ok := nd[name]; !ok {
+			delete(r.physical, name)
+		}
+	}
 	for name, l := range nd {
 		r.net[name] = ifaceCounters{l.RxBytes, l.TxBytes}
 	}
 	r.netTime = now
 	slices.SortFunc(ifaces, func(a, b Iface) int { return strings.Compare(a.Name, b.Name) })
 	return ifaces, nil
+}
+
+// anyPhysical looks up (once per name) which interfaces are physical, and reports whether
+// any is.
+func (r *Reader) anyPhysical(nd procfs.NetDev) bool {
+	_, sysRoot := roots(r.ProcRoot, r.SysRoot)
+	if r.physical == nil {
+		r.physical = make(map[string]bool, len(nd))
+	}
+	any := false
+	for name := range nd {
+		phys, ok := r.physical[name]
+		if !ok {
+			_, err := os.Stat(filepath.Join(sysRoot, "class", "net", name, "device"))
+			phys = err == nil
+			r.physical[name] = phys
+		}
+		any = any || phys
+	}
+	return any
 }
 
 func (r *Reader) readTemp() (*float64, error) {

@@ -370,8 +370,9 @@ func TestReaderFixtures(t *testing.T) {
 			Uptime: 1209876*time.Second + 120*time.Millisecond,
 			FS:     fsWant,
 			Disk:   &Disk{Name: "sda"},
+			// Only the interface with a device: docker0, br0, ifb0, a veth and tun0 carry
+			// the same traffic again.
 			Net: []Iface{
-				{Name: "docker0", RxBytes: 1203334, TxBytes: 88123990},
 				{Name: "enp2s0", RxBytes: 912334556123, TxBytes: 48812334901},
 			},
 			TempC: ptr(41.0), // the hotter of acpitz and x86_pkg_temp
@@ -714,5 +715,33 @@ func TestSnapshotJSON(t *testing.T) {
 	}
 	if _, ok := m["errors"]; ok {
 		t.Errorf("errors present with nothing failing: %s", data)
+	}
+}
+
+// TestPhysicalInterfaces: by default only interfaces with a device are reported (the NAS
+// fixture has a bridge, ifb, veth, tun and docker0 beside its one NIC); with
+// AllInterfaces, or where no interface has a device (the Pi fixture stands for a
+// container's /sys), all but lo are.
+func TestPhysicalInterfaces(t *testing.T) {
+	names := func(s Snapshot) string {
+		var l []string
+		for _, i := range s.Net {
+			l = append(l, i.Name)
+		}
+		return strings.Join(l, " ")
+	}
+	clock := &fakeClock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	r := fixtureReader(filepath.Join("testdata", "nas"), 8, 1, clock)
+	if got := names(r.Read()); got != "enp2s0" {
+		t.Errorf("nas: interfaces %q, want only enp2s0", got)
+	}
+	r = fixtureReader(filepath.Join("testdata", "nas"), 8, 1, clock)
+	r.AllInterfaces = true
+	if got := names(r.Read()); got != "br0 docker0 enp2s0 ifb0 tun0 vethab12cd" {
+		t.Errorf("nas with AllInterfaces: %q", got)
+	}
+	r = fixtureReader(filepath.Join("testdata", "rpi4"), 179, 2, clock)
+	if got := names(r.Read()); got != "eth0 wlan0" {
+		t.Errorf("rpi4 (no interface has a device): %q, want every one but lo", got)
 	}
 }
