@@ -1,7 +1,9 @@
 package web
 
 import (
+	"io/fs"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +50,26 @@ func TestOneTemperatureLine(t *testing.T) {
 			if tt.snap.Errors["board"] != "" && !strings.Contains(card, "board: unavailable") {
 				t.Errorf("another failed source is no longer named:\n%s", card)
 			}
+		})
+	}
+}
+
+// TestBinaryUnitsOnly: the dashboard's templates and scripts print sizes and rates only
+// in binary units (units.Bytes, fmtBytes in app.js): no kB, MB/s or GB beside KiB/s.
+func TestBinaryUnitsOnly(t *testing.T) {
+	si := regexp.MustCompile(`\b\d*\s*[kKMGT]B(/s)?\b|"[kKMGT]B"`)
+	for _, fsys := range []fs.FS{templateFS, staticFS} {
+		fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, _ := fs.ReadFile(fsys, p)
+			for i, line := range strings.Split(string(b), "\n") {
+				if m := si.FindString(line); m != "" {
+					t.Errorf("%s:%d: SI unit %q: use binary units (units.Bytes, fmtBytes)", p, i+1, m)
+				}
+			}
+			return nil
 		})
 	}
 }

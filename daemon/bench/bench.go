@@ -49,7 +49,7 @@ type notes struct {
 	lastsyncStatus bool   // LastSync came from the status JSON
 	rsyncErr       string // why the rsync check failed ("no rsync URL", "connection refused")
 	noHTTP         bool   // the candidate has no http(s) URL: nothing but rsync was measured
-	throughput     string // caveat on the throughput figure ("download cut after 512 kB: …")
+	throughput     string // caveat on the throughput figure ("download cut after 500.0 KiB: …")
 }
 
 // Options tune a run. The zero value is the defaults.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/amwi/amwi/internal/units"
 )
 
 // clockSkew is how far in the future a lastsync may lie before it is treated as bogus
@@ -154,18 +156,10 @@ func speedText(r *Result) string {
 	return s
 }
 
-// fmtBytes writes a byte count in SI units, as rsync and browsers do: "12.3 MB".
-func fmtBytes(n float64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.1f GB", n/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", n/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", n/1e3)
-	}
-	return fmt.Sprintf("%.0f B", n)
-}
+// fmtBytes writes a byte count in binary units, as the rest of AMWI does (and pacman):
+// "11.7 MiB". The benchmark's figures sit beside the dashboard's, so they must not mix
+// MB and MiB.
+func fmtBytes(n float64) string { return units.Bytes(int64(n)) }
 
 func fmtMS(ms float64) string {
 	if ms < 10 {

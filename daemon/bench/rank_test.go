@@ -42,8 +42,8 @@ func TestRank(t *testing.T) {
 			},
 			want: []string{"fresh-slow", "stale-fast"},
 			why: map[string]string{
-				"fresh-slow": "fresh, rsync ok, 100.0 kB/s, 80 ms",
-				"stale-fast": "stale: lastsync 3h20m behind the freshest; rsync ok, 50.0 MB/s, 2.0 ms",
+				"fresh-slow": "fresh, rsync ok, 97.7 KiB/s, 80 ms",
+				"stale-fast": "stale: lastsync 3h20m behind the freshest; rsync ok, 47.7 MiB/s, 2.0 ms",
 			},
 		},
 		{
@@ -54,7 +54,7 @@ func TestRank(t *testing.T) {
 			},
 			want: []string{"b", "a"},
 			why: map[string]string{
-				"a": "stale: lastsync 7h old (limit 6h); rsync ok, 1.0 MB/s, 10 ms",
+				"a": "stale: lastsync 7h old (limit 6h); rsync ok, 976.6 KiB/s, 10 ms",
 			},
 		},
 		{
@@ -67,9 +67,9 @@ func TestRank(t *testing.T) {
 			},
 			want: []string{"fast", "slow", "refused", "norsync"},
 			why: map[string]string{
-				"fast":    "fresh, rsync ok, 12.3 MB/s, 21 ms",
-				"refused": "rsync unreachable: connection refused; fresh, 30.0 MB/s, 5.0 ms",
-				"norsync": "no rsync URL; fresh, 20.0 MB/s, 5.0 ms",
+				"fast":    "fresh, rsync ok, 11.7 MiB/s, 21 ms",
+				"refused": "rsync unreachable: connection refused; fresh, 28.6 MiB/s, 5.0 ms",
+				"norsync": "no rsync URL; fresh, 19.1 MiB/s, 5.0 ms",
 			},
 		},
 		{
@@ -103,7 +103,7 @@ func TestRank(t *testing.T) {
 			},
 			want: []string{"near", "far", "unmeasured"},
 			why: map[string]string{
-				"unmeasured": "fresh, rsync ok, 5.0 MB/s",
+				"unmeasured": "fresh, rsync ok, 4.8 MiB/s",
 			},
 		},
 		{
@@ -115,9 +115,9 @@ func TestRank(t *testing.T) {
 			},
 			want: []string{"ok", "unknown", "future"},
 			why: map[string]string{
-				"unknown": "stale: lastsync unknown (404 Not Found); rsync ok, 9.0 MB/s, 1.0 ms",
-				"future":  "stale: lastsync 3h in the future; rsync ok, 8.0 MB/s, 1.0 ms",
-				"ok":      "fresh, rsync ok, 1.0 MB/s, 1.0 ms",
+				"unknown": "stale: lastsync unknown (404 Not Found); rsync ok, 8.6 MiB/s, 1.0 ms",
+				"future":  "stale: lastsync 3h in the future; rsync ok, 7.6 MiB/s, 1.0 ms",
+				"ok":      "fresh, rsync ok, 976.6 KiB/s, 1.0 ms",
 			},
 		},
 		{
@@ -127,14 +127,14 @@ func TestRank(t *testing.T) {
 					r.note.lastsyncStatus, r.note.lastsyncErr = true, "404 Not Found"
 				}),
 				res("cut", 1e6, 3, ago(time.Hour), func(r *Result) {
-					r.note.throughput = "download cut after 512.0 kB: body shorter than announced"
+					r.note.throughput = "download cut after 500.0 KiB: body shorter than announced"
 				}),
 				res("rsync-only", 0, 0, ago(time.Hour), func(r *Result) { r.note.noHTTP, r.note.lastsyncStatus = true, true }),
 			},
 			want: []string{"fallback", "cut", "rsync-only"},
 			why: map[string]string{
-				"fallback":   "fresh, rsync ok, 2.0 MB/s, 3.0 ms; lastsync from the status JSON (mirror's own: 404 Not Found)",
-				"cut":        "fresh, rsync ok, 1.0 MB/s, 3.0 ms; download cut after 512.0 kB: body shorter than announced",
+				"fallback":   "fresh, rsync ok, 1.9 MiB/s, 3.0 ms; lastsync from the status JSON (mirror's own: 404 Not Found)",
+				"cut":        "fresh, rsync ok, 976.6 KiB/s, 3.0 ms; download cut after 500.0 KiB: body shorter than announced",
 				"rsync-only": "fresh, rsync ok, speed not measured (no http URL); lastsync from the status JSON",
 			},
 		},
@@ -187,7 +187,7 @@ func TestRankFreshnessOptions(t *testing.T) {
 		t.Errorf("BehindBy 1h: got %s first, lag's Why %q", got[0].Host, got[1].Why)
 	}
 	got = Rank(in, now0, Options{StaleAfter: time.Hour})
-	if got[0].Host != "lead" || got[1].Why != "stale: lastsync 1h30m old (limit 1h); rsync ok, 2.0 MB/s, 1.0 ms" {
+	if got[0].Host != "lead" || got[1].Why != "stale: lastsync 1h30m old (limit 1h); rsync ok, 1.9 MiB/s, 1.0 ms" {
 		t.Errorf("StaleAfter 1h: got %s first, lag's Why %q", got[0].Host, got[1].Why)
 	}
 }
@@ -202,7 +202,7 @@ func TestResultJSON(t *testing.T) {
 	}
 	want := `{"rank":1,"host":"m","country":"DE","url":"https://m/","rsync_url":"rsync://m/archlinux/",` +
 		`"lastsync":"2026-03-14T11:00:00Z","fresh":true,"rsync_ok":true,"latency_ms":2,"throughput_bps":1000000,` +
-		`"usable":true,"why":"fresh, rsync ok, 1.0 MB/s, 2.0 ms"}`
+		`"usable":true,"why":"fresh, rsync ok, 976.6 KiB/s, 2.0 ms"}`
 	if string(b) != want {
 		t.Errorf("JSON\n got %s\nwant %s", b, want)
 	}
@@ -285,7 +285,7 @@ func TestFormat(t *testing.T) {
 			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
 		}
 	}
-	bytes := map[float64]string{512: "512 B", 12_345: "12.3 kB", 12_345_678: "12.3 MB", 2.5e9: "2.5 GB"}
+	bytes := map[float64]string{512: "512 B", 12_345: "12.1 KiB", 12_345_678: "11.8 MiB", 2.5e9: "2.3 GiB"}
 	for n, want := range bytes {
 		if got := fmtBytes(n); got != want {
 			t.Errorf("fmtBytes(%v) = %q, want %q", n, got, want)

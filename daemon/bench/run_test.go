@@ -86,7 +86,7 @@ func TestRunGroundTruth(t *testing.T) {
 		t.Errorf("the stale mirror should be faster yet rank lower: %+v vs %+v", a, b)
 	}
 	checks := map[string][]string{
-		"fast":          {"fresh, rsync ok, ", " MB/s, "},
+		"fast":          {"fresh, rsync ok, ", "iB/s, "},
 		"no-rsync":      {"no rsync URL; fresh, "},
 		"dead-rsync":    {"rsync unreachable: connection refused; fresh, "},
 		"stale-fastest": {"stale: lastsync 9h50m behind the freshest; rsync ok, "},
@@ -180,7 +180,7 @@ func TestRunCaveats(t *testing.T) {
 	}
 
 	if r := rs["truncated"]; !r.Usable || r.ThroughputBps <= 0 || r.Error != "" ||
-		!strings.Contains(r.Why, "; download cut after 200.0 kB: body shorter than announced") {
+		!strings.Contains(r.Why, "; download cut after 195.3 KiB: body shorter than announced") {
 		t.Errorf("truncated: usable %v, %.0f B/s, Error %q, Why %q", r.Usable, r.ThroughputBps, r.Error, r.Why)
 	}
 	if r := rs["no-lastsync"]; !r.Usable || r.LastSync == nil || !r.LastSync.Equal(statusTime.Truncate(0)) ||
