@@ -2,7 +2,9 @@ package web
 
 import (
 	"io/fs"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,7 +16,7 @@ import (
 // fakeMachine is a MachineService with a fixed snapshot.
 type fakeMachine struct{ snap hw.Snapshot }
 
-func (f *fakeMachine) Latest() hw.Snapshot     { return f.snap }
+func (f *fakeMachine) Latest() hw.Snapshot    { return f.snap }
 func (f *fakeMachine) History() []hw.Snapshot { return []hw.Snapshot{f.snap} }
 
 var _ MachineService = (*fakeMachine)(nil)
@@ -71,5 +73,91 @@ func TestBinaryUnitsOnly(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// roleClients registers an admin and a viewer on srv and returns a client for each role:
+// "admin", "viewer", and "visitor" (no session).
+func roleClients(t *testing.T, srv *httptest.Server, o Options) map[string]*http.Client {
+	t.Helper()
+	admin := client(t)
+	if resp := registerAdmin(t, srv, admin); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("register admin: %d", resp.StatusCode)
+	}
+	if _, err := o.Auth.Create("viewer", "a long password", false); err != nil {
+		t.Fatal(err)
+	}
+	viewer := client(t)
+	if resp := postForm(t, viewer, srv.URL+"/login", url.Values{"name": {"viewer"}, "password": {"a long password"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("log in viewer: %d", resp.StatusCode)
+	}
+	return map[string]*http.Client{"admin": admin, "viewer": viewer, "visitor": client(t)}
+}
+
+// TestEmptyStatesSayWhatToDo: an empty Packages page says why (no package databases yet,
+// the first sync fetches them) instead of "0 packages"; an administrator gets links to
+// act (the benchmark and settings while no upstream is set, the sync page once one is), a
+// viewer or visitor an explanation without them; the sync page with no runs and the
+// traffic page with no downloads say the same kind of thing.
+func TestEmptyStatesSayWhatToDo(t *testing.T) {
+	var srv *httptest.Server
+	var cs map[string]*http.Client
+	start := func(upstream string) {
+		o, _ := dashboardOptions(t)
+		o.Settings.(*fakeSettings).cfg.Sync.Upstream = upstream
+		srv = httptest.NewServer(NewHandler(o))
+		t.Cleanup(srv.Close)
+		cs = roleClients(t, srv, o)
+	}
+	start("")
+	empty := func(page string) string {
+		i := strings.Index(page, `<div class="card empty"`)
+		if i < 0 {
+			return ""
+		}
+		e := page[i:]
+		return e[:strings.Index(e, "</div>")]
+	}
+	check := func(who, path string, want, not []string) {
+		t.Helper()
+		status, page := getBody(t, cs[who], srv.URL+path)
+		if status != 200 {
+			t.Fatalf("%s GET %s: %d", who, path, status)
+		}
+		e := empty(page)
+		if e == "" {
+			t.Errorf("%s GET %s: no empty state:\n%.2000s", who, path, page)
+			return
+		}
+		for _, w := range want {
+			if !strings.Contains(e, w) {
+				t.Errorf("%s GET %s: empty state lacks %q:\n%s", who, path, w, e)
+			}
+		}
+		for _, n := range not {
+			if strings.Contains(e, n) {
+				t.Errorf("%s GET %s: empty state has %q, not for this reader:\n%s", who, path, n, e)
+			}
+		}
+	}
+	admin := []string{`href="/bench"`, `href="/settings"`}
+	// No upstream yet.
+	check("admin", "/search", append([]string{"No package databases yet", "Run the benchmark to pick an upstream"}, admin...), nil)
+	check("admin", "/search?q=bash", []string{"No package databases yet"}, nil)
+	check("viewer", "/search", []string{"No package databases yet", "an administrator picks one"}, admin)
+	check("visitor", "/search", []string{"No package databases yet", `href="/login"`}, admin)
+	check("admin", "/sync", append([]string{"No sync has run yet", "No upstream mirror is set yet"}, admin...), nil)
+	check("viewer", "/sync", []string{"No sync has run yet", "an administrator picks one first"}, admin)
+	check("visitor", "/sync", []string{"No sync has run yet"}, admin)
+	check("viewer", "/traffic", []string{"No downloads yet", "Server line", `href="/#use"`}, nil)
+	check("admin", "/traffic", []string{"No downloads yet"}, nil)
+
+	// An upstream is set: the admin is sent to start the first sync.
+	start("rsync://mirror.example/archlinux/")
+	check("admin", "/search", []string{"No package databases yet", "The first sync fetches them", `href="/sync"`, "Start the first sync"}, admin)
+	check("viewer", "/search", []string{"An administrator starts it, or it runs on schedule"}, admin)
+	check("admin", "/sync", []string{"Press Sync now"}, admin)
+	if _, page := getBody(t, cs["admin"], srv.URL+"/search"); strings.Contains(page, "0 packages") {
+		t.Errorf("the empty Packages page still says 0 packages")
 	}
 }

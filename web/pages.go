@@ -127,6 +127,9 @@ func (u *ui) renderSync(w http.ResponseWriter, r *http.Request, v viewer, status
 	if u.o.Settings != nil {
 		d["Upstream"] = u.o.Settings.Current().Sync.Upstream
 	}
+	if h, _ := d["History"].([]dsync.Run); len(h) == 0 {
+		d["Empty"] = u.emptySync(v)
+	}
 	u.render(w, r, v, "sync", "Sync", status, d, flash...)
 }
 
@@ -157,6 +160,9 @@ func (u *ui) searchPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	ix := u.o.Search.Index()
 	d := map[string]any{"Q": q.Get("q"), "Repo": q.Get("repo"), "Repos": ix.Repos, "Problems": u.o.Search.Problems()}
+	if ix.Len() == 0 {
+		d["Empty"] = u.emptyPackages(v)
+	}
 	status := http.StatusOK
 	if d["Q"] != "" {
 		page, _ := strconv.Atoi(q.Get("page"))
@@ -255,6 +261,9 @@ func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	d["Hours"], d["MaxHour"] = hours, maxHour
 	d["Clients"], _ = t.TopClients(30, 20)
 	d["Packages"], _ = t.TopPackages(30, 20)
+	if maxDay == 0 && maxHour == 0 {
+		d["Empty"] = u.emptyTraffic()
+	}
 	u.render(w, r, v, "traffic", "Traffic", http.StatusOK, d)
 }
 
