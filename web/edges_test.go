@@ -1,10 +1,13 @@
 package web
 
 import (
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -159,5 +162,70 @@ func TestEmptyStatesSayWhatToDo(t *testing.T) {
 	check("admin", "/sync", []string{"Press Sync now"}, admin)
 	if _, page := getBody(t, cs["admin"], srv.URL+"/search"); strings.Contains(page, "0 packages") {
 		t.Errorf("the empty Packages page still says 0 packages")
+	}
+}
+
+// TestFavicon: /favicon.ico answers with the SVG icon, typed and cacheable; the
+// dashboard's pages and the mirror index link it.
+func TestFavicon(t *testing.T) {
+	o, _ := dashboardOptions(t)
+	srv := httptest.NewServer(NewHandler(o))
+	defer srv.Close()
+	for _, p := range []string{"/favicon.ico", "/static/favicon.svg"} {
+		resp, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/svg+xml" ||
+			!strings.Contains(resp.Header.Get("Cache-Control"), "max-age=") || !strings.HasPrefix(string(b), "<svg ") {
+			t.Errorf("GET %s: %d %q %q %.40q", p, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"), b)
+		}
+		if len(b) > 1024 {
+			t.Errorf("the favicon is %d bytes: keep it small", len(b))
+		}
+	}
+	link := `<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">`
+	for _, p := range []string{"/", "/search", "/register", "/archlinux/"} {
+		if _, page := getBody(t, client(t), srv.URL+p); !strings.Contains(page, link) {
+			t.Errorf("GET %s does not link the favicon", p)
+		}
+	}
+}
+
+// TestMirrorIndexNavigation: the mirror's directory index has the dashboard's header
+// (brand link home, the main links) and a breadcrumb whose steps link each folder up the
+// path, the folder shown last and unlinked; its CSP still runs no script.
+func TestMirrorIndexNavigation(t *testing.T) {
+	o, _ := dashboardOptions(t)
+	os.MkdirAll(filepath.Join(o.MirrorRoot.Name(), "core", "os", "x86_64"), 0o755)
+	os.WriteFile(filepath.Join(o.MirrorRoot.Name(), "core", "os", "x86_64", "a-very-long-package-name-that-must-wrap-on-a-phone-1.2.3-1-x86_64.pkg.tar.zst"), []byte("x"), 0o644)
+	srv := httptest.NewServer(NewHandler(o))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/archlinux/core/os/x86_64/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	for _, want := range []string{
+		`<a class="brand" href="/">AMWI</a>`, `<a href="/search">Packages</a>`,
+		`<a href="/archlinux/">archlinux</a><span class="sep">/</span><a href="/archlinux/core/">core</a><span class="sep">/</span><a href="/archlinux/core/os/">os</a><span class="sep">/</span><span aria-current="page">x86_64</span>`,
+		`<td class="name"><a href="./a-very-long-package-name`, "overflow-wrap:anywhere", "@media (max-width:40rem)",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("index lacks %s:\n%s", want, page)
+		}
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "sandbox") || strings.Contains(csp, "script-src") {
+		t.Errorf("mirror CSP %q", csp)
+	}
+	if got := crumbs("/archlinux/", "."); len(got) != 1 || got[0] != (crumb{"archlinux", ""}) {
+		t.Errorf("root crumbs %+v", got)
+	}
+	if got := crumbs("/archlinux/", "a b/c"); len(got) != 3 || got[1].Href != "/archlinux/a%20b/" || got[2].Href != "" {
+		t.Errorf("escaped crumbs %+v", got)
 	}
 }

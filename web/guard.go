@@ -16,8 +16,9 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 // upstream mirror (any volunteer's server the benchmark picked), not from us, yet they are
 // served on the dashboard's origin. An .html file there (text/html, see contentTypes) must
 // not run script as the dashboard: "sandbox" gives it an origin of its own and
-// default-src 'none' runs nothing. The directory index needs only its inline style.
-const mirrorSecurityPolicy = "sandbox; default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+// default-src 'none' runs nothing. The directory index needs only its inline style and
+// the dashboard's favicon (an image: img-src 'self' lets no code in).
+const mirrorSecurityPolicy = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // bodyDeadline is how long a request body may take to arrive (dashboard forms, API
 // calls): a client trickling a body a byte every few seconds is cut, not kept for ever.

@@ -333,26 +333,79 @@ func (m *Mirror) index(w http.ResponseWriter, r *http.Request, dir *os.File, nam
 	err = indexTmpl.Execute(w, struct {
 		Path    string
 		Root    bool
+		Crumbs  []crumb
 		Entries []indexEntry
-	}{r.URL.Path, name == ".", entries})
+	}{r.URL.Path, name == ".", crumbs(m.prefix, name), entries})
 	if err != nil {
 		m.log.Debug("mirror: index write failed", "path", r.URL.Path, "err", err)
 	}
 }
 
+// crumb is one step of the index's breadcrumb: a folder's name and its URL ("" for the
+// folder shown).
+type crumb struct{ Name, Href string }
+
+// crumbs is the breadcrumb to the folder name (mirror-relative, cleaned; "." for the
+// root) under prefix: "archlinux / core / os / x86_64", each step but the last a link.
+func crumbs(prefix, name string) []crumb {
+	href := prefix
+	out := []crumb{{Name: strings.Trim(prefix, "/"), Href: href}}
+	if name != "." {
+		for _, part := range strings.Split(name, "/") {
+			href += url.PathEscape(part) + "/"
+			out = append(out, crumb{Name: part, Href: href})
+		}
+	}
+	out[len(out)-1].Href = ""
+	return out
+}
+
+// indexTmpl is the mirror's directory listing, with the dashboard's header and a
+// breadcrumb, laid out for a phone too (long names wrap, the table fits 390 px). The
+// mirror's CSP (mirrorSecurityPolicy) runs no script and loads nothing but the favicon:
+// the styles are inline, which it allows, and nothing in the page is an inline script or
+// event handler.
 var indexTmpl = template.Must(template.New("index").Funcs(template.FuncMap{
 	"size":       units.Bytes,
 	"pathEscape": url.PathEscape,
-	"time":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+	"date":       func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+	"clock":      func(t time.Time) string { return t.UTC().Format("15:04") },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Index of {{.Path}}</title>
-<style>body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}table{border-collapse:collapse}td,th{padding:.15rem .8rem;text-align:left;white-space:nowrap}td.s{text-align:right}tr:hover{background:#f2f5fa}a{color:#1793d1;text-decoration:none}</style>
+<title>Index of {{.Path}} · AMWI</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<style>
+:root{--bg:#fff;--fg:#1d2125;--muted:#5f6b76;--line:#dde3ea;--card:#f6f8fa;--accent:#1793d1}
+@media (prefers-color-scheme:dark){:root{--bg:#15181b;--fg:#e4e8ec;--muted:#9aa6b2;--line:#2c3339;--card:#1d2226;--accent:#4fb3e8}}
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--bg);color:var(--fg)}
+a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
+header{display:flex;flex-wrap:wrap;align-items:center;gap:.3rem 1rem;padding:.6rem 1rem;border-bottom:1px solid var(--line)}
+header .brand{font-weight:700;color:var(--fg)}
+nav{display:flex;flex-wrap:wrap;gap:.2rem .8rem}nav a{color:var(--muted)}nav a.on{color:var(--fg);font-weight:600}
+main{max-width:64rem;margin:0 auto;padding:1rem}
+h1{font-size:1.2rem;font-weight:600;margin:.2rem 0 1rem;overflow-wrap:anywhere}
+h1 .sep{color:var(--muted);margin:0 .25rem}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
+th{font-size:.85rem;color:var(--muted);font-weight:600}
+td.name{overflow-wrap:anywhere;word-break:break-word}
+td.t,td.s{white-space:nowrap;color:var(--muted);font-variant-numeric:tabular-nums}
+th.s,td.s{text-align:right}
+tr:hover td{background:var(--card)}
+@media (max-width:40rem){main{padding:.6rem}th,td{padding:.3rem .3rem}td.t,td.s{font-size:.8rem}td.t{white-space:normal}td.t span{display:block}}
+</style>
 </head><body>
-<h1>Index of {{.Path}}</h1>
-<table><thead><tr><th>Name</th><th>Last modified (UTC)</th><th>Size</th></tr></thead><tbody>
-{{if not .Root}}<tr><td><a href="../">../</a></td><td></td><td class="s">-</td></tr>
-{{end}}{{range .Entries}}<tr><td><a href="./{{pathEscape .Name}}{{if .IsDir}}/{{end}}">{{.Name}}{{if .IsDir}}/{{end}}</a></td><td>{{time .ModTime}}</td><td class="s">{{if .IsDir}}-{{else}}{{size .Size}}{{end}}</td></tr>
+<header>
+<a class="brand" href="/">AMWI</a>
+<nav aria-label="Main"><a href="/">Overview</a><a href="/sync">Sync</a><a href="/search">Packages</a><a href="{{(index .Crumbs 0).Href}}" class="on" aria-current="page">Mirror files</a></nav>
+</header>
+<main>
+<h1><span class="muted">Index of</span> <span class="crumbs">{{range $i, $c := .Crumbs}}{{if $i}}<span class="sep">/</span>{{end}}{{if $c.Href}}<a href="{{$c.Href}}">{{$c.Name}}</a>{{else}}<span aria-current="page">{{$c.Name}}</span>{{end}}{{end}}</span></h1>
+<table><thead><tr><th>Name</th><th class="t">Modified (UTC)</th><th class="s">Size</th></tr></thead><tbody>
+{{if not .Root}}<tr><td class="name"><a href="../">../</a></td><td class="t"></td><td class="s">-</td></tr>
+{{end}}{{range .Entries}}<tr><td class="name"><a href="./{{pathEscape .Name}}{{if .IsDir}}/{{end}}">{{.Name}}{{if .IsDir}}/{{end}}</a></td><td class="t"><span>{{date .ModTime}}</span> <span>{{clock .ModTime}}</span></td><td class="s">{{if .IsDir}}-{{else}}{{size .Size}}{{end}}</td></tr>
 {{end}}</tbody></table>
+</main>
 </body></html>
 `))

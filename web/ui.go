@@ -266,6 +266,7 @@ func (u *ui) table() []route {
 		{"POST /logout", Viewer, u.logout},
 		{"GET /register", Anyone, public(u.registerPage)},
 		{"POST /register", Anyone, public(u.register)},
+		{"GET /favicon.ico", Anyone, public(favicon)},
 	}
 	if u.o.Bench != nil {
 		rs = append(rs,
