@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// overflowJS lists the elements that reach past the viewport's right edge, outside any
+// scrolling box (a wide table inside .scroll is fine: it scrolls in its box), as
+// "tag#id.class (right edge px)", the outermost first. Empty when nothing is wider.
+const overflowJS = `(() => {
+  const vw = document.documentElement.clientWidth, out = [];
+  const scrolls = (el) => { for (let p = el.parentElement; p; p = p.parentElement) {
+    const s = getComputedStyle(p); if (/(auto|scroll|hidden)/.test(s.overflowX)) return true; } return false; };
+  for (const el of document.body.querySelectorAll("*")) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.right <= vw + 1 || scrolls(el)) continue;
+    out.push({el, d: el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + (el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\s+/).join(".") : "") + " (right " + Math.round(r.right) + " px, viewport " + vw + ")"});
+  }
+  // The innermost offenders are what to fix: an element none of whose children reaches
+  // as far.
+  const inner = out.filter((o) => ![...o.el.children].some((c) => c.getBoundingClientRect().right >= o.el.getBoundingClientRect().right - 1));
+  const list = (inner.length ? inner : out).slice(0, 5).map((o) => o.d);
+  if (document.documentElement.scrollWidth > vw + 1 && list.length === 0) list.push("the page scrolls sideways: scrollWidth " + document.documentElement.scrollWidth + " > " + vw);
+  return list;
+})()`
+
+// TestEveryPageInBrowser sweeps every dashboard page and the mirror index in real
+// headless Chromium, at 1280 px and at 390 px (a phone, as a mobile viewport): each must
+// load without console errors or CSP violations (browser fails the test on any), and no
+// element may reach past the viewport outside a scrolling box (the test names the
+// element). Screenshots go to e2e/artifacts/page-NAME-WIDTH.png, to be looked at.
+func TestEveryPageInBrowser(t *testing.T) {
+	t.Parallel()
+	_, rd := syncUpstream(t)
+	dir := t.TempDir()
+	cfg := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "enabled = false")
+	// A synced mirror with a run in the history, an administrator and a viewer.
+	if out, code := run(t, nil, nil, "-c", cfg, "sync"); code != 0 {
+		t.Fatalf("amwi sync: exit %d\n%s", code, out)
+	}
+	for _, u := range [][]string{{"--admin", "admin"}, {"viewer"}} {
+		if out, code := run(t, strings.NewReader("correct horse battery\n"), nil, append([]string{"-c", cfg, "user", "add"}, u...)...); code != 0 {
+			t.Fatalf("amwi user add %v: exit %d\n%s", u, code, out)
+		}
+	}
+	p, base := serve(t, cfg)
+	// A download, so the traffic page has something to draw.
+	pkg := testRepos[0].Pkgs[1].FileName()
+	resp, err := http.Get(base + "/archlinux/core/os/x86_64/" + pkg)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("download %s: %v %v", pkg, err, resp)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	ctx := browser(t)
+	shots := artifacts(t)
+	pages := []struct{ name, path, wait string }{
+		{"login", "/login", `input[name=password]`},
+		{"overview", "/", `#live-status`},
+		{"search", "/search", `input[name=q]`},
+		{"search-results", "/search?q=bash", `a[href="/packages/core/bash"]`},
+		{"package", "/packages/core/bash", `h1`},
+		{"package-hello", "/packages/extra/hello", `h1`},
+		{"sync", "/sync", `h1`},
+		{"traffic", "/traffic", `h1`},
+		{"bench", "/bench", `h1`},
+		{"settings", "/settings", `form`},
+		{"users", "/users", `h1`},
+		{"mirror", "/archlinux/", `table`},
+		{"mirror-repo", "/archlinux/core/os/x86_64/", `table`},
+	}
+	for _, width := range []int64{1280, 390} {
+		height := int64(1000)
+		opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
+		if width < 600 {
+			height = 844
+			opts = append(opts, chromedp.EmulateMobile)
+		}
+		if err := chromedp.Run(ctx, chromedp.EmulateViewport(width, height, opts...)); err != nil {
+			t.Fatalf("viewport %d: %v", width, err)
+		}
+		// Log out (if logged in) so the login page shows, then log in as the admin.
+		for i, pg := range pages {
+			if i == 1 {
+				err := chromedp.Run(ctx,
+					chromedp.SendKeys(`input[name=name]`, "admin", chromedp.ByQuery),
+					chromedp.SendKeys(`input[name=password]`, "correct horse battery", chromedp.ByQuery),
+					chromedp.Submit(`input[name=password]`, chromedp.ByQuery),
+					chromedp.WaitVisible(`header form button`, chromedp.ByQuery))
+				if err != nil {
+					t.Fatalf("log in at %d px: %v\n%s", width, err, p.Output())
+				}
+			}
+			var wide []string
+			name := fmt.Sprintf("page-%s-%d", pg.name, width)
+			err := chromedp.Run(ctx, chromedp.Navigate(base+pg.path), chromedp.WaitVisible(pg.wait, chromedp.ByQuery),
+				// Let the live stream fill in the numbers and the charts draw.
+				chromedp.Sleep(1500*time.Millisecond),
+				chromedp.Evaluate(overflowJS, &wide),
+				chromedp.ActionFunc(func(ctx context.Context) error {
+					var buf []byte
+					if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
+						return err
+					}
+					return os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644)
+				}))
+			if err != nil {
+				var html string
+				chromedp.Run(ctx, chromedp.OuterHTML("body", &html, chromedp.ByQuery))
+				t.Fatalf("%s at %d px: %v\n%.2000s", pg.path, width, err, html)
+			}
+			for _, w := range wide {
+				t.Errorf("%s at %d px: wider than the viewport: %s", pg.path, width, w)
+			}
+		}
+		if err := chromedp.Run(ctx, chromedp.Navigate(base+"/"), chromedp.Click(`header form button`, chromedp.ByQuery),
+			chromedp.WaitVisible(`a[href="/login"]`, chromedp.ByQuery)); err != nil {
+			t.Fatalf("log out at %d px: %v", width, err)
+		}
+	}
+}
