@@ -65,6 +65,36 @@ func TestEveryPageInBrowser(t *testing.T) {
 
 	ctx := browser(t)
 	shots := artifacts(t)
+	// visit loads base+path, waits for wait and the live numbers, checks the width and
+	// saves the screenshot as page-NAME-WIDTH.png.
+	visit := func(base, name, path, wait string, width int64) {
+		t.Helper()
+		var wide []string
+		file := fmt.Sprintf("page-%s-%d", name, width)
+		err := chromedp.Run(ctx, chromedp.Navigate(base+path), chromedp.WaitVisible(wait, chromedp.ByQuery),
+			// Let the live stream fill in the numbers and the charts draw.
+			chromedp.Sleep(1500*time.Millisecond),
+			chromedp.Evaluate(overflowJS, &wide),
+			chromedp.ActionFunc(func(ctx context.Context) error {
+				var buf []byte
+				if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
+					return err
+				}
+				return os.WriteFile(filepath.Join(shots, file+".png"), buf, 0o644)
+			}))
+		if err != nil {
+			var html string
+			chromedp.Run(ctx, chromedp.OuterHTML("body", &html, chromedp.ByQuery))
+			t.Fatalf("%s at %d px: %v\n%.2000s", path, width, err, html)
+		}
+		for _, w := range wide {
+			t.Errorf("%s at %d px: wider than the viewport: %s", path, width, w)
+		}
+	}
+	// A second daemon that never synced and has no account: the empty states a first
+	// visitor meets.
+	emptyDir := t.TempDir()
+	_, emptyBase := serve(t, syncConfig(t, emptyDir, "", `["core", "extra"]`, "enabled = false"))
 	pages := []struct{ name, path, wait string }{
 		{"login", "/login", `input[name=password]`},
 		{"overview", "/", `#live-status`},
@@ -90,7 +120,7 @@ func TestEveryPageInBrowser(t *testing.T) {
 		if err := chromedp.Run(ctx, chromedp.EmulateViewport(width, height, opts...)); err != nil {
 			t.Fatalf("viewport %d: %v", width, err)
 		}
-		// Log out (if logged in) so the login page shows, then log in as the admin.
+		// The login page as a visitor first, then every page as the admin.
 		for i, pg := range pages {
 			if i == 1 {
 				err := chromedp.Run(ctx,
@@ -102,31 +132,13 @@ func TestEveryPageInBrowser(t *testing.T) {
 					t.Fatalf("log in at %d px: %v\n%s", width, err, p.Output())
 				}
 			}
-			var wide []string
-			name := fmt.Sprintf("page-%s-%d", pg.name, width)
-			err := chromedp.Run(ctx, chromedp.Navigate(base+pg.path), chromedp.WaitVisible(pg.wait, chromedp.ByQuery),
-				// Let the live stream fill in the numbers and the charts draw.
-				chromedp.Sleep(1500*time.Millisecond),
-				chromedp.Evaluate(overflowJS, &wide),
-				chromedp.ActionFunc(func(ctx context.Context) error {
-					var buf []byte
-					if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
-						return err
-					}
-					return os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644)
-				}))
-			if err != nil {
-				var html string
-				chromedp.Run(ctx, chromedp.OuterHTML("body", &html, chromedp.ByQuery))
-				t.Fatalf("%s at %d px: %v\n%.2000s", pg.path, width, err, html)
-			}
-			for _, w := range wide {
-				t.Errorf("%s at %d px: wider than the viewport: %s", pg.path, width, w)
-			}
+			visit(base, pg.name, pg.path, pg.wait, width)
 		}
 		if err := chromedp.Run(ctx, chromedp.Navigate(base+"/"), chromedp.Click(`header form button`, chromedp.ByQuery),
 			chromedp.WaitVisible(`a[href="/login"]`, chromedp.ByQuery)); err != nil {
 			t.Fatalf("log out at %d px: %v", width, err)
 		}
+		visit(emptyBase, "empty-search", "/search", ".card.empty", width)
+		visit(emptyBase, "empty-sync", "/sync", ".card.empty", width)
 	}
 }
