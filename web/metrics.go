@@ -39,7 +39,8 @@ type promMetrics struct {
 	// health, metrics), apart, so dashboards can tell LAN downloads from page views.
 	mirrorStatus, httpStatus map[int]*counter
 	mirrorSent, httpSent     counter
-	// pkgSent counts the body bytes of package files (and .sig) sent, from disk or from
+	// pkgSent counts the body bytes of package files (and .sig) sent (2xx answers: not a
+	// 404's page), from disk or from
 	// a "used" mode fetch alike: less UsedStats.MissServedBytes, it is what the disk served.
 	pkgSent counter
 
@@ -318,7 +319,7 @@ func (m *promMetrics) observe(t Transfer) {
 	m.mu.Unlock()
 	c.Add(1)
 	sent.Add(t.Bytes)
-	if mirror && isPackageFile(t.Request.URL.Path) {
+	if mirror && t.Status/100 == 2 && isPackageFile(t.Request.URL.Path) {
 		m.pkgSent.Add(t.Bytes)
 	}
 }
@@ -510,7 +511,8 @@ type processFamily struct{ typ, help string }
 // The library's others are left out: go_sched_latencies_seconds and go_gc_pauses_seconds
 // (buckets without _sum, _count or +Inf: not Prometheus histograms), go_cgo_calls_count
 // and go_gc_forced_count (counters without _total; amwi has no cgo anyway), go_info_ext
-// (the build machine's GOROOT; amwi_build_info says what matters) and anything a newer
+// (the build machine's GOROOT; amwi_build_info says what matters), go_cpu_count (a gauge
+// with a suffix reserved for summaries and histograms; go_gomaxprocs says as much) and anything a newer
 // version of the library adds, until it is described here.
 var processFamilies = map[string]processFamily{
 	"go_mutex_wait_seconds_total":                   {counterType, "Seconds goroutines spent blocked on a sync.Mutex or sync.RWMutex."},
@@ -542,7 +544,6 @@ var processFamilies = map[string]processFamily{
 	"go_memstats_stack_inuse_bytes":                 {gaugeType, "Bytes in goroutine stack spans."},
 	"go_memstats_stack_sys_bytes":                   {gaugeType, "Bytes of stack memory obtained from the operating system."},
 	"go_memstats_sys_bytes":                         {gaugeType, "Bytes of memory obtained from the operating system by the Go runtime."},
-	"go_cpu_count":                                  {gaugeType, "Logical CPUs usable by the process."},
 	"go_gc_duration_seconds":                        {"summary", "Pause durations of the last garbage collections (up to 256)."},
 	"go_gomaxprocs":                                 {gaugeType, "GOMAXPROCS: how many threads may run Go code at once."},
 	"go_goroutines":                                 {gaugeType, "Goroutines that exist now."},
