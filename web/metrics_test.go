@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	dsync "github.com/amwi/amwi/daemon/mirrorsync"
+	"golang.org/x/sys/unix"
+
 	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/daemon/store"
 	"github.com/amwi/amwi/hw"
@@ -29,6 +32,16 @@ type metricsEnv struct {
 	st     *store.Store
 	mgr    *dsync.Manager
 	o      Options
+}
+
+// copyFixture copies hw/testdata/NAME to a temp dir, to be changed there.
+func copyFixture(t *testing.T, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "hw", "testdata", name))); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // readerMachine is hw's Reader on a fixture tree, read at each look.
@@ -68,14 +81,40 @@ func newMetricsEnv(t *testing.T, hwFixture string, repos ...string) *metricsEnv 
 	e.mgr = &dsync.Manager{Config: dsync.Config{Root: e.mirror, StateDir: stateDir}, Store: st, Log: quiet()}
 	o.Sync = e.mgr
 	fx := filepath.Join("..", "hw", "testdata", hwFixture)
-	if hwFixture == "nosensor" {
+	switch hwFixture {
+	case "nosensor":
 		// The NAS without its thermal zones: a machine with no sensor at all.
-		fx = t.TempDir()
-		if err := os.CopyFS(fx, os.DirFS(filepath.Join("..", "hw", "testdata", "nas"))); err != nil {
-			t.Fatal(err)
-		}
+		fx = copyFixture(t, "nas")
 		if err := os.RemoveAll(filepath.Join(fx, "sys", "class", "thermal")); err != nil {
 			t.Fatal(err)
+		}
+	case "rpi4":
+		// The Pi with the mirror on its SD card's root partition (mmcblk0p2), so its disk
+		// is found and read too.
+		fx = copyFixture(t, "rpi4")
+		var st unix.Stat_t
+		if err := unix.Stat(e.mirror, &st); err != nil {
+			t.Fatal(err)
+		}
+		dev := uint64(st.Dev)
+		if unix.Major(dev) != 0 {
+			target, err := os.Readlink(filepath.Join(fx, "sys", "dev", "block", "179:2"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, filepath.Join(fx, "sys", "dev", "block", fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev)))); err != nil {
+				t.Fatal(err)
+			}
+		} else { // tmpfs or overlay: the mount table says which device
+			line := fmt.Sprintf("36 25 0:%d / %s rw,relatime - ext4 /dev/mmcblk0p2 rw\n", unix.Minor(dev), e.mirror)
+			f, err := os.OpenFile(filepath.Join(fx, "proc", "self", "mountinfo"), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteString(line); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
 		}
 	}
 	o.Machine = readerMachine{&hw.Reader{ProcRoot: filepath.Join(fx, "proc"), SysRoot: filepath.Join(fx, "sys"), MirrorRoot: e.mirror}}
@@ -284,7 +323,7 @@ func TestMetricsExposition(t *testing.T) {
 		}
 	}
 	for _, fam := range []string{"amwi_build_info", "amwi_temperature_celsius", "amwi_mirror_fs_size_bytes", "amwi_mirror_fs_free_bytes",
-		"amwi_http_connections_open", "amwi_sync_last_success_timestamp_seconds", "go_goroutines", "process_resident_memory_bytes", "go_gc_duration_seconds"} {
+		"amwi_http_connections_open", "amwi_sync_last_success_timestamp_seconds", "go_goroutines", "process_resident_memory_bytes", "go_gc_duration_seconds", "amwi_mirror_disk_busy_percent"} {
 		if !slices.Contains(x.families(), fam) {
 			t.Errorf("no %s", fam)
 		}
@@ -436,5 +475,187 @@ func TestSyncRunsNeverDecrease(t *testing.T) {
 	got := runs()
 	if got["success"] != 8 || got["failed"] != 5 || got["up to date"] != 3 || got["lastsync"] != 1764000111 {
 		t.Errorf("after 12 more runs (8 successes, 4 failures): %v", got)
+	}
+}
+
+// etcFile is a file shipped under etc/.
+func etcFile(t *testing.T, parts ...string) string {
+	t.Helper()
+	p := filepath.Join(append([]string{"..", "etc"}, parts...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func promtool(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool (Debian package prometheus) is needed: %v; run scripts/test-deps.sh", err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestAlertRules: the shipped rules pass `promtool check rules` (lint included), and
+// `promtool test rules` fires each alert on synthetic series (and not on healthy ones).
+func TestAlertRules(t *testing.T) {
+	rules := etcFile(t, "prometheus", "amwi-alerts.yml")
+	out := promtool(t, ".", "check", "rules", rules)
+	if !strings.Contains(out, "SUCCESS: 5 rules found") {
+		t.Errorf("promtool check rules:\n%s", out)
+	}
+	test := etcFile(t, "prometheus", "amwi-alerts_test.yml")
+	out = promtool(t, filepath.Dir(test), "test", "rules", filepath.Base(test))
+	if !strings.Contains(out, "SUCCESS") {
+		t.Errorf("promtool test rules:\n%s", out)
+	}
+	text, _ := os.ReadFile(test)
+	for _, alert := range []string{"AmwiMirrorStale", "AmwiSyncFailing", "AmwiDiskNearFloor", "AmwiMirrorInconsistent"} {
+		if !strings.Contains(string(text), "alertname: "+alert+"\n        exp_alerts:\n          - exp_labels:") {
+			t.Errorf("the rule tests never see %s fire", alert)
+		}
+	}
+}
+
+// grafanaDashboard is what the test reads of the dashboard's JSON model.
+type grafanaDashboard struct {
+	Inputs []struct {
+		Name, Type, PluginID string
+	} `json:"__inputs"`
+	Panels     []grafanaPanel `json:"panels"`
+	Templating struct {
+		List []struct {
+			Name       string          `json:"name"`
+			Datasource json.RawMessage `json:"datasource"`
+			Definition string          `json:"definition"`
+		} `json:"list"`
+	} `json:"templating"`
+	UID   string `json:"uid"`
+	Title string `json:"title"`
+}
+
+type grafanaPanel struct {
+	ID         int                      `json:"id"`
+	Type       string                   `json:"type"`
+	Title      string                   `json:"title"`
+	Datasource *grafanaDS               `json:"datasource"`
+	GridPos    struct{ H, W, X, Y int } `json:"gridPos"`
+	Targets    []struct {
+		Datasource *grafanaDS `json:"datasource"`
+		Expr       string     `json:"expr"`
+		RefID      string     `json:"refId"`
+	} `json:"targets"`
+	Panels []grafanaPanel `json:"panels"`
+}
+
+type grafanaDS struct{ Type, UID string }
+
+var metricName = regexp.MustCompile(`\b(?:amwi|go|process)_[a-z0-9_]+`)
+
+// TestDashboardAndAlertsUseRealMetrics: every metric the Grafana dashboard's queries and
+// the alert rules (and their tests) name is a family of a real /metrics scrape, so a
+// rename breaks this test; the dashboard's queries are valid PromQL (promtool parses them
+// as recording rules), and its data source is the ${DS_PROMETHEUS} input.
+func TestDashboardAndAlertsUseRealMetrics(t *testing.T) {
+	_, x, _ := populated(t)
+	families := x.families()
+	b, err := os.ReadFile(etcFile(t, "grafana", "amwi-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d grafanaDashboard
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("amwi-dashboard.json: %v", err)
+	}
+	if len(d.Inputs) != 1 || d.Inputs[0].Name != "DS_PROMETHEUS" || d.Inputs[0].Type != "datasource" || d.Inputs[0].PluginID != "prometheus" {
+		t.Errorf("__inputs: %+v", d.Inputs)
+	}
+	if d.UID == "" || d.Title == "" {
+		t.Errorf("dashboard without uid or title")
+	}
+	var exprs []string
+	ids := map[int]bool{}
+	var walk func(ps []grafanaPanel)
+	walk = func(ps []grafanaPanel) {
+		for _, p := range ps {
+			if ids[p.ID] {
+				t.Errorf("panel id %d twice", p.ID)
+			}
+			ids[p.ID] = true
+			if p.GridPos.W <= 0 || p.GridPos.H <= 0 || p.GridPos.X+p.GridPos.W > 24 {
+				t.Errorf("panel %q: gridPos %+v", p.Title, p.GridPos)
+			}
+			if p.Type == "row" {
+				walk(p.Panels)
+				continue
+			}
+			if p.Datasource == nil || p.Datasource.UID != "${DS_PROMETHEUS}" || len(p.Targets) == 0 {
+				t.Errorf("panel %q: data source %+v, %d queries", p.Title, p.Datasource, len(p.Targets))
+			}
+			for _, tg := range p.Targets {
+				if tg.Expr == "" || tg.RefID == "" || tg.Datasource == nil || tg.Datasource.UID != "${DS_PROMETHEUS}" {
+					t.Errorf("panel %q: query %+v", p.Title, tg)
+				}
+				exprs = append(exprs, tg.Expr)
+			}
+		}
+	}
+	walk(d.Panels)
+	for _, v := range d.Templating.List {
+		exprs = append(exprs, v.Definition)
+	}
+	want := []string{"amwi_mirror_requests_total", "amwi_mirror_sent_bytes_total", "amwi_sync_runs_total", "amwi_sync_last_success_timestamp_seconds",
+		"amwi_mirror_upstream_lastsync_timestamp_seconds", "amwi_mirror_fs_free_bytes", "amwi_sync_min_free_bytes", "amwi_cpu_busy_percent",
+		"amwi_memory_available_bytes", "amwi_temperature_celsius", "amwi_active_downloads", "amwi_http_connections_open"}
+	used := map[string]bool{}
+	for _, e := range exprs {
+		for _, name := range metricName.FindAllString(e, -1) {
+			used[name] = true
+			if !slices.Contains(families, name) {
+				t.Errorf("the dashboard queries %s, which /metrics does not have (in %s)", name, e)
+			}
+		}
+	}
+	for _, w := range want {
+		if !used[w] {
+			t.Errorf("the dashboard has no panel on %s", w)
+		}
+	}
+
+	// The queries parse: promtool reads them as recording rules, Grafana's variables
+	// replaced by what Grafana would put there.
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	vars := strings.NewReplacer("$__rate_interval", "5m", "$__range", "1d", "$__interval", "1m", "$instance", ".*")
+	for i, e := range exprs[:len(exprs)-len(d.Templating.List)] {
+		q, _ := json.Marshal(vars.Replace(e))
+		fmt.Fprintf(&rules, "      - record: amwi:dashboard_query_%d\n        expr: %s\n", i, q)
+	}
+	rf := filepath.Join(t.TempDir(), "dashboard-queries.yml")
+	if err := os.WriteFile(rf, []byte(rules.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := promtool(t, ".", "check", "rules", rf); !strings.Contains(out, "SUCCESS") {
+		t.Errorf("the dashboard's queries do not parse:\n%s", out)
+	}
+
+	// The alert rules and their unit tests name real families too.
+	for _, f := range []string{"amwi-alerts.yml", "amwi-alerts_test.yml"} {
+		text, err := os.ReadFile(etcFile(t, "prometheus", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range metricName.FindAllString(string(text), -1) {
+			if !slices.Contains(families, name) {
+				t.Errorf("%s names %s, which /metrics does not have", f, name)
+			}
+		}
 	}
 }
