@@ -39,9 +39,9 @@ type promMetrics struct {
 	// health, metrics), apart, so dashboards can tell LAN downloads from page views.
 	mirrorStatus, httpStatus map[int]*counter
 	mirrorSent, httpSent     counter
-	// pkgSent counts the body bytes of package files (and .sig) sent (2xx answers: not a
-	// 404's page), from disk or from
-	// a "used" mode fetch alike: less UsedStats.MissServedBytes, it is what the disk served.
+	// pkgSent counts the body bytes of package files (and .sig) sent in 2xx answers (not
+	// a 404's page), from disk or from a "used" mode fetch alike: less
+	// UsedStats.MissServedBytes, it is what the disk served.
 	pkgSent counter
 
 	runs *runTally // nil without a sync engine
