@@ -130,6 +130,8 @@ install: $(if $(filter amwi,$(BIN)),build)
 	done
 	install -Dm644 etc/sysusers.d/amwi.conf $(DESTDIR)$(SYSUSERSDIR)/amwi.conf
 	install -Dm644 etc/tmpfiles.d/amwi.conf $(DESTDIR)$(TMPFILESDIR)/amwi.conf
+	install -Dm644 etc/grafana/amwi-dashboard.json $(DESTDIR)$(PREFIX)/share/amwi/grafana/amwi-dashboard.json
+	install -Dm644 etc/prometheus/amwi-alerts.yml $(DESTDIR)$(PREFIX)/share/amwi/prometheus/amwi-alerts.yml
 
 clean:
 	rm -rf amwi dist var bench-out

@@ -174,6 +174,7 @@ func (d *Daemon) Open() error {
 		Conns:         func() web.ConnStats { return d.srv.Stats() },
 		Misses:        &usedMisses{d: d},
 		Used:          (&usedStats{d: d}).get,
+		Commit:        Version().Commit,
 	}), web.ServerOptions{Log: d.Log, MaxConns: d.Config.Server.MaxConnections})
 	return nil
 }

@@ -207,8 +207,9 @@ func TestSystemdUnits(t *testing.T) {
 	}
 }
 
-// TestInstall: make install lays out binary, config, units, sysusers and tmpfiles under
-// DESTDIR, and never overwrites an existing amwi.toml.
+// TestInstall: make install lays out binary, config, units, sysusers and tmpfiles, the
+// Grafana dashboard and the Prometheus alert rules under DESTDIR, and never overwrites an
+// existing amwi.toml.
 func TestInstall(t *testing.T) {
 	t.Parallel()
 	dest := t.TempDir()
@@ -222,7 +223,8 @@ func TestInstall(t *testing.T) {
 	}
 	install()
 	for _, f := range []string{"usr/bin/amwi", "etc/amwi/amwi.toml", "usr/lib/systemd/system/amwi.service",
-		"usr/lib/systemd/system/amwi.socket", "usr/lib/sysusers.d/amwi.conf", "usr/lib/tmpfiles.d/amwi.conf", "etc/amwi/mirrorlists"} {
+		"usr/lib/systemd/system/amwi.socket", "usr/lib/sysusers.d/amwi.conf", "usr/lib/tmpfiles.d/amwi.conf", "etc/amwi/mirrorlists",
+		"usr/share/amwi/grafana/amwi-dashboard.json", "usr/share/amwi/prometheus/amwi-alerts.yml"} {
 		if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
 			t.Errorf("not installed: %s", f)
 		}

@@ -56,6 +56,8 @@ type Options struct {
 	// Used reports the "used" mode figures for the Overview and /metrics; nil when the
 	// daemon has none.
 	Used func() UsedStats
+	// Commit is the build's VCS commit, for amwi_build_info ("" says "unknown").
+	Commit string
 }
 
 // NewHandler returns the whole HTTP surface.

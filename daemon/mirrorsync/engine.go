@@ -102,7 +102,10 @@ type Run struct {
 	ExitMeaning string    `json:"exit_meaning,omitempty"`
 	Stats       Stats     `json:"stats"`
 	// LastUpdate is the upstream's lastupdate the run saw.
-	LastUpdate    int64   `json:"lastupdate,omitempty"`
+	LastUpdate int64 `json:"lastupdate,omitempty"`
+	// LastSync is the upstream's lastsync the run's gate saw (0: it saw none), for
+	// /metrics to tell how current the upstream itself is.
+	LastSync      int64   `json:"lastsync,omitempty"`
 	PausedSeconds float64 `json:"paused_seconds"`
 	Pruned        int     `json:"pruned,omitempty"`
 	Fetched       int     `json:"fetched,omitempty"` // pool files asked for

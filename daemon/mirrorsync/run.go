@@ -250,7 +250,7 @@ func (m *Manager) syncFrom(ctx context.Context, up string, run *Run, tail *lineR
 		if err := m.notBehind(up, g, run); err != nil {
 			return err
 		}
-		run.LastUpdate = g.lastupdate
+		run.LastUpdate, run.LastSync = g.lastupdate, g.lastsync
 		if round == 1 && !run.Force {
 			ours, _ := readStamp(filepath.Join(m.root(), "lastupdate"))
 			if ours == g.lastupdate && !m.unselectedLive() && !m.packagesChanged() {
