@@ -416,11 +416,18 @@ func (d *Daemon) verifyHealth() error {
 	return &web.Degraded{Reason: fmt.Sprintf("amwi verify found %s missing or damaged %s ago (amwi verify --repair, then amwi sync)", units.Plural(v.Report.Gaps()+v.Report.Leftovers, "file"), d.Now().Sub(v.End).Round(time.Second))}
 }
 
-// count is the traffic hook; for now it keeps totals (the traffic stats issue stores more).
+// count is the traffic hook. Only mirror downloads are mirror traffic: every other
+// request (dashboard, API, /metrics) is marked so the recorder keeps it apart.
 func (d *Daemon) count(t web.Transfer) {
 	d.requests.Add(1)
 	d.served.Add(t.Bytes)
-	d.traffic.Record(traffic.Hit{Time: t.End, Duration: t.End.Sub(t.Start), Client: t.Client, Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes})
+	h := traffic.Hit{Time: t.End, Duration: t.End.Sub(t.Start), Client: t.Client, Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes}
+	if t.Mirror() {
+		h.Repo = traffic.RepoOf(strings.TrimPrefix(h.Path, web.MirrorPrefix))
+	} else {
+		h.Dashboard = true
+	}
+	d.traffic.Record(h)
 }
 
 // trustedProxies is server.trusted_proxies and server.client_ip_header, parsed once per

@@ -32,6 +32,8 @@ type activeDL struct {
 // Download is one download in progress.
 type Download struct {
 	Client string `json:"client,omitempty"`
+	// Name is the client's name from reverse DNS, when one is known.
+	Name string `json:"name,omitempty"`
 	File   string `json:"file"`
 	Sent   int64  `json:"sent"`
 	Size   int64  `json:"size"`

@@ -56,6 +56,9 @@ type Options struct {
 	// Used reports the "used" mode figures for the Overview and /metrics; nil when the
 	// daemon has none.
 	Used func() UsedStats
+	// ClientName is a client's name from reverse DNS, "" while none is known or when the
+	// lookups are off; it must answer at once (never wait for a lookup). nil: addresses only.
+	ClientName func(netip.Addr) string
 }
 
 // NewHandler returns the whole HTTP surface.

@@ -31,8 +31,8 @@ type Hit struct {
 
 // Count is bytes and requests.
 type Count struct {
-	Bytes    int64
-	Requests int64
+	Bytes    int64 `json:"bytes"`
+	Requests int64 `json:"requests"`
 }
 
 // Add returns c plus o.
