@@ -34,9 +34,9 @@ type Download struct {
 	Client string `json:"client,omitempty"`
 	// Name is the client's name from reverse DNS, when one is known.
 	Name string `json:"name,omitempty"`
-	File   string `json:"file"`
-	Sent   int64  `json:"sent"`
-	Size   int64  `json:"size"`
+	File string `json:"file"`
+	Sent int64  `json:"sent"`
+	Size int64  `json:"size"`
 }
 
 // NewActive returns an empty registry.
