@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/notify"
 	"github.com/amwi/amwi/daemon/ondemand"
+	"github.com/amwi/amwi/daemon/rdns"
 	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/daemon/store"
 	"github.com/amwi/amwi/daemon/systemd"
@@ -52,6 +54,7 @@ type Daemon struct {
 	control net.Listener
 	machine *hw.Sampler
 	traffic *traffic.Recorder
+	rdns    *rdns.Cache // client names for the traffic pages, while traffic.reverse_dns
 	// fetcher answers "used" mode's misses; made at Open in "used" mode, at the first miss
 	// after a switch to it otherwise (see usedFetcher): an "all" mirror's root may be
 	// read-only.
@@ -118,6 +121,7 @@ func (d *Daemon) Open() error {
 	d.live.Subscribe(d.applied)
 	d.runCtx, d.stopRun = context.WithCancel(context.Background())
 	d.traffic = &traffic.Recorder{Store: d.store, Log: d.Log}
+	d.rdns = &rdns.Cache{Now: d.Now}
 	d.syncer = newSyncManager(d.Config, d.store, d.traffic.LastUsed, d.Log, false)
 	d.syncer.Changes = d.reindex
 	d.syncer.OnEvent = func(e mirrorsync.Event) { d.notifier().Notify(syncEvent(e)) }
@@ -174,6 +178,7 @@ func (d *Daemon) Open() error {
 		Conns:         func() web.ConnStats { return d.srv.Stats() },
 		Misses:        &usedMisses{d: d},
 		Used:          (&usedStats{d: d}).get,
+		ClientName:    d.clientName,
 	}), web.ServerOptions{Log: d.Log, MaxConns: d.Config.Server.MaxConnections})
 	return nil
 }
@@ -336,6 +341,9 @@ func (d *Daemon) Close() error {
 	}
 	d.fetcherMu.Unlock()
 	d.evict.running.Wait()
+	if d.rdns != nil {
+		d.rdns.Close() // cancels the lookups running
+	}
 	if d.root != nil {
 		d.root.Close()
 	}
@@ -428,6 +436,15 @@ func (d *Daemon) count(t web.Transfer) {
 		h.Dashboard = true
 	}
 	d.traffic.Record(h)
+}
+
+// clientName is a client's name by reverse DNS while traffic.reverse_dns is on, "" while
+// it is off or no name is known yet; it never waits for DNS.
+func (d *Daemon) clientName(a netip.Addr) string {
+	if !d.live.Current().Traffic.ReverseDNS {
+		return ""
+	}
+	return d.rdns.Name(a)
 }
 
 // trustedProxies is server.trusted_proxies and server.client_ip_header, parsed once per

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,7 +23,7 @@ type trafficAnswer struct {
 	Dashboard struct {
 		Requests int64 `json:"requests"`
 	} `json:"dashboard_today"`
-	Clients  []topRow `json:"clients"`
+	Clients  []clientRow `json:"clients"`
 	Packages []topRow `json:"packages"`
 	Repos    []topRow `json:"repos"`
 	Errors   []string `json:"errors"`
@@ -32,6 +33,11 @@ type topRow struct {
 	Key      string `json:"key"`
 	Bytes    int64  `json:"bytes"`
 	Requests int64  `json:"requests"`
+}
+
+type clientRow struct {
+	topRow
+	Name string `json:"name"`
 }
 
 // TestTrafficCountsOnlyMirrorDownloads: a logged-in admin browses every dashboard page and
@@ -120,7 +126,11 @@ func TestTrafficCountsOnlyMirrorDownloads(t *testing.T) {
 				t.Errorf("%s: %s = %+v, want only %s with %d bytes in 1 request", stage, what, rows, key, size)
 			}
 		}
-		one("clients", a.Clients, "127.0.0.1")
+		var clients []topRow
+		for _, c := range a.Clients {
+			clients = append(clients, c.topRow)
+		}
+		one("clients", clients, "127.0.0.1")
 		one("packages", a.Packages, "vim")
 		one("repos", a.Repos, "core")
 	}
@@ -132,6 +142,25 @@ func TestTrafficCountsOnlyMirrorDownloads(t *testing.T) {
 	}
 	if _, html := get("/traffic?period=today"); !strings.Contains(html, `id="top-packages"`) || !strings.Contains(html, "<td>vim</td>") || !strings.Contains(html, "<td>core</td>") {
 		t.Errorf("the Traffic page does not rank vim and core:\n%s", excerpt(html, "top-packages"))
+	}
+
+	// The client gets its name by reverse DNS (the resolver reads /etc/hosts first, so no
+	// DNS server is asked), looked up in the background: the first answers may still show
+	// the address alone.
+	name := ""
+	for i := 0; name == "" && i < 200; i++ {
+		if a := api("?period=today"); len(a.Clients) == 1 {
+			name = a.Clients[0].Name
+		}
+		if name == "" {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if name != "localhost" {
+		t.Errorf("reverse DNS name of 127.0.0.1: %q, want localhost (from /etc/hosts)", name)
+	}
+	if _, html := get("/traffic?period=today"); !strings.Contains(html, `<td>localhost <small class="muted">127.0.0.1</small></td>`) {
+		t.Errorf("the Traffic page does not name the client:\n%s", excerpt(html, "top-clients"))
 	}
 
 	// A bad period is refused, saying which are accepted; the page says so and shows the default.
@@ -149,16 +178,27 @@ func TestTrafficCountsOnlyMirrorDownloads(t *testing.T) {
 	}
 
 	// After a restart the stored statistics still hold exactly the one download: the
-	// dashboard's requests were never written.
+	// dashboard's requests were never written. With traffic.reverse_dns off, no name.
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.wait(t, 30*time.Second)
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\n[traffic]\nreverse_dns = false\n")
+	f.Close()
 	_, base = serve(t, cfg)
 	resp, err = c.PostForm(base+"/login", url.Values{"name": {"alice"}, "password": {"alice-password-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	want("after restart", api("?period=today"))
+	a := api("?period=today")
+	want("after restart", a)
+	time.Sleep(200 * time.Millisecond) // a lookup, were one started, would have answered from /etc/hosts by now
+	if a = api("?period=today"); len(a.Clients) != 1 || a.Clients[0].Name != "" {
+		t.Errorf("reverse_dns = false: clients %+v, want no name", a.Clients)
+	}
 }
 
 // excerpt is up to 400 bytes of s around the first sub, for failure messages.
