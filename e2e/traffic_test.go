@@ -24,9 +24,9 @@ type trafficAnswer struct {
 		Requests int64 `json:"requests"`
 	} `json:"dashboard_today"`
 	Clients  []clientRow `json:"clients"`
-	Packages []topRow `json:"packages"`
-	Repos    []topRow `json:"repos"`
-	Errors   []string `json:"errors"`
+	Packages []topRow    `json:"packages"`
+	Repos    []topRow    `json:"repos"`
+	Errors   []string    `json:"errors"`
 }
 
 type topRow struct {
