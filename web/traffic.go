@@ -19,17 +19,18 @@ func (t Transfer) Mirror() bool {
 // trafficPeriod is one of the periods the Traffic page and /api/traffic rank over.
 type trafficPeriod struct {
 	Key   string // as in ?period=
-	Label string
+	Label string // the link's text
+	Over  string // in a sentence: "mirror downloads OVER"
 	Days  int
 }
 
 // trafficPeriods are the periods offered, in the order the page links them.
 var trafficPeriods = []trafficPeriod{
-	{"today", "today", 1},
-	{"7d", "7 days", 7},
-	{"30d", "30 days", 30},
-	{"90d", "90 days", 90},
-	{"365d", "365 days", 365},
+	{"today", "today", "today", 1},
+	{"7d", "7 days", "over the last 7 days", 7},
+	{"30d", "30 days", "over the last 30 days", 30},
+	{"90d", "90 days", "over the last 90 days", 90},
+	{"365d", "365 days", "over the last 365 days", 365},
 }
 
 // defaultPeriod is what the Traffic page shows without ?period=.
