@@ -95,7 +95,7 @@ func TestTrafficCountsOnlyMirrorDownloads(t *testing.T) {
 		for range 5 {
 			for _, path := range []string{"/", "/traffic", "/traffic?period=7d", "/sync", "/search?q=vim", "/settings", "/users",
 				"/api/traffic", "/api/traffic?period=365d", "/api/sync", "/api/search?q=vim", "/api/stats/history",
-				"/healthz", "/metrics", "/static/app.js", "/login", "/nowhere"} {
+				"/healthz", "/metrics", "/static/app.js", "/login", "/nowhere", "/archlinux/", "/archlinux/core/os/x86_64/"} {
 				if code, body := get(path); code >= 500 {
 					t.Fatalf("GET %s: %d %s", path, code, body)
 				}

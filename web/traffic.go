@@ -9,11 +9,17 @@ import (
 	"github.com/amwi/amwi/daemon/traffic"
 )
 
-// Mirror tells whether the request was for the mirror (a path under MirrorPrefix): a
-// download pacman made, as opposed to a dashboard page, an API call, /metrics or a static
-// file. Traffic statistics count only these as mirror traffic.
+// Mirror tells whether the request was for a file of the mirror (a path under
+// MirrorPrefix): a download pacman made, as opposed to a dashboard page, an API call,
+// /metrics, a static file or a folder's index (pacman never asks for one; people browse
+// them from the dashboard's "Mirror files"). Traffic statistics count only these as
+// mirror traffic, as the live view (Active) does.
 func (t Transfer) Mirror() bool {
-	return t.Request != nil && strings.HasPrefix(t.Request.URL.Path, MirrorPrefix)
+	if t.Request == nil {
+		return false
+	}
+	p := t.Request.URL.Path
+	return strings.HasPrefix(p, MirrorPrefix) && !strings.HasSuffix(p, "/")
 }
 
 // trafficPeriod is one of the periods the Traffic page and /api/traffic rank over.

@@ -155,3 +155,26 @@ func TestTrafficAPIPeriods(t *testing.T) {
 		t.Error("today's page ranks a package downloaded ten days ago")
 	}
 }
+
+func TestTransferMirror(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/archlinux/core/os/x86_64/core.db":                       true,
+		"/archlinux/extra/os/x86_64/vim-9.1-1-x86_64.pkg.tar.zst": true,
+		"/archlinux/lastupdate":                                   true,
+		"/archlinux/":                                             false, // an index page
+		"/archlinux/core/os/x86_64/":                              false,
+		"/archlinux":                                              false,
+		"/":                                                       false,
+		"/api/traffic":                                            false,
+		"/metrics":                                                false,
+		"/static/app.js":                                          false,
+		"/events":                                                 false,
+	} {
+		if got := (Transfer{Request: httptest.NewRequest("GET", path, nil)}).Mirror(); got != want {
+			t.Errorf("%s: mirror %v, want %v", path, got, want)
+		}
+	}
+	if (Transfer{}).Mirror() {
+		t.Error("a transfer without a request is not the mirror's")
+	}
+}
