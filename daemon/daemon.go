@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/notify"
 	"github.com/amwi/amwi/daemon/ondemand"
+	"github.com/amwi/amwi/daemon/rdns"
 	"github.com/amwi/amwi/daemon/search"
 	"github.com/amwi/amwi/daemon/store"
 	"github.com/amwi/amwi/daemon/systemd"
@@ -52,6 +54,7 @@ type Daemon struct {
 	control net.Listener
 	machine *hw.Sampler
 	traffic *traffic.Recorder
+	rdns    *rdns.Cache // client names for the traffic pages, while traffic.reverse_dns
 	// fetcher answers "used" mode's misses; made at Open in "used" mode, at the first miss
 	// after a switch to it otherwise (see usedFetcher): an "all" mirror's root may be
 	// read-only.
@@ -118,6 +121,7 @@ func (d *Daemon) Open() error {
 	d.live.Subscribe(d.applied)
 	d.runCtx, d.stopRun = context.WithCancel(context.Background())
 	d.traffic = &traffic.Recorder{Store: d.store, Log: d.Log}
+	d.rdns = &rdns.Cache{Now: d.Now}
 	d.syncer = newSyncManager(d.Config, d.store, d.traffic.LastUsed, d.Log, false)
 	d.syncer.Changes = d.reindex
 	d.syncer.OnEvent = func(e mirrorsync.Event) { d.notifier().Notify(syncEvent(e)) }
@@ -175,6 +179,7 @@ func (d *Daemon) Open() error {
 		Misses:        &usedMisses{d: d},
 		Used:          (&usedStats{d: d}).get,
 		Commit:        Version().Commit,
+		ClientName:    d.clientName,
 	}), web.ServerOptions{Log: d.Log, MaxConns: d.Config.Server.MaxConnections})
 	return nil
 }
@@ -337,6 +342,9 @@ func (d *Daemon) Close() error {
 	}
 	d.fetcherMu.Unlock()
 	d.evict.running.Wait()
+	if d.rdns != nil {
+		d.rdns.Close() // cancels the lookups running
+	}
 	if d.root != nil {
 		d.root.Close()
 	}
@@ -417,11 +425,27 @@ func (d *Daemon) verifyHealth() error {
 	return &web.Degraded{Reason: fmt.Sprintf("amwi verify found %s missing or damaged %s ago (amwi verify --repair, then amwi sync)", units.Plural(v.Report.Gaps()+v.Report.Leftovers, "file"), d.Now().Sub(v.End).Round(time.Second))}
 }
 
-// count is the traffic hook; for now it keeps totals (the traffic stats issue stores more).
+// count is the traffic hook. Only mirror downloads are mirror traffic: every other
+// request (dashboard, API, /metrics) is marked so the recorder keeps it apart.
 func (d *Daemon) count(t web.Transfer) {
 	d.requests.Add(1)
 	d.served.Add(t.Bytes)
-	d.traffic.Record(traffic.Hit{Time: t.End, Duration: t.End.Sub(t.Start), Client: t.Client, Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes})
+	h := traffic.Hit{Time: t.End, Duration: t.End.Sub(t.Start), Client: t.Client, Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes}
+	if t.Mirror() {
+		h.Repo = traffic.RepoOf(strings.TrimPrefix(h.Path, web.MirrorPrefix))
+	} else {
+		h.Dashboard = true
+	}
+	d.traffic.Record(h)
+}
+
+// clientName is a client's name by reverse DNS while traffic.reverse_dns is on, "" while
+// it is off or no name is known yet; it never waits for DNS.
+func (d *Daemon) clientName(a netip.Addr) string {
+	if !d.live.Current().Traffic.ReverseDNS {
+		return ""
+	}
+	return d.rdns.Name(a)
 }
 
 // trustedProxies is server.trusted_proxies and server.client_ip_header, parsed once per

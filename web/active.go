@@ -32,9 +32,11 @@ type activeDL struct {
 // Download is one download in progress.
 type Download struct {
 	Client string `json:"client,omitempty"`
-	File   string `json:"file"`
-	Sent   int64  `json:"sent"`
-	Size   int64  `json:"size"`
+	// Name is the client's name from reverse DNS, when one is known.
+	Name string `json:"name,omitempty"`
+	File string `json:"file"`
+	Sent int64  `json:"sent"`
+	Size int64  `json:"size"`
 }
 
 // NewActive returns an empty registry.

@@ -64,11 +64,13 @@ func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d["Rate"], d["TodayBytes"], d["TodayRequests"] = 0.0, int64(0), int64(0)
+	d["DashboardBytes"], d["DashboardRequests"] = int64(0), int64(0)
 	if u.o.Traffic != nil {
 		tb, tr := u.o.Traffic.Today()
 		d["Rate"], d["TodayBytes"], d["TodayRequests"] = u.active.Rate(), tb, tr
+		d["DashboardBytes"], d["DashboardRequests"] = u.o.Traffic.DashboardToday()
 	}
-	d["Downloads"] = u.active.List(v.user != nil)
+	d["Downloads"] = u.namedDownloads(u.active.List(v.user != nil))
 	var repos []repoCount
 	if u.o.Search != nil {
 		ix := u.o.Search.Index()
@@ -259,12 +261,11 @@ func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		maxHour = max(maxHour, b.Bytes)
 	}
 	d["Hours"], d["MaxHour"] = hours, maxHour
-	d["Clients"], _ = t.TopClients(30, 20)
-	d["Packages"], _ = t.TopPackages(30, 20)
 	if maxDay == 0 && maxHour == 0 {
 		d["Empty"] = u.emptyTraffic()
 	}
-	u.render(w, r, v, "traffic", "Traffic", http.StatusOK, d)
+	status, flashErr := u.trafficTables(r, d)
+	u.render(w, r, v, "traffic", "Traffic", status, d, "", flashErr)
 }
 
 // settingsValues is the form as the template shows it.
@@ -435,7 +436,9 @@ func (u *ui) pulseJSON(withClients bool) []byte {
 		}
 		if u.o.Traffic != nil {
 			tb, tr := u.o.Traffic.Today()
-			d["traffic"] = map[string]any{"rate_bps": u.active.Rate(), "today_bytes": tb, "today_requests": tr, "active": u.active.Len()}
+			db, dr := u.o.Traffic.DashboardToday()
+			d["traffic"] = map[string]any{"rate_bps": u.active.Rate(), "today_bytes": tb, "today_requests": tr, "active": u.active.Len(),
+				"dashboard_today_bytes": db, "dashboard_today_requests": dr}
 		}
 		if u.o.Sync != nil {
 			st := u.o.Sync.State()
@@ -446,7 +449,7 @@ func (u *ui) pulseJSON(withClients bool) []byte {
 		}
 		d["downloads"] = u.active.List(false)
 		u.pulse.public, _ = json.Marshal(d)
-		d["downloads"] = u.active.List(true)
+		d["downloads"] = u.namedDownloads(u.active.List(true))
 		u.pulse.full, _ = json.Marshal(d)
 		u.pulse.at = now
 	}

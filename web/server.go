@@ -58,6 +58,9 @@ type Options struct {
 	Used func() UsedStats
 	// Commit is the build's VCS commit, for amwi_build_info ("" says "unknown").
 	Commit string
+	// ClientName is a client's name from reverse DNS, "" while none is known or when the
+	// lookups are off; it must answer at once (never wait for a lookup). nil: addresses only.
+	ClientName func(netip.Addr) string
 }
 
 // NewHandler returns the whole HTTP surface.

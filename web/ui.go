@@ -58,6 +58,9 @@ type TrafficService interface {
 	TopPackages(days, n int) ([]traffic.Top, error)
 	BytesPerDay(days int) ([]traffic.Bucket, error)
 	Hourly(hours int) ([]traffic.Bucket, error)
+	// DashboardToday is today's dashboard pages and API calls, not mirror traffic.
+	DashboardToday() (bytes, requests int64)
+	TopRepos(days, n int) ([]traffic.Top, error)
 }
 
 var _ TrafficService = (*traffic.Recorder)(nil)
@@ -267,6 +270,7 @@ func (u *ui) table() []route {
 		{"GET /register", Anyone, public(u.registerPage)},
 		{"POST /register", Anyone, public(u.register)},
 		{"GET /favicon.ico", Anyone, public(favicon)},
+		{"GET /api/traffic", Viewer, u.trafficAPI},
 	}
 	if u.o.Bench != nil {
 		rs = append(rs,

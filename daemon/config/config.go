@@ -32,6 +32,7 @@ type Config struct {
 	Bench   Bench   `toml:"bench"`
 	Discord Discord `toml:"discord"`
 	State   State   `toml:"state"`
+	Traffic Traffic `toml:"traffic"`
 
 	// Path is the file the config came from ("" for the built-in defaults).
 	Path string `toml:"-"`
@@ -127,6 +128,12 @@ type State struct {
 	Dir string `toml:"dir"`
 }
 
+type Traffic struct {
+	// ReverseDNS names clients by reverse DNS (PTR) in the traffic statistics and the
+	// live view, looked up in the background and cached (daemon/rdns).
+	ReverseDNS bool `toml:"reverse_dns"`
+}
+
 // Default returns the configuration used for every key the file does not set.
 func Default() *Config {
 	return &Config{
@@ -158,7 +165,8 @@ func Default() *Config {
 			StatusURL:      "https://archlinux.org/mirrors/status/json/",
 			MirrorlistsDir: "/etc/amwi/mirrorlists",
 		},
-		State: State{Dir: "/var/lib/amwi"},
+		State:   State{Dir: "/var/lib/amwi"},
+		Traffic: Traffic{ReverseDNS: true},
 	}
 }
 

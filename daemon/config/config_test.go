@@ -236,3 +236,26 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// traffic.reverse_dns: on by default, can be turned off, a bool only.
+func TestTrafficReverseDNS(t *testing.T) {
+	if c, err := parseIn(t, "[mirror]\nroot = \"mirror\"\n"); err != nil || !c.Traffic.ReverseDNS {
+		t.Fatalf("default: %v, %v; want on", c, err)
+	}
+	c, err := parseIn(t, "[mirror]\nroot = \"mirror\"\n[traffic]\nreverse_dns = false\n")
+	if err != nil || c.Traffic.ReverseDNS {
+		t.Fatalf("reverse_dns = false: %+v, %v", c.Traffic, err)
+	}
+	if v, _ := c.Value("traffic.reverse_dns"); v != "false" {
+		t.Errorf("Value(traffic.reverse_dns) = %q", v)
+	}
+	if !strings.Contains(string(Render(c)), "[traffic]\n") || !strings.Contains(string(Render(c)), "reverse_dns = false\n") {
+		t.Errorf("Render lost traffic.reverse_dns:\n%s", Render(c))
+	}
+	_, err = parseIn(t, "[mirror]\nroot = \"mirror\"\n[traffic]\nreverse_dns = \"no\"\nreverse_dsn = true\n")
+	for _, want := range []string{"amwi.toml:4: traffic.reverse_dns: must be true or false", "amwi.toml:5: traffic.reverse_dsn: unknown key"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad traffic section: %v; want %q", err, want)
+		}
+	}
+}

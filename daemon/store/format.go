@@ -347,7 +347,8 @@ func (w *walker) page(id uint64, depth int, want uint16, from string) []byte {
 // knownBuckets are the top-level buckets of this store. A new one must differ from each of
 // these in more than one byte (see damagedName; a test checks).
 var knownBuckets = [][]byte{bucketMeta, bucketUsers, bucketSessions, bucketRuns,
-	bucketTrafficHours, bucketTrafficDays, bucketTrafficClients, bucketTrafficPackages}
+	bucketTrafficHours, bucketTrafficDays, bucketTrafficClients, bucketTrafficPackages,
+	bucketTrafficRepos}
 
 func isKnownBucket(name string) bool {
 	for _, k := range knownBuckets {

@@ -53,7 +53,7 @@ func badRecord(path [][]byte, k, v []byte) string {
 			return "key is not a day"
 		}
 		return badCount(v)
-	case string(bucketTrafficClients), string(bucketTrafficPackages):
+	case string(bucketTrafficClients), string(bucketTrafficPackages), string(bucketTrafficRepos):
 		if len(k) <= 4 {
 			return "key is not a day and a name"
 		}

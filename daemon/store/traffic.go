@@ -19,11 +19,17 @@ import (
 //	traffic_days      day(4)                  → count
 //	traffic_clients   day(4) address          → count
 //	traffic_packages  day(4) package name     → count
+//	traffic_repos     day(4) repository       → count
+//
+// traffic_repos is not among the buckets repair recognises on loose pages (looseBuckets):
+// its records have the very shape of traffic_packages' ("core" could be a package), and
+// what it would bring back is a few statistics.
 var (
 	bucketTrafficHours    = []byte("traffic_hours")
 	bucketTrafficDays     = []byte("traffic_days")
 	bucketTrafficClients  = []byte("traffic_clients")
 	bucketTrafficPackages = []byte("traffic_packages")
+	bucketTrafficRepos    = []byte("traffic_repos")
 )
 
 var _ traffic.Store = (*Store)(nil)
@@ -95,6 +101,11 @@ func (s *Store) AddTraffic(batch traffic.Batch) error {
 				return err
 			}
 		}
+		for k, c := range batch.Repos {
+			if err := addCount(bs[4], dayKey(k.Day, k.Key), c); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -103,9 +114,9 @@ func (s *Store) AddTraffic(batch traffic.Batch) error {
 	return nil
 }
 
-func trafficBuckets(tx *bolt.Tx) ([4]*bolt.Bucket, error) {
-	var bs [4]*bolt.Bucket
-	for i, name := range [][]byte{bucketTrafficHours, bucketTrafficDays, bucketTrafficClients, bucketTrafficPackages} {
+func trafficBuckets(tx *bolt.Tx) ([5]*bolt.Bucket, error) {
+	var bs [5]*bolt.Bucket
+	for i, name := range [][]byte{bucketTrafficHours, bucketTrafficDays, bucketTrafficClients, bucketTrafficPackages, bucketTrafficRepos} {
 		b, err := tx.CreateBucketIfNotExists(name)
 		if err != nil {
 			return bs, err
@@ -186,6 +197,15 @@ func (s *Store) TrafficPackages(from, to traffic.Day) (map[string]traffic.Count,
 	return m, nil
 }
 
+// TrafficRepos sums the per-repository counts from from to to, inclusive.
+func (s *Store) TrafficRepos(from, to traffic.Day) (map[string]traffic.Count, error) {
+	m, err := s.sumNames(bucketTrafficRepos, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: read traffic per repository: %w", s.path, err)
+	}
+	return m, nil
+}
+
 // TrafficPackagesLastDay gives, per package, the last day from from to to (inclusive) it
 // was downloaded on.
 func (s *Store) TrafficPackagesLastDay(from, to traffic.Day) (map[string]traffic.Day, error) {
@@ -219,11 +239,11 @@ func (s *Store) sumNames(bucket []byte, from, to traffic.Day) (map[string]traffi
 }
 
 // PruneTraffic drops hourly counts before hoursBefore and daily ones (totals, clients,
-// packages) before daysBefore. It looks first in a read transaction, so the usual case,
+// packages, repositories) before daysBefore. It looks first in a read transaction, so the usual case,
 // nothing to drop, writes nothing to the disk.
 func (s *Store) PruneTraffic(hoursBefore traffic.Hour, daysBefore traffic.Day) error {
-	limits := [4][]byte{hourKey(hoursBefore), dayKey(daysBefore, ""), dayKey(daysBefore, ""), dayKey(daysBefore, "")}
-	names := [4][]byte{bucketTrafficHours, bucketTrafficDays, bucketTrafficClients, bucketTrafficPackages}
+	limits := [5][]byte{hourKey(hoursBefore), dayKey(daysBefore, ""), dayKey(daysBefore, ""), dayKey(daysBefore, ""), dayKey(daysBefore, "")}
+	names := [5][]byte{bucketTrafficHours, bucketTrafficDays, bucketTrafficClients, bucketTrafficPackages, bucketTrafficRepos}
 	found := false
 	err := s.view(func(tx *bolt.Tx) error {
 		for i, name := range names {

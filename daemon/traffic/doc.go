@@ -1,5 +1,10 @@
 // Package traffic counts what the mirror serves: bytes and requests per hour, per day, per
-// client and per package, for the dashboard.
+// client, per package and per repository, for the dashboard.
+//
+// Only mirror downloads are mirror traffic. The web layer marks every other request (a
+// dashboard page, an API call, /metrics) as Hit.Dashboard; those only add to an in-memory
+// count of today's (DashboardToday) and never reach the store, the totals or the rankings,
+// so "today" is what pacman clients fetched, not how often someone looked at the dashboard.
 //
 // Every finished request becomes a Hit (web.Transfer gives the bytes really sent, so partial
 // and aborted downloads count what they cost, not the file size). Recorder.Record only
@@ -11,7 +16,8 @@
 //
 // What is kept (see KeepHours, KeepDays), chosen so the database stays a few MB:
 //   - per hour: bytes and requests, 14 days — enough for "the last day/week" charts;
-//   - per day: totals, per client and per package, 400 days — a year with its seasons.
+//   - per day: totals, per client, per package and per repository, 400 days — a year
+//     with its seasons.
 //
 // Once a day Run drops what is older (a read-only check first, so a day with nothing to
 // drop writes nothing).
@@ -20,7 +26,8 @@
 // absolute (Unix hours), so DST changes neither lose nor double an hour.
 //
 // Memory is bounded: the batch holds a few seconds of traffic, and the number of distinct
-// clients and packages per day is capped (MaxClients, MaxPackages); the rest is counted
+// clients, packages and repositories per day is capped (MaxClients, MaxPackages,
+// MaxRepos); the rest is counted
 // under the key Other, so a scan with random addresses or file names cannot grow the maps
 // or the database without limit.
 //

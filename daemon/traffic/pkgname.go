@@ -126,3 +126,21 @@ func validName(s string) bool {
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
+
+// RepoOf returns the repository of a file from its path under the mirror root:
+// "extra/os/x86_64/vim-9.1-1-x86_64.pkg.tar.zst" → "extra", "core/os/x86_64/core.db" →
+// "core", anything under "pool/" → Pool (the path does not say which repos name a pool
+// file), "" for the rest (lastupdate, iso/, the root's index). A repository is a first
+// folder with an os/ folder in it, as pacman's $repo/os/$arch asks; its name is checked
+// like a package name, so a key is never arbitrary text.
+func RepoOf(rel string) string {
+	rel = strings.TrimPrefix(rel, "/")
+	first, rest, _ := strings.Cut(rel, "/")
+	if first == "pool" {
+		return Pool
+	}
+	if len(first) > 64 || !validName(first) || (rest != "os" && !strings.HasPrefix(rest, "os/")) {
+		return ""
+	}
+	return first
+}

@@ -67,3 +67,17 @@ func FuzzPackageName(f *testing.F) {
 		}
 	})
 }
+
+func FuzzRepoOf(f *testing.F) {
+	for _, s := range []string{"extra/os/x86_64/vim-9.1-1-x86_64.pkg.tar.zst", "pool/packages/x", "core/os", "lastupdate", "/a/os/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rel string) {
+		repo := RepoOf(rel)
+		switch {
+		case repo == "", repo == Pool:
+		case !validName(repo) || len(repo) > 64 || !strings.HasPrefix(strings.TrimPrefix(rel, "/"), repo+"/os"):
+			t.Fatalf("RepoOf(%q) = %q", rel, repo)
+		}
+	})
+}

@@ -20,6 +20,7 @@ const (
 	DefaultFlushEvery  = 5 * time.Second
 	DefaultMaxClients  = 1000 // distinct clients per day
 	DefaultMaxPackages = 5000 // distinct packages per day; Arch has ~15000 in all
+	DefaultMaxRepos    = 64   // distinct repositories per day; Arch has about a dozen
 
 	pruneEvery = 24 * time.Hour
 	// errLogEvery bounds how often a failing store is logged: the journal is on the same
@@ -40,6 +41,7 @@ type Recorder struct {
 	// reach twice the cap in the store.
 	MaxClients  int
 	MaxPackages int
+	MaxRepos    int
 
 	once sync.Once
 	loc  *time.Location
@@ -56,10 +58,15 @@ type Recorder struct {
 	dayNum         Day
 	seenClients    seen[netip.Addr]
 	seenPkgs       seen[string]
+	seenRepos      seen[string]
 	// today is Today's answer for todayDay, kept up to date by Record once loaded.
 	todayDay Day
 	today    Count
 	todayOK  bool
+	// dash is today's dashboard and API requests (Hit.Dashboard), on dashDay: memory
+	// only, so a restart starts it again at zero.
+	dashDay Day
+	dash    Count
 
 	// Run's state (only Run touches it).
 	lastPrune  time.Time
@@ -90,6 +97,7 @@ type pending struct {
 	days    map[Day]Count
 	clients map[clientKey]Count
 	pkgs    map[DayKey]Count
+	repos   map[DayKey]Count
 }
 
 func newPending() *pending {
@@ -98,6 +106,7 @@ func newPending() *pending {
 		days:    map[Day]Count{},
 		clients: map[clientKey]Count{},
 		pkgs:    map[DayKey]Count{},
+		repos:   map[DayKey]Count{},
 	}
 }
 
@@ -108,6 +117,7 @@ func (p *pending) merge(o *pending) {
 	addAll(p.days, o.days)
 	addAll(p.clients, o.clients)
 	addAll(p.pkgs, o.pkgs)
+	addAll(p.repos, o.repos)
 }
 
 func (p *pending) batch() Batch {
@@ -116,6 +126,7 @@ func (p *pending) batch() Batch {
 		Days:     p.days,
 		Clients:  make(map[DayKey]Count, len(p.clients)),
 		Packages: p.pkgs,
+		Repos:    p.repos,
 	}
 	for k, c := range p.clients {
 		dk := DayKey{k.day, k.String()}
@@ -177,10 +188,14 @@ func (r *Recorder) init() {
 	if r.MaxPackages <= 0 {
 		r.MaxPackages = DefaultMaxPackages
 	}
+	if r.MaxRepos <= 0 {
+		r.MaxRepos = DefaultMaxRepos
+	}
 	r.loc = r.Now().Location()
 	r.pend = newPending()
 	r.seenClients = seen[netip.Addr]{}
 	r.seenPkgs = seen[string]{}
+	r.seenRepos = seen[string]{}
 }
 
 // dayLocked is t's date in the recorder's zone.
@@ -198,7 +213,7 @@ func (r *Recorder) dayLocked(t time.Time) Day {
 }
 
 // Record counts one finished request. It takes a mutex and updates a few maps; it never
-// waits for the store.
+// waits for the store. A dashboard request (Hit.Dashboard) only adds to DashboardToday.
 func (r *Recorder) Record(h Hit) {
 	r.once.Do(r.init)
 	t := h.Time
@@ -206,6 +221,19 @@ func (r *Recorder) Record(h Hit) {
 		t = r.Now()
 	}
 	c := Count{Bytes: max(h.Bytes, 0), Requests: 1}
+	if h.Dashboard {
+		r.mu.Lock()
+		if day := r.dayLocked(t); day != r.dashDay {
+			if day < r.dashDay {
+				r.mu.Unlock()
+				return // a request that began yesterday and ended just now: yesterday's
+			}
+			r.dashDay, r.dash = day, Count{}
+		}
+		r.dash = r.dash.Add(c)
+		r.mu.Unlock()
+		return
+	}
 	hour := HourOf(t)
 	var pkg string
 	isPkg := false
@@ -235,6 +263,15 @@ func (r *Recorder) Record(h Hit) {
 		}
 		pk := DayKey{Day: day, Key: key}
 		p.pkgs[pk] = p.pkgs[pk].Add(c)
+	}
+
+	if h.Repo != "" && h.Status >= 200 && h.Status < 300 {
+		key, ok := r.seenRepos.admit(day, h.Repo, r.MaxRepos, strings.Clone)
+		if !ok {
+			key = Other
+		}
+		rk := DayKey{Day: day, Key: key}
+		p.repos[rk] = p.repos[rk].Add(c)
 	}
 
 	if r.todayOK && day == r.todayDay {
@@ -269,6 +306,20 @@ func (r *Recorder) Today() (bytes, requests int64) {
 		r.Log.Debug("traffic: read today's total", "err", err)
 	}
 	return c.Bytes, c.Requests
+}
+
+// DashboardToday is today's dashboard pages and API calls (Hit.Dashboard): bytes and
+// requests since midnight or since the daemon started, whichever is later. They are not
+// mirror traffic and are kept in memory only.
+func (r *Recorder) DashboardToday() (bytes, requests int64) {
+	r.once.Do(r.init)
+	now := r.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dayLocked(now) != r.dashDay {
+		return 0, 0
+	}
+	return r.dash.Bytes, r.dash.Requests
 }
 
 // Flush writes what was recorded since the last flush, in one transaction; nothing at all
@@ -403,6 +454,32 @@ func (r *Recorder) TopPackages(days, n int) ([]Top, error) {
 	}
 	r.mu.Lock()
 	for k, c := range r.pend.pkgs {
+		if k.Day >= from && k.Day <= to {
+			m[k.Key] = m[k.Key].Add(c)
+		}
+	}
+	r.mu.Unlock()
+	return rank(m, n), err
+}
+
+// TopRepos ranks repositories by bytes over the last days days (today included), n rows
+// at most (n <= 0: all): every successful request under $repo/os/ counts, databases and
+// signatures included; Pool collects files asked for by their pool/ path. On a store
+// error it returns what memory holds and the error.
+func (r *Recorder) TopRepos(days, n int) ([]Top, error) {
+	r.once.Do(r.init)
+	from, to := r.clampDays(days)
+	r.flushMu.RLock()
+	defer r.flushMu.RUnlock()
+	m, err := r.Store.TrafficRepos(from, to)
+	if err != nil {
+		err = fmt.Errorf("traffic: top repositories: %w", err)
+	}
+	if m == nil {
+		m = map[string]Count{}
+	}
+	r.mu.Lock()
+	for k, c := range r.pend.repos {
 		if k.Day >= from && k.Day <= to {
 			m[k.Key] = m[k.Key].Add(c)
 		}

@@ -19,12 +19,20 @@ type Hit struct {
 	// long download ending now adds its share to the last seconds rather than all of
 	// itself at once.
 	Duration time.Duration
+	// Dashboard marks a request that is not a mirror download (a dashboard page, an API
+	// call, /metrics): it is counted apart, in memory only (DashboardToday), and never in
+	// the mirror's statistics.
+	Dashboard bool
+	// Repo is the repository the file belongs to, from its path under the mirror
+	// (RepoOf): "core", "extra", …, Pool for a file asked for under pool/, "" for none
+	// (lastupdate, iso/, the root index). Counted per repository for 2xx answers.
+	Repo string
 }
 
 // Count is bytes and requests.
 type Count struct {
-	Bytes    int64
-	Requests int64
+	Bytes    int64 `json:"bytes"`
+	Requests int64 `json:"requests"`
 }
 
 // Add returns c plus o.
@@ -78,6 +86,9 @@ const (
 	Other = "(other)"
 	// Unknown is a client without a valid address.
 	Unknown = "(unknown)"
+	// Pool is the "repository" of files asked for by their pool/ path: a pool file
+	// belongs to whichever repos name it, which the path does not tell.
+	Pool = "(pool)"
 )
 
 // Batch is the counts to add to the store in one transaction.
@@ -86,6 +97,7 @@ type Batch struct {
 	Days     map[Day]Count
 	Clients  map[DayKey]Count // Key: the address (netip.Addr.String), Other or Unknown
 	Packages map[DayKey]Count // Key: the package name or Other
+	Repos    map[DayKey]Count // Key: the repository (RepoOf), Pool or Other
 }
 
 // Store is what traffic needs from persistence (daemon/store implements it). Adds merge
@@ -104,10 +116,12 @@ type Store interface {
 	TrafficClients(from, to Day) (map[string]Count, error)
 	// TrafficPackages sums per package over the days.
 	TrafficPackages(from, to Day) (map[string]Count, error)
+	// TrafficRepos sums per repository over the days.
+	TrafficRepos(from, to Day) (map[string]Count, error)
 	// TrafficPackagesLastDay gives, per package, the last day in the range it was
 	// downloaded on.
 	TrafficPackagesLastDay(from, to Day) (map[string]Day, error)
-	// PruneTraffic drops hours before hoursBefore and days (totals, clients, packages)
+	// PruneTraffic drops hours before hoursBefore and days (totals, clients, packages, repos)
 	// before daysBefore; with nothing to drop it writes nothing.
 	PruneTraffic(hoursBefore Hour, daysBefore Day) error
 }

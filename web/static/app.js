@@ -36,7 +36,7 @@
     if (dl && data.downloads) {
       dl.replaceChildren(...data.downloads.map((d) => {
         const tr = document.createElement("tr");
-        for (const c of [d.client || "", d.file, fmtBytes(d.sent), d.size ? Math.round((100 * d.sent) / d.size) + " %" : "–"]) {
+        for (const c of [d.name ? d.name + " (" + d.client + ")" : d.client || "", d.file, fmtBytes(d.sent), d.size ? Math.round((100 * d.sent) / d.size) + " %" : "–"]) {
           const td = document.createElement("td");
           td.textContent = c;
           tr.append(td);
