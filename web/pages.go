@@ -48,6 +48,9 @@ func mirrorStamp(root *os.Root, name string) time.Time {
 func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
 	v := u.viewer(r)
 	d := map[string]any{"Host": r.Host, "LastUpdate": nilTime(u.readStamp("lastupdate")), "LastSync": nilTime(u.readStamp("lastsync"))}
+	// How this client reaches the box, as /mirrorlist says it: never the raw Host header.
+	base := mirrorBase(r, mirrorlistInfo(u.o), u.o.Proxies())
+	d["MirrorBase"], d["SetupCommand"] = base, setupCommand(base)
 	var snap hw.Snapshot
 	if u.o.Machine != nil {
 		snap = u.o.Machine.Latest()

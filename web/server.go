@@ -56,6 +56,10 @@ type Options struct {
 	// Used reports the "used" mode figures for the Overview and /metrics; nil when the
 	// daemon has none.
 	Used func() UsedStats
+	// Mirrorlist is server.public_url and the upstream's HTTP mirror, for /mirrorlist and
+	// the Overview's set-up line (a func: settings and the benchmark change them); nil:
+	// the request's host and no upstream.
+	Mirrorlist func() MirrorlistInfo
 }
 
 // NewHandler returns the whole HTTP surface.
@@ -125,6 +129,7 @@ func routeTable(o Options, mirror *Mirror, active *Active, met *promMetrics) (*u
 		{MirrorPrefix, Anyone, public(mirror.ServeHTTP)},
 		{"GET /healthz", Anyone, public(func(w http.ResponseWriter, r *http.Request) { healthz(w, o.Health) })},
 		{"GET /metrics", Anyone, public(met.ServeHTTP)},
+		{"GET /mirrorlist", Anyone, public(mirrorlist(o))},
 	}
 	if o.Sync != nil {
 		rs = append(rs, route{"GET /api/sync", Anyone, public(syncAPI(o.Sync, o.Log))},
