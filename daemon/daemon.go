@@ -82,6 +82,9 @@ type Daemon struct {
 
 	requests atomic.Int64
 	served   atomic.Int64
+
+	// upstreams finds the upstream's HTTP address for /mirrorlist.
+	upstreams upstreamFinder
 }
 
 // Open takes the store lock, opens the mirror root and the listeners.
@@ -174,6 +177,7 @@ func (d *Daemon) Open() error {
 		Conns:         func() web.ConnStats { return d.srv.Stats() },
 		Misses:        &usedMisses{d: d},
 		Used:          (&usedStats{d: d}).get,
+		Mirrorlist:    d.mirrorlistInfo,
 	}), web.ServerOptions{Log: d.Log, MaxConns: d.Config.Server.MaxConnections})
 	return nil
 }
