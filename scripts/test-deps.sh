@@ -17,6 +17,7 @@ declare -A need=(
 	[qemu-aarch64-static]=qemu-user-static
 	[script]=bsdutils
 	[chromium]=chromium
+	[curl]=curl
 )
 
 # repo-add sources makepkg's shell libraries, which Debian ships in `makepkg` (only
