@@ -268,6 +268,9 @@ func TestPublicURL(t *testing.T) {
 			if msg := err.Error(); !strings.Contains(msg, "amwi.toml:5: server.public_url: ") || !strings.Contains(msg, tt.want) {
 				t.Errorf("public_url %q: got %q, want the file, line 5, the key and %q", tt.value, msg, tt.want)
 			}
+			if _, msg, _ := strings.Cut(err.Error(), "server.public_url: "); strings.Contains(msg, "secret") {
+				t.Errorf("the message repeats the password: %v", err)
+			}
 		})
 	}
 	good := []struct{ value, base string }{

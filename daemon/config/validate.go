@@ -412,7 +412,8 @@ func CheckPublicURL(s string) (string, error) {
 	case u.Host == "" || u.Opaque != "":
 		return "", fmt.Errorf("%q has no host; %s", s, how)
 	case u.User != nil || strings.Contains(u.Host, "@"):
-		return "", fmt.Errorf("%q carries a user name or password: not allowed (every client would see it); %s", s, how)
+		// The value is not repeated: it holds a password, perhaps.
+		return "", fmt.Errorf("the URL carries a user name or password: not allowed (every client would see it); %s", how)
 	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(s, "?#"):
 		return "", fmt.Errorf("%q has a query or fragment; %s", s, how)
 	case strings.ContainsAny(s, `$"'<>\^`+"`{|}"):
