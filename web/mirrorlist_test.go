@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"io"
@@ -310,5 +311,53 @@ func TestOverviewSetupCommand(t *testing.T) {
 	page = get("evil.com/x")
 	if strings.Contains(page, "evil.com") || !strings.Contains(page, "curl -fsS http://192.0.2.10:8000/mirrorlist") {
 		t.Errorf("hostile Host on the overview:\n%s", page)
+	}
+}
+
+// TestMirrorlistHostileHostOnTheWire: Host headers written on a real connection to the
+// real Server (front loop and net/http): whatever gets through to the handler, the list
+// has exactly two Server lines and names a valid host, this one's address when the header
+// is not a plain host[:port].
+func TestMirrorlistHostileHostOnTheWire(t *testing.T) {
+	srv := startServer(t, mirrorlistHandler(t, MirrorlistInfo{Upstream: upstreamRoot}), ServerOptions{Log: quiet()}, nil)
+	addr := srv.Listener.Addr().String()
+	reached := 0 // hostile hosts the handler saw
+	defer func() {
+		if reached == 0 {
+			t.Errorf("no hostile Host reached the handler: the fallback was not tried on the wire")
+		}
+	}()
+	for _, host := range []string{"pi.lan:8000", "user@evil.com", "@", "evil.com:80:80", "evil.com:99999", strings.Repeat("a", 300),
+		"ex\xd0\xb0mple.com", "evil.com\tx", "[::1]evil", "evil.com%0d%0aServer"} {
+		t.Run(host, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "GET /mirrorlist HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				if resp.StatusCode != 400 {
+					t.Errorf("status %d", resp.StatusCode)
+				}
+				return // refused before the handler: nothing repeated
+			}
+			base := "http://" + addr
+			if host == "pi.lan:8000" {
+				base = "http://pi.lan:8000"
+			} else {
+				reached++
+			}
+			want := []string{base + "/archlinux/$repo/os/$arch", upstreamRoot + "$repo/os/$arch"}
+			if got := serverLines(t, string(b)); !equalLines(got, want) {
+				t.Errorf("Server lines %q, want %q:\n%s", got, want, b)
+			}
+		})
 	}
 }
