@@ -231,3 +231,92 @@ func grantClipboard(ctx context.Context, origin string) error {
 	perms := []cdpbrowser.PermissionType{cdpbrowser.PermissionTypeClipboardReadWrite, cdpbrowser.PermissionTypeClipboardSanitizedWrite}
 	return cdpbrowser.GrantPermissions(perms).WithOrigin(origin).Do(cdp.WithExecutor(ctx, chromedp.FromContext(ctx).Browser))
 }
+
+// TestMirrorlistBehindProxy: behind a real nginx serving AMWI under /mirror/ (and sending
+// its own Host, as proxy_pass does by default), server.public_url makes the Overview's
+// command and /mirrorlist name the proxy's address and path, and a real pacman set up
+// with that list works through the proxy.
+func TestMirrorlistBehindProxy(t *testing.T) {
+	t.Parallel()
+	archtest.Require(t, "pacman", "repo-add", "bsdtar", "curl", "nginx")
+	dir := t.TempDir()
+	mirror := filepath.Join(dir, "mirror")
+	archtest.BuildTree(t, mirror, testRepos...)
+	proxyAddr := freePort(t)
+	public := "http://" + proxyAddr + "/mirror"
+	cfg := filepath.Join(dir, "amwi.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("[server]\nlisten = \"127.0.0.1:0\"\npublic_url = %q\n\n[mirror]\nroot = %q\nrepos = [\"core\", \"extra\"]\n\n[state]\ndir = %q\n",
+		public+"/", mirror, filepath.Join(dir, "state"))), 0o644)
+	_, base := serve(t, cfg)
+
+	ng := filepath.Join(dir, "nginx")
+	os.MkdirAll(filepath.Join(ng, "logs"), 0o755)
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	server {
+		listen %[2]s;
+		location /mirror/ { proxy_pass %[3]s/; }
+	}
+}
+`, ng, proxyAddr, base)
+	os.WriteFile(filepath.Join(ng, "nginx.conf"), []byte(conf), 0o644)
+	nginx := start(t, nil, "nginx", "-p", ng, "-c", filepath.Join(ng, "nginx.conf"))
+	var page []byte
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := http.Get(public + "/")
+		if err == nil {
+			page, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx does not proxy to amwi: %v\n%s", err, nginx.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	m := setupLine.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("the Overview through the proxy shows no set-up command:\n%s", page)
+	}
+	command := html.UnescapeString(string(m[1]))
+	if want := "curl -fsS " + public + "/mirrorlist | sudo tee /etc/pacman.d/mirrorlist"; command != want {
+		t.Fatalf("set-up command through the proxy %q, want %q", command, want)
+	}
+	list := filepath.Join(dir, "client-mirrorlist")
+	run := strings.Replace(command, "sudo tee /etc/pacman.d/mirrorlist", "tee "+list, 1)
+	if out, err := exec.Command("sh", "-c", run).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", run, err, out)
+	}
+	text, _ := os.ReadFile(list)
+	if !strings.Contains(string(text), "\nServer = "+public+"/archlinux/$repo/os/$arch\n") || strings.Count(string(text), "Server = ") != 1 ||
+		!strings.Contains(string(text), "## No upstream is configured yet") {
+		t.Fatalf("mirrorlist through the proxy:\n%s", text)
+	}
+
+	client := filepath.Join(dir, "client")
+	pconf := archtest.PacmanConf(t, client, "")
+	f, err := os.OpenFile(pconf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[core]\nInclude = %s\n\n[extra]\nInclude = %s\n", list, list)
+	f.Close()
+	archtest.Pacman(t, pconf, "-Sy")
+	archtest.Pacman(t, pconf, "-Sw", "hello")
+	if _, err := os.Stat(filepath.Join(client, "cache", testRepos[1].Pkgs[0].FileName())); err != nil {
+		t.Fatalf("pacman -Sw hello through the proxy's mirrorlist: %v", err)
+	}
+}

@@ -18,6 +18,7 @@ declare -A need=(
 	[script]=bsdutils
 	[chromium]=chromium
 	[curl]=curl
+	[nginx]=nginx
 )
 
 # repo-add sources makepkg's shell libraries, which Debian ships in `makepkg` (only

@@ -28,6 +28,7 @@ var Tools = map[string]string{
 	"pacman":   "pacman-package-manager",
 	"zstd":     "zstd",
 	"curl":     "curl",
+	"nginx":    "nginx",
 }
 
 // Require fails t unless every named command is on PATH.
