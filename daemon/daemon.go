@@ -85,6 +85,9 @@ type Daemon struct {
 
 	requests atomic.Int64
 	served   atomic.Int64
+
+	// upstreams finds the upstream's HTTP address for /mirrorlist.
+	upstreams upstreamFinder
 }
 
 // Open takes the store lock, opens the mirror root and the listeners.
@@ -180,6 +183,7 @@ func (d *Daemon) Open() error {
 		Used:          (&usedStats{d: d}).get,
 		Commit:        Version().Commit,
 		ClientName:    d.clientName,
+		Mirrorlist:    d.mirrorlistInfo,
 	}), web.ServerOptions{Log: d.Log, MaxConns: d.Config.Server.MaxConnections})
 	return nil
 }

@@ -81,6 +81,9 @@ func (s *settings) Save(form map[string]string) (map[string]string, error) {
 		if v, ok := form["sync.http_fallback_upstreams"]; ok {
 			next.Sync.HTTPFallbackUpstreams = fields(v)
 		}
+		if v, ok := form["server.public_url"]; ok {
+			next.Server.PublicURL = strings.TrimSpace(v)
+		}
 		next.Server.TrustedProxies = fields(form["server.trusted_proxies"])
 		next.Mirror.Repos = fields(form["mirror.repos"])
 		next.Sync.Enabled = form["sync.enabled"] == "true"

@@ -273,3 +273,42 @@ func TestSettingsSavePackages(t *testing.T) {
 		t.Errorf("the rest of that form was not saved")
 	}
 }
+
+// TestSettingsPublicURL: server.public_url set from the dashboard is checked like
+// amwi.toml's, kept in the dashboard's layer and used by /mirrorlist at once; a form
+// without the field leaves it alone.
+func TestSettingsPublicURL(t *testing.T) {
+	d, _ := openDaemon(t, "[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n")
+	defer d.Close()
+	s := &settings{d: d}
+	form := map[string]string{
+		"sync.enabled": "true", "sync.upstream": "", "sync.fallback_upstreams": "", "sync.interval": "6h",
+		"mirror.repos": "core extra", "sync.bwlimit_kib": "0", "sync.io_busy_percent": "80", "search.per_page": "50",
+		"bench.country": "", "discord.enabled": "false", "discord.webhook_url": "", "server.trusted_proxies": "",
+		"server.public_url": "http://pi.lan/?x=1",
+	}
+	problems, err := s.Save(form)
+	if err != nil || !strings.Contains(problems["server.public_url"], "has a query or fragment") {
+		t.Fatalf("bad public_url: %v %v", problems, err)
+	}
+	if got := d.mirrorlistInfo().PublicBase; got != "" {
+		t.Fatalf("a refused public_url is in use: %q", got)
+	}
+	form["server.public_url"] = " https://proxy.lan/mirror/ "
+	if problems, err := s.Save(form); err != nil || len(problems) > 0 {
+		t.Fatalf("good public_url: %v %v", problems, err)
+	}
+	if got := d.mirrorlistInfo().PublicBase; got != "https://proxy.lan/mirror" {
+		t.Errorf("/mirrorlist's base after the save: %q", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(d.Config.State.Dir, config.SettingsFile)); !strings.Contains(string(b), `public_url = "https://proxy.lan/mirror/"`) {
+		t.Errorf("settings.toml:\n%s", b)
+	}
+	delete(form, "server.public_url")
+	if problems, err := s.Save(form); err != nil || len(problems) > 0 {
+		t.Fatalf("save without the field: %v %v", problems, err)
+	}
+	if got := d.live.Current().Server.PublicURL; got != "https://proxy.lan/mirror/" {
+		t.Errorf("a form without public_url changed it to %q", got)
+	}
+}

@@ -29,7 +29,7 @@ func artifacts(t *testing.T) string {
 }
 
 // browser starts Debian's headless Chromium, as DESIGN.md says, with a fresh profile.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -59,6 +59,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 1000),
 	}
+	opts = append(opts, extra...)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	// The pinned cdproto predates some events of Debian's Chromium; its complaints are noise.

@@ -168,6 +168,17 @@ type cachedStatus struct {
 }
 
 // load reads the cached copy; a file that does not parse is reported, not used.
+// Cached returns the copy kept in Path, whatever its age, without asking the network:
+// for readers that must not make a request wait on archlinux.org (/mirrorlist). The
+// error wraps fs.ErrNotExist when there is no copy.
+func (c *StatusCache) Cached() (*Status, error) {
+	cs, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	return cs.status, nil
+}
+
 func (c *StatusCache) load() (*cachedStatus, error) {
 	if c.Path == "" {
 		return nil, fs.ErrNotExist

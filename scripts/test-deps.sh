@@ -18,6 +18,8 @@ declare -A need=(
 	[script]=bsdutils
 	[chromium]=chromium
 	[promtool]=prometheus
+	[curl]=curl
+	[nginx]=nginx
 )
 
 # repo-add sources makepkg's shell libraries, which Debian ships in `makepkg` (only

@@ -439,6 +439,9 @@ func TestHealthzAndHome(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "Server = http://mirror.lan/archlinux/$repo/os/$arch") {
 		t.Errorf("home page lacks the pacman Server line: %d\n%s", resp.StatusCode, body)
 	}
+	if !strings.Contains(body, "curl -fsS http://mirror.lan/mirrorlist | sudo tee /etc/pacman.d/mirrorlist") {
+		t.Errorf("home page lacks the one-line set-up:\n%s", body)
+	}
 	if resp, _ := raw(t, srv, "GET", "/nope"); resp.StatusCode != 404 {
 		t.Errorf("unknown path: %d", resp.StatusCode)
 	}

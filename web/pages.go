@@ -48,6 +48,9 @@ func mirrorStamp(root *os.Root, name string) time.Time {
 func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
 	v := u.viewer(r)
 	d := map[string]any{"Host": r.Host, "LastUpdate": nilTime(u.readStamp("lastupdate")), "LastSync": nilTime(u.readStamp("lastsync"))}
+	// How this client reaches the box, as /mirrorlist says it: never the raw Host header.
+	base := mirrorBase(r, mirrorlistInfo(u.o), u.o.Proxies())
+	d["MirrorBase"], d["SetupCommand"] = base, setupCommand(base)
 	var snap hw.Snapshot
 	if u.o.Machine != nil {
 		snap = u.o.Machine.Latest()
@@ -283,6 +286,7 @@ func (u *ui) settingsValues(form map[string]string) map[string]any {
 		"Proxies":  strings.Join(c.Server.TrustedProxies, "\n"),
 		"Packages": c.Mirror.Packages, "KeepDays": c.Mirror.KeepDays, "MaxGiB": strconv.FormatFloat(c.Mirror.MaxGiB, 'f', -1, 64),
 		"HTTPUpstream": c.Sync.HTTPUpstream, "HTTPFallbacks": strings.Join(c.Sync.HTTPFallbackUpstreams, "\n"),
+		"PublicURL": c.Server.PublicURL,
 	}
 	if form != nil { // show what was typed, not what is saved
 		v["Enabled"], v["Upstream"], v["Fallbacks"], v["Interval"] = form["sync.enabled"] == "true", form["sync.upstream"], form["sync.fallback_upstreams"], form["sync.interval"]
@@ -359,7 +363,9 @@ var settingsKeys = []string{"sync.upstream", "sync.fallback_upstreams", "sync.in
 // only when posted, so a form without them (an older page still open in a tab) leaves
 // them as they are instead of blanking them.
 var usedFields = map[string]string{"mirror.packages": "Packages", "mirror.keep_days": "KeepDays", "mirror.max_gib": "MaxGiB",
-	"sync.http_upstream": "HTTPUpstream", "sync.http_fallback_upstreams": "HTTPFallbacks"}
+	"sync.http_upstream": "HTTPUpstream", "sync.http_fallback_upstreams": "HTTPFallbacks",
+	// Not the Packages section's, but added later the same way: only when posted.
+	"server.public_url": "PublicURL"}
 
 func (u *ui) settingsSave(w http.ResponseWriter, r *http.Request, v viewer) {
 	form := map[string]string{}

@@ -61,6 +61,10 @@ type Options struct {
 	// ClientName is a client's name from reverse DNS, "" while none is known or when the
 	// lookups are off; it must answer at once (never wait for a lookup). nil: addresses only.
 	ClientName func(netip.Addr) string
+	// Mirrorlist is server.public_url and the upstream's HTTP mirror, for /mirrorlist and
+	// the Overview's set-up line (a func: settings and the benchmark change them); nil:
+	// the request's host and no upstream.
+	Mirrorlist func() MirrorlistInfo
 }
 
 // NewHandler returns the whole HTTP surface.
@@ -130,6 +134,7 @@ func routeTable(o Options, mirror *Mirror, active *Active, met *promMetrics) (*u
 		{MirrorPrefix, Anyone, public(mirror.ServeHTTP)},
 		{"GET /healthz", Anyone, public(func(w http.ResponseWriter, r *http.Request) { healthz(w, o.Health) })},
 		{"GET /metrics", Anyone, public(met.ServeHTTP)},
+		{"GET /mirrorlist", Anyone, public(mirrorlist(o))},
 	}
 	if o.Sync != nil {
 		rs = append(rs, route{"GET /api/sync", Anyone, public(syncAPI(o.Sync, o.Log))},
@@ -140,7 +145,7 @@ func routeTable(o Options, mirror *Mirror, active *Active, met *promMetrics) (*u
 			route{"GET /api/packages/{repo}/{name}", Anyone, public(packageAPI(o.Search))})
 	}
 	if o.Auth == nil {
-		return nil, append(rs, route{"GET /{$}", Anyone, public(func(w http.ResponseWriter, r *http.Request) { home(w, r, o.Version) })})
+		return nil, append(rs, route{"GET /{$}", Anyone, public(func(w http.ResponseWriter, r *http.Request) { home(w, r, o) })})
 	}
 	u := newUI(o, active)
 	u.met = met
@@ -185,9 +190,10 @@ func healthz(w http.ResponseWriter, checks func() map[string]error) {
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-func home(w http.ResponseWriter, r *http.Request, version string) {
+func home(w http.ResponseWriter, r *http.Request, o Options) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = homeTmpl.Execute(w, struct{ Host, Version string }{r.Host, version})
+	base := mirrorBase(r, mirrorlistInfo(o), o.Proxies())
+	_ = homeTmpl.Execute(w, struct{ Base, Command, Version string }{base, setupCommand(base), o.Version})
 }
 
 var homeTmpl = template.Must(template.New("home").Parse(`<!DOCTYPE html>
@@ -197,8 +203,10 @@ var homeTmpl = template.Must(template.New("home").Parse(`<!DOCTYPE html>
 </head><body>
 <h1>AMWI — Arch Linux mirror</h1>
 <p>This box mirrors Arch Linux for the local network. Browse the <a href="/archlinux/">mirror tree</a>.</p>
-<p>To use it, put this line first in <code>/etc/pacman.d/mirrorlist</code> on your Arch machines:</p>
-<pre>Server = http://{{.Host}}/archlinux/$repo/os/$arch</pre>
+<p>To use it, run this on your Arch machines (it writes <a href="/mirrorlist">this mirror's list</a> as <code>/etc/pacman.d/mirrorlist</code>):</p>
+<pre>{{.Command}}</pre>
+<p>or put this line first in <code>/etc/pacman.d/mirrorlist</code>:</p>
+<pre>Server = {{.Base}}/archlinux/$repo/os/$arch</pre>
 <p><small>amwi {{.Version}} · <a href="/healthz">health</a></small></p>
 </body></html>
 `))

@@ -57,6 +57,20 @@ type Server struct {
 	// past it the garbage collector works harder rather than let the heap double.
 	// 0 = none; the GOMEMLIMIT environment variable, when set, wins.
 	MemoryLimitMiB int `toml:"memory_limit_mib"`
+	// PublicURL is how LAN clients reach this box (http://pi.lan:8000/, or
+	// https://proxy.lan/mirror/ behind a reverse proxy), for /mirrorlist and the Overview's
+	// set-up line; "" takes the host each request names.
+	PublicURL string `toml:"public_url"`
+}
+
+// PublicBase is server.public_url without its trailing slash, ready for a path to be
+// appended ("https://proxy.lan/mirror" + "/archlinux/"); "" when it is not set.
+func (s Server) PublicBase() string {
+	base, err := CheckPublicURL(s.PublicURL)
+	if err != nil {
+		return "" // validated at load; never reached with a loaded config
+	}
+	return base
 }
 
 type Mirror struct {

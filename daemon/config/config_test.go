@@ -30,7 +30,7 @@ func TestBadConfigs(t *testing.T) {
 	}{
 		{"syntax", "[server]\nlisten = \":8000\n", []string{"amwi.toml:2: TOML syntax"}},
 		{"unknown key", "[mirror]\nroot = \"mirror\"\n\n[server]\nlisten = \":8000\"\nlistn = \":80\"\n",
-			[]string{"amwi.toml:6: server.listn: unknown key (known in [server]: client_ip_header, listen, max_connections, memory_limit_mib, send_timeout, shutdown_grace, trusted_proxies)"}},
+			[]string{"amwi.toml:6: server.listn: unknown key (known in [server]: client_ip_header, listen, max_connections, memory_limit_mib, public_url, send_timeout, shutdown_grace, trusted_proxies)"}},
 		{"unknown section", "[mirror]\nroot = \"mirror\"\n[srever]\nlisten = 1\n", []string{"amwi.toml:3: srever: unknown section"}},
 		{"top-level key", "listen = \":80\"\n[mirror]\nroot = \"mirror\"\n", []string{"amwi.toml:1: listen: unknown section"}},
 		{"bad type", "[mirror]\nroot = \"mirror\"\n[search]\nper_page = \"fifty\"\n", []string{"amwi.toml:4: search.per_page: must be a whole number, not a string"}},
@@ -256,6 +256,63 @@ func TestTrafficReverseDNS(t *testing.T) {
 	for _, want := range []string{"amwi.toml:4: traffic.reverse_dns: must be true or false", "amwi.toml:5: traffic.reverse_dsn: unknown key"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad traffic section: %v; want %q", err, want)
+		}
+	}
+}
+
+// TestPublicURL: server.public_url is checked at load, each problem naming the key and its
+// line; good values are normalised to a base a path is appended to.
+func TestPublicURL(t *testing.T) {
+	bad := []struct{ value, want string }{
+		{"pi.lan:8000", "must start with http:// or https://"},
+		{"ftp://pi.lan/", "must start with http:// or https://"},
+		{"http://", "has no host"},
+		{"http:pi.lan", "has no host"},
+		{"http://admin:secret@pi.lan/", "carries a user name or password"},
+		{"http://pi.lan/?x=1", "has a query or fragment"},
+		{"http://pi.lan/#top", "has a query or fragment"},
+		{"http://pi.lan/a b/", "contains a space"},
+		{`http://pi.lan/\nServer = http://evil/`, "control"},
+		{"http://pi.lan/$repo/", "cannot carry"},
+		{"http://pi.lan:0/", `port "0" is not a number from 1 to 65535`},
+		{"http://pi.lan:99999/", `port "99999"`},
+		{"http://pi.lan:/", `port ""`},
+		{"http://pi_lan/", "neither an IP address nor a host name"},
+		{"http://пи.lan/", "non-ASCII"},
+		{"http://pi.lan/../x/", `must not contain "."`},
+		{"http://pi.lan/" + strings.Repeat("a", 600), "at most 512"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.value, func(t *testing.T) {
+			_, err := parseIn(t, "[mirror]\nroot = \"mirror\"\n\n[server]\npublic_url = \""+tt.value+"\"\n")
+			if err == nil {
+				t.Fatalf("public_url %q accepted", tt.value)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "amwi.toml:5: server.public_url: ") || !strings.Contains(msg, tt.want) {
+				t.Errorf("public_url %q: got %q, want the file, line 5, the key and %q", tt.value, msg, tt.want)
+			}
+			if _, msg, _ := strings.Cut(err.Error(), "server.public_url: "); strings.Contains(msg, "secret") {
+				t.Errorf("the message repeats the password: %v", err)
+			}
+		})
+	}
+	good := []struct{ value, base string }{
+		{"", ""},
+		{"http://pi.lan:8000", "http://pi.lan:8000"},
+		{"http://pi.lan:8000/", "http://pi.lan:8000"},
+		{"https://Proxy.LAN/mirror/", "https://proxy.lan/mirror"},
+		{"https://proxy.lan/mirror", "https://proxy.lan/mirror"},
+		{"http://192.168.1.5/", "http://192.168.1.5"},
+		{"http://[fd00::5]:8080/", "http://[fd00::5]:8080"},
+	}
+	for _, tt := range good {
+		c, err := parseIn(t, "[mirror]\nroot = \"mirror\"\n[server]\npublic_url = \""+tt.value+"\"\n")
+		if err != nil {
+			t.Errorf("public_url %q refused: %v", tt.value, err)
+			continue
+		}
+		if got := c.Server.PublicBase(); got != tt.base {
+			t.Errorf("public_url %q: base %q, want %q", tt.value, got, tt.base)
 		}
 	}
 }

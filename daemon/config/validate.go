@@ -62,6 +62,9 @@ func (c *Config) validateWith(where func(key string) (file string, line int), en
 	if n := c.Server.MemoryLimitMiB; n != 0 && (n < 16 || n > 1<<20) {
 		add("server.memory_limit_mib", "must be 0 (no limit) or between 16 and 1048576, not %d", n)
 	}
+	if _, err := CheckPublicURL(c.Server.PublicURL); err != nil {
+		add("server.public_url", "%v", err)
+	}
 
 	if err := checkMirrorRoot(c.Mirror.Root, env); err != nil {
 		add("mirror.root", "%v", err)
@@ -376,4 +379,56 @@ func checkHTTPURL(s string, secret bool) error {
 		}
 	}
 	return nil
+}
+
+// maxPublicURL bounds server.public_url: it is written into every /mirrorlist and page.
+const maxPublicURL = 512
+
+// CheckPublicURL validates server.public_url and returns it normalised for appending a
+// path: no trailing slash ("http://pi.lan:8000", "https://proxy.lan/mirror"); "" stays "".
+// It must be an absolute http(s) URL with a host and nothing a mirrorlist line or a
+// pacman Server URL cannot carry: no user name or password (they would be shown to every
+// client), no query or fragment, no spaces, control characters or '$' (pacman's
+// variables). A path is fine: a reverse proxy may serve AMWI under /mirror/.
+func CheckPublicURL(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	const how = `write how clients reach this box, e.g. "http://pi.lan:8000/" or "https://proxy.lan/mirror/"`
+	if len(s) > maxPublicURL {
+		return "", fmt.Errorf("is %d characters long, at most %d; %s", len(s), maxPublicURL, how)
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || r > 0x7e {
+			return "", fmt.Errorf("%q contains a space, a control or a non-ASCII character (write a non-ASCII host name in its xn-- form); %s", s, how)
+		}
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%q is not a URL; %s", s, how)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("%q must start with http:// or https://; %s", s, how)
+	case u.Host == "" || u.Opaque != "":
+		return "", fmt.Errorf("%q has no host; %s", s, how)
+	case u.User != nil || strings.Contains(u.Host, "@"):
+		// The value is not repeated: it holds a password, perhaps.
+		return "", fmt.Errorf("the URL carries a user name or password: not allowed (every client would see it); %s", how)
+	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(s, "?#"):
+		return "", fmt.Errorf("%q has a query or fragment; %s", s, how)
+	case strings.ContainsAny(s, `$"'<>\^`+"`{|}"):
+		return "", fmt.Errorf("%q contains a character a pacman Server line cannot carry ($, quotes, <, >, \\, ^, `, {, |, }); %s", s, how)
+	case strings.Contains(u.Path, "/../") || strings.HasSuffix(u.Path, "/..") || strings.Contains(u.Path, "/./") || strings.Contains(u.Path, "//"):
+		return "", fmt.Errorf("%q: the path must not contain \".\", \"..\" or \"//\"; %s", s, how)
+	}
+	host := u.Hostname()
+	if net.ParseIP(host) == nil && !hostName.MatchString(host) {
+		return "", fmt.Errorf("%q: %q is neither an IP address nor a host name; %s", s, host, how)
+	}
+	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, p)
+		}
+	}
+	return u.Scheme + "://" + strings.ToLower(u.Host) + strings.TrimRight(u.Path, "/"), nil
 }

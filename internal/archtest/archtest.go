@@ -27,6 +27,8 @@ var Tools = map[string]string{
 	"repo-add": "pacman-package-manager",
 	"pacman":   "pacman-package-manager",
 	"zstd":     "zstd",
+	"curl":     "curl",
+	"nginx":    "nginx",
 }
 
 // Require fails t unless every named command is on PATH.

@@ -89,3 +89,39 @@
     es.onerror = () => { const st = document.getElementById("live-status"); if (st) st.textContent = "reconnecting…"; };
   }
 })();
+
+// Copy buttons (the Overview's set-up command): <button data-copy="ID"> copies the text of
+// #ID. navigator.clipboard exists only in a secure context (https, localhost); on a plain
+// http LAN address the text is selected instead, for the user to copy.
+(function () {
+  const say = (id, msg) => {
+    const st = document.querySelector('[data-copy-status="' + id + '"]');
+    if (st) st.textContent = msg;
+  };
+  const select = (el) => {
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  };
+  const fallback = (id, el) => {
+    select(el);
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    say(id, ok ? "Copied" : "Select and copy");
+  };
+  document.querySelectorAll("button[data-copy]").forEach((btn) => {
+    btn.addEventListener("click", () => {
+      const id = btn.getAttribute("data-copy");
+      const el = document.getElementById(id);
+      if (!el) return;
+      const text = el.textContent;
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(() => say(id, "Copied"), () => fallback(id, el));
+      } else {
+        fallback(id, el);
+      }
+    });
+  });
+})();
