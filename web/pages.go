@@ -119,6 +119,7 @@ func (u *ui) renderSync(w http.ResponseWriter, r *http.Request, v viewer, status
 		d["State"] = u.o.Sync.State()
 		if h, err := u.o.Sync.History(30); err == nil {
 			d["History"] = h
+			d["Chart"] = newSyncChart(h)
 		}
 		if v, err := u.o.Sync.LastVerification(); err == nil && v != nil {
 			d["Verification"] = v
@@ -228,6 +229,7 @@ func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		maxHour = max(maxHour, b.Bytes)
 	}
 	d["Hours"], d["MaxHour"] = hours, maxHour
+	d["Chart"] = newTrafficChart(hours, days)
 	d["Clients"], _ = t.TopClients(30, 20)
 	d["Packages"], _ = t.TopPackages(30, 20)
 	u.render(w, r, v, "traffic", "Traffic", http.StatusOK, d)
