@@ -169,7 +169,7 @@ func TestChartsInBrowser(t *testing.T) {
 			shot := func(page string) chromedp.Action {
 				return chromedp.ActionFunc(func(ctx context.Context) error {
 					var buf []byte
-					if err := chromedp.FullScreenshot(&buf, 90).Do(ctx); err != nil {
+					if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
 						return err
 					}
 					return os.WriteFile(filepath.Join(shots, "charts-"+page+"-"+tag+".png"), buf, 0o644)
