@@ -39,7 +39,7 @@ const chartsJS = `[...document.querySelectorAll(".chart svg")].map((s) => { cons
 	y: [...s.querySelectorAll(".ax.y text")].map((e) => e.textContent),
 	x: [...s.querySelectorAll(".ax.x text")].map((e) => e.textContent),
 	axes: s.querySelectorAll(".ax line.axis").length, grid: s.querySelectorAll(".ax line.gl").length,
-	marks: s.querySelectorAll("path.line, rect.bar").length, width: r.width, height: r.height }; })`
+	marks: s.querySelectorAll("path.line, rect.bx").length, width: r.width, height: r.height }; })`
 
 // tooWideJS lists elements that reach past the viewport's right edge, except inside a
 // container that scrolls or clips them (a wide table in .scroll is meant to scroll).
@@ -218,10 +218,10 @@ func TestChartsInBrowser(t *testing.T) {
 				}
 			}
 			// The newest hour by mouse, the newest day by touch.
-			b := box(`#traffic-hours rect.bar:last-of-type`)
+			b := box(`#traffic-hours rect.bx:last-of-type`)
 			h := box(`#traffic-hours svg`)
 			checkBarTip(t, tag+" hour (mouse)", tipAfter("#traffic-hours", b.X+b.W/2, h.Y+h.H/2, false), tr.Hours[47].Label, tr.Hours[47].Bytes)
-			b = box(`#traffic-days rect.bar:last-of-type`)
+			b = box(`#traffic-days rect.bx:last-of-type`)
 			h = box(`#traffic-days svg`)
 			checkBarTip(t, tag+" day (touch)", tipAfter("#traffic-days", b.X+b.W/2, h.Y+h.H/2, true), tr.Days[29].Label, tr.Days[29].Bytes)
 			runB(tag+" traffic shot", shot("traffic"))
@@ -242,7 +242,7 @@ func TestChartsInBrowser(t *testing.T) {
 			start, _ := time.Parse(time.RFC3339Nano, newest["start"].(string))
 			end, _ := time.Parse(time.RFC3339Nano, newest["end"].(string))
 			id := fmt.Sprint(newest["id"])
-			b = box(`#sync-secs rect.bar:last-of-type`)
+			b = box(`#sync-secs rect.bx:last-of-type`)
 			h = box(`#sync-secs svg`)
 			tip = tipAfter("#sync-secs", b.X+b.W/2, h.Y+h.H/2, false)
 			if m := regexp.MustCompile(`^#(\d+) .*\n([0-9.]+) s$`).FindStringSubmatch(tip); m == nil || m[1] != id {
@@ -250,7 +250,7 @@ func TestChartsInBrowser(t *testing.T) {
 			} else if v, _ := strconv.ParseFloat(m[2], 64); math.Abs(v-end.Sub(start).Seconds()) > 0.6 {
 				t.Errorf("%s: sync duration tooltip %q, the run took %s", tag, tip, end.Sub(start))
 			}
-			b = box(`#sync-bytes rect.bar:last-of-type`)
+			b = box(`#sync-bytes rect.bx:last-of-type`)
 			h = box(`#sync-bytes svg`)
 			tip = tipAfter("#sync-bytes", b.X+b.W/2, h.Y+h.H/2, true)
 			got := int64(newest["stats"].(map[string]any)["bytes_received"].(float64))

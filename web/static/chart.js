@@ -114,7 +114,7 @@ window.AmwiChart = (function () {
         const sp = (o.steps || [1, 2, 5, 10, 20, 50]).find((s) => (n / s) * lw <= pw) || n;
         for (let i = 0; i < n; i++) {
           const v = d.y[0][i] || 0, x = L + i * bw;
-          el("rect", { class: "bar " + ((d.c && d.c[i]) || ""), x: x + bw * 0.1, y: Y(v), width: Math.max(bw * 0.8, 1), height: Y(lo) - Y(v) }, svg);
+          el("rect", { class: "bx " + ((d.c && d.c[i]) || ""), x: x + bw * 0.1, y: Y(v), width: Math.max(bw * 0.8, 1), height: Y(lo) - Y(v) }, svg);
           if (d.l && (d.k ? d.k[i] : n - 1 - i) % sp === 0) xt(Math.min(Math.max(x + bw / 2, L + lw / 2 - 5), W - lw / 2 + 5), d.l[i]);
         }
         return hover();
