@@ -124,6 +124,7 @@ func (u *ui) renderSync(w http.ResponseWriter, r *http.Request, v viewer, status
 		d["State"] = u.o.Sync.State()
 		if h, err := u.o.Sync.History(30); err == nil {
 			d["History"] = h
+			d["Chart"] = newSyncChart(h)
 		}
 		if v, err := u.o.Sync.LastVerification(); err == nil && v != nil {
 			d["Verification"] = v
@@ -264,6 +265,7 @@ func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		maxHour = max(maxHour, b.Bytes)
 	}
 	d["Hours"], d["MaxHour"] = hours, maxHour
+	d["Chart"] = newTrafficChart(hours, days)
 	if maxDay == 0 && maxHour == 0 {
 		d["Empty"] = u.emptyTraffic()
 	}

@@ -250,6 +250,7 @@ func (u *ui) table() []route {
 		{"GET /{$}", Anyone, public(u.overview)},
 		{"GET /events", Anyone, public(u.events)},
 		{"GET /api/stats/history", Anyone, public(u.statsHistory)},
+		{"GET /api/stats/series", Anyone, public(u.statsSeries)},
 		{"GET /sync", Anyone, public(u.syncPage)},
 		{"POST /sync/start", Admin, u.syncStart},
 		{"POST /sync/cancel", Admin, u.syncCancel},

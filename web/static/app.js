@@ -46,42 +46,69 @@
     }
   }
 
-  // Charts: series kept in the page, one point per second, the last 600.
-  const series = {};
-  function push(name, v) {
-    const s = (series[name] = series[name] || []);
-    s.push(v == null ? 0 : v);
-    if (s.length > 600) s.shift();
+  // Machine charts (static/chart.js): the last 10 minutes, from /api/stats/series, then
+  // one point per pulse. S holds the columns; t is Unix milliseconds.
+  const SPAN = 600e3, S = { t: [], cpu: [], mem: [], busy: [], rd: [], wr: [], rx: [], tx: [], temp: [] };
+  const charts = [...document.querySelectorAll("[data-chart]")].map((box) => {
+    const ds = box.dataset;
+    const c = window.AmwiChart(box, { title: ds.title, unit: ds.unit, max: Number(ds.max || 0), names: ds.names && ds.names.split(","),
+      span: SPAN, area: !ds.names, zero: ds.unit !== "temp" });
+    return () => c.set({ x: S.t, y: ds.chart.split(",").map((k) => S[k]) });
+  });
+  function trim() {
+    let n = 0;
+    while (n < S.t.length && S.t[n] < S.t[S.t.length - 1] - SPAN) n++;
+    if (n) for (const k in S) S[k].splice(0, n);
   }
-  function draw() {
-    document.querySelectorAll("svg.chart").forEach((svg) => {
-      const names = svg.dataset.series.split(",");
-      const all = names.flatMap((n) => series[n] || []);
-      const max = Math.max(1, ...all, svg.dataset.max ? Number(svg.dataset.max) : 0);
-      svg.replaceChildren(...names.map((n, k) => {
-        const s = series[n] || [];
-        const p = document.createElementNS("http://www.w3.org/2000/svg", "path");
-        p.setAttribute("d", s.map((v, i) => (i ? "L" : "M") + ((600 - s.length + i) / 600) * 300 + " " + (58 - (v / max) * 56)).join(" "));
-        if (k) p.setAttribute("class", "b");
-        return p;
-      }));
-    });
+  function draw() { charts.forEach((f) => f()); }
+  function record(m, net) {
+    const t = m && Date.parse(m.time);
+    if (!t || (S.t.length && t <= S.t[S.t.length - 1])) return;
+    const d = m.disk || {};
+    const v = { t, cpu: m.cpu && m.cpu.total, mem: m.memory && m.memory.used_percent, busy: d.busy_percent, rd: d.read_bps, wr: d.write_bps,
+      rx: net && net.rx, tx: net && net.tx, temp: m.temp_c };
+    for (const k in S) S[k].push(v[k] == null ? null : v[k]);
+    trim();
   }
-  function record(m) {
-    if (!m) return;
-    push("cpu", m.cpu && m.cpu.total);
-    const rx = (m.net || []).reduce((a, i) => a + i.rx_bps, 0), tx = (m.net || []).reduce((a, i) => a + i.tx_bps, 0);
-    push("rx", rx); push("tx", tx);
-    push("disk", m.disk && m.disk.busy_percent);
+  if (charts.length) {
+    fetch("/api/stats/series").then((r) => (r.ok ? r.json() : null)).then((h) => {
+      if (!h || !h.t) return;
+      // Pulses that came first stay; the history goes before them.
+      let k = h.t.findIndex((t) => S.t.length && t >= S.t[0]);
+      if (k < 0) k = h.t.length;
+      for (const n in S) S[n] = (h[n] || []).slice(0, k).concat(S[n]);
+      trim();
+      draw();
+    }).catch(() => {});
   }
 
-  if (document.querySelector("[data-live],svg.chart,#downloads")) {
-    fetch("/api/stats/history").then((r) => (r.ok ? r.json() : [])).then((h) => { (h || []).forEach(record); draw(); }).catch(() => {});
+  // Bars from a page's data block (<script type="application/json">: data, not code).
+  const block = (id) => { const e = document.getElementById(id); return e && JSON.parse(e.textContent); };
+  const bars = (id, unit, o, data) => {
+    const box = document.getElementById(id);
+    if (box) window.AmwiChart(box, Object.assign({ title: box.dataset.title, unit, type: "bar" }, o)).set(data);
+  };
+  const tr = block("traffic-data");
+  if (tr) {
+    const h = tr.hours || [], d = tr.days || [];
+    const req = (b) => b.label + " · " + b.requests + " requests";
+    bars("traffic-hours", "bytes", { steps: [1, 2, 3, 6, 12, 24] },
+      { y: [h.map((b) => b.bytes)], t: h.map(req), l: h.map((b) => b.label.slice(11)), k: h.map((b) => Number(b.label.slice(11, 13))) });
+    bars("traffic-days", "bytes", { steps: [1, 2, 7, 14] }, { y: [d.map((b) => b.bytes)], t: d.map(req), l: d.map((b) => b.label.slice(5)) });
+  }
+  const sy = block("sync-data");
+  if (sy) {
+    const t = sy.map((r) => "#" + r.id + " " + r.label + " · " + r.result), l = sy.map((r) => "#" + r.id), c = sy.map((r) => (r.result === "success" ? "" : "bad"));
+    bars("sync-secs", "secs", {}, { y: [sy.map((r) => r.seconds)], t, l, c });
+    bars("sync-bytes", "bytes", {}, { y: [sy.map((r) => r.bytes)], t, l, c });
+  }
+
+  if (document.querySelector("[data-live],[data-chart],#downloads")) {
     const es = new EventSource("/events");
     es.addEventListener("pulse", (e) => {
       const data = JSON.parse(e.data);
       apply(data);
-      record(data.machine);
+      record(data.machine, data.net);
       draw();
       const st = document.getElementById("live-status");
       if (st) st.textContent = "live";
