@@ -117,15 +117,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	p, base := serve(t, cfg)
 	ctx := browser(t)
 	shots := artifacts(t)
-	shot := func(name string) chromedp.Action {
-		return chromedp.ActionFunc(func(ctx context.Context) error {
-			var buf []byte
-			if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644)
-		})
-	}
+	shot := func(name string) chromedp.Action { return screenshot(shots, name) }
 	run := func(step string, actions ...chromedp.Action) {
 		t.Helper()
 		if err := chromedp.Run(ctx, actions...); err != nil {
@@ -228,4 +220,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	// Log out: admin pages send the browser to the login page again.
 	run("logout", chromedp.Click(`header form button`, chromedp.ByQuery), chromedp.WaitVisible(`a[href="/login"]`, chromedp.ByQuery),
 		chromedp.Navigate(base+"/settings"), chromedp.WaitVisible(`input[name=password]`, chromedp.ByQuery), shot("11-logged-out"))
+}
+
+// screenshot saves the whole page as DIR/NAME.png (quality 100 makes chromedp capture PNG).
+func screenshot(dir, name string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var buf []byte
+		if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644)
+	})
 }
