@@ -710,7 +710,10 @@ func TestDistTarballs(t *testing.T) {
 	// Each tarball: exactly the install tree, root-owned, with the right binary.
 	list := []string{"etc/", "etc/amwi/", "etc/amwi/amwi.toml", "etc/amwi/mirrorlists/", "usr/", "usr/bin/", "usr/bin/amwi",
 		"usr/lib/", "usr/lib/systemd/", "usr/lib/systemd/system/", "usr/lib/sysusers.d/", "usr/lib/sysusers.d/amwi.conf",
-		"usr/lib/tmpfiles.d/", "usr/lib/tmpfiles.d/amwi.conf"}
+		"usr/lib/tmpfiles.d/", "usr/lib/tmpfiles.d/amwi.conf",
+		// The Grafana dashboard and the alert rules, for the admin to import (#15).
+		"usr/share/", "usr/share/amwi/", "usr/share/amwi/grafana/", "usr/share/amwi/grafana/amwi-dashboard.json",
+		"usr/share/amwi/prometheus/", "usr/share/amwi/prometheus/amwi-alerts.yml"}
 	if delivExists("rsyncd-amwi.conf") {
 		list = append(list, "etc/amwi/rsyncd.conf")
 	}

@@ -90,6 +90,15 @@ type Iface struct {
 	TxBytes uint64  `json:"tx_bytes"`
 }
 
+// NetRate is the counted interfaces' receive and send rates added up, in bytes per second:
+// the one network figure the dashboard's pulse, its history and its charts show.
+func (s Snapshot) NetRate() (rx, tx float64) {
+	for _, i := range s.Net {
+		rx, tx = rx+i.RxBps, tx+i.TxBps
+	}
+	return rx, tx
+}
+
 // diskRecheck is how often Reader looks again for the mirror's disk: a USB disk may be
 // mounted over the mirror root after the daemon started, or be swapped.
 const diskRecheck = time.Minute

@@ -90,11 +90,7 @@ func machineSeries(h []hw.Snapshot) map[string]column {
 			s["busy"][i], s["rd"][i], s["wr"][i] = round1(m.Disk.BusyPercent), math.Round(m.Disk.ReadBps), math.Round(m.Disk.WriteBps)
 		}
 		if m.Net != nil {
-			// As the live pulse adds them up (pulseJSON's "net").
-			var rx, tx float64
-			for _, n := range m.Net {
-				rx, tx = rx+n.RxBps, tx+n.TxBps
-			}
+			rx, tx := m.NetRate() // as the live pulse shows them (pulseJSON's "net")
 			s["rx"][i], s["tx"][i] = math.Round(rx), math.Round(tx)
 		}
 		if m.TempC != nil {

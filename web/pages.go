@@ -4,19 +4,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/amwi/amwi/daemon/config"
-	"github.com/amwi/amwi/internal/layout"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/amwi/amwi/daemon/config"
 	dsync "github.com/amwi/amwi/daemon/mirrorsync"
 	"github.com/amwi/amwi/daemon/search"
+	"github.com/amwi/amwi/daemon/traffic"
 	"github.com/amwi/amwi/hw"
+	"github.com/amwi/amwi/internal/layout"
 )
 
 type repoCount struct {
@@ -242,6 +244,8 @@ func (u *ui) onDisk(p *search.Package) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
+func hasBytes(b traffic.Bucket) bool { return b.Bytes > 0 }
+
 func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	d := map[string]any{}
 	t := u.o.Traffic
@@ -251,22 +255,13 @@ func (u *ui) trafficPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	if err != nil {
 		u.log().Error("ui: traffic", "err", err)
 	}
-	var maxDay int64
-	for _, b := range days {
-		maxDay = max(maxDay, b.Bytes)
-	}
-	d["Days"], d["MaxDay"] = days, maxDay
 	hours, err := t.Hourly(48)
 	if err != nil {
 		u.log().Error("ui: traffic", "err", err)
 	}
-	var maxHour int64
-	for _, b := range hours {
-		maxHour = max(maxHour, b.Bytes)
-	}
-	d["Hours"], d["MaxHour"] = hours, maxHour
+	d["Days"], d["Hours"] = days, hours
 	d["Chart"] = newTrafficChart(hours, days)
-	if maxDay == 0 && maxHour == 0 {
+	if !slices.ContainsFunc(days, hasBytes) && !slices.ContainsFunc(hours, hasBytes) {
 		d["Empty"] = u.emptyTraffic()
 	}
 	status, flashErr := u.trafficTables(r, d)
@@ -435,10 +430,7 @@ func (u *ui) pulseJSON(withClients bool) []byte {
 		if u.o.Machine != nil {
 			m := u.o.Machine.Latest()
 			d["machine"] = m
-			var rx, tx float64
-			for _, i := range m.Net {
-				rx, tx = rx+i.RxBps, tx+i.TxBps
-			}
+			rx, tx := m.NetRate()
 			d["net"] = map[string]float64{"rx": rx, "tx": tx}
 			d["uptime"] = roundDuration(m.Uptime)
 		}
