@@ -151,44 +151,28 @@ func TestSetupLineInBrowser(t *testing.T) {
 			t.Fatalf("%s: %v", step, err)
 		}
 	}
-	shot := func(name string) chromedp.Action {
-		return chromedp.ActionFunc(func(ctx context.Context) error {
-			var buf []byte
-			if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644)
-		})
-	}
-	// overflow lists what sticks out of the viewport, outside of a scrolling box, and
-	// whether the command and its button are wholly on screen.
-	const overflow = `(() => {
+	// visible lists the set-up command or its button where either is not wholly on screen.
+	const visible = `(() => {
 	  const vw = document.documentElement.clientWidth, out = [];
-	  if (document.documentElement.scrollWidth > vw) out.push("page scrolls sideways: " + document.documentElement.scrollWidth + " > " + vw);
-	  const clipped = (el) => { for (let p = el.parentElement; p; p = p.parentElement) { const o = getComputedStyle(p).overflowX; if (o === "auto" || o === "scroll" || o === "hidden") return true; } return false; };
-	  for (const el of document.querySelectorAll("body *")) {
-	    const r = el.getBoundingClientRect();
-	    if (r.width > 0 && (r.right > vw + 0.5 || r.left < -0.5) && !clipped(el)) out.push(el.tagName + (el.id ? "#" + el.id : "") + (el.className ? "." + el.className : "") + " " + Math.round(r.left) + ".." + Math.round(r.right));
-	  }
 	  for (const sel of ["#setup-command", "button[data-copy]"]) {
 	    const el = document.querySelector(sel), r = el.getBoundingClientRect();
 	    if (r.left < 0 || r.right > vw || el.scrollWidth > el.clientWidth + 1) out.push(sel + " not wholly visible: " + Math.round(r.left) + ".." + Math.round(r.right) + ", scrollWidth " + el.scrollWidth + " > " + el.clientWidth);
 	  }
 	  return out;
 	})()`
-	var problems []string
+	var problems, hidden []string
 	var command, status, selected string
 	var hasClipboard bool
 	lan := "http://pi.lan:" + port
 	run("phone overview", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
 		chromedp.Navigate(lan+"/"), chromedp.WaitVisible(`#setup-command`, chromedp.ByQuery),
 		chromedp.Text(`#setup-command`, &command, chromedp.ByQuery),
-		chromedp.Evaluate(overflow, &problems),
+		chromedp.Evaluate(overflowJS, &problems), chromedp.Evaluate(visible, &hidden),
 		chromedp.Evaluate(`!!navigator.clipboard`, &hasClipboard))
 	if want := "curl -fsS " + lan + "/mirrorlist | sudo tee /etc/pacman.d/mirrorlist"; command != want {
 		t.Errorf("command %q, want %q", command, want)
 	}
-	for _, p := range problems {
+	for _, p := range append(problems, hidden...) {
 		t.Errorf("at 390 px: %s", p)
 	}
 	if hasClipboard {
@@ -198,15 +182,15 @@ func TestSetupLineInBrowser(t *testing.T) {
 		chromedp.Poll(`document.querySelector('[data-copy-status]').textContent !== ""`, nil, chromedp.WithPollingTimeout(10*time.Second)),
 		chromedp.Text(`[data-copy-status]`, &status, chromedp.ByQuery),
 		chromedp.Evaluate(`window.getSelection().toString()`, &selected),
-		chromedp.Evaluate(overflow, &problems),
-		shot("mirrorlist-setup-390"))
+		chromedp.Evaluate(overflowJS, &problems), chromedp.Evaluate(visible, &hidden),
+		screenshot(shots, "mirrorlist-setup-390"))
 	if status != "Copied" && status != "Select and copy" {
 		t.Errorf("after Copy on plain http the page says %q", status)
 	}
 	if selected != command {
 		t.Errorf("after Copy on plain http the selection is %q, want the command", selected)
 	}
-	for _, p := range problems {
+	for _, p := range append(problems, hidden...) {
 		t.Errorf("at 390 px after Copy: %s", p)
 	}
 

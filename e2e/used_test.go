@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -427,15 +426,6 @@ func TestUsedModeInBrowser(t *testing.T) {
 			t.Fatalf("%s: %v\ndaemon:\n%s", step, err, p.Output())
 		}
 	}
-	shot := func(name string) chromedp.Action {
-		return chromedp.ActionFunc(func(ctx context.Context) error {
-			var buf []byte
-			if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644)
-		})
-	}
 	var text string
 	do("register", chromedp.Navigate(base+"/register"),
 		chromedp.SendKeys(`input[name=setup_code]`, setupCode(t, p), chromedp.ByQuery),
@@ -445,19 +435,19 @@ func TestUsedModeInBrowser(t *testing.T) {
 		chromedp.Submit(`input[name=password2]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`header form button`, chromedp.ByQuery))
 	do("overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(`main`, chromedp.ByQuery),
-		chromedp.Text(`main`, &text, chromedp.ByQuery), shot("used-01-overview"))
+		chromedp.Text(`main`, &text, chromedp.ByQuery), screenshot(shots, "used-01-overview"))
 	for _, want := range []string{"packages: used mode", "2 fetched on request", "a full mirror of these repos would need", "of them fetched on first request"} {
 		if !strings.Contains(strings.ToLower(text), want) { // headings are upper-cased by CSS
 			t.Errorf("overview lacks %q:\n%s", want, text)
 		}
 	}
 	do("search", chromedp.Navigate(base+"/search?q=e"), chromedp.WaitVisible(`main`, chromedp.ByQuery),
-		chromedp.Text(`main`, &text, chromedp.ByQuery), shot("used-02-search"))
+		chromedp.Text(`main`, &text, chromedp.ByQuery), screenshot(shots, "used-02-search"))
 	if !strings.Contains(text, "on disk") || !strings.Contains(text, "fetched on first request") {
 		t.Errorf("search does not mark what is on disk:\n%s", text)
 	}
 	do("settings", chromedp.Navigate(base+"/settings"), chromedp.WaitVisible(`select[name="mirror.packages"]`, chromedp.ByQuery),
-		chromedp.Text(`main`, &text, chromedp.ByQuery), shot("used-03-settings"))
+		chromedp.Text(`main`, &text, chromedp.ByQuery), screenshot(shots, "used-03-settings"))
 	if !strings.Contains(text, "Switching to all would fetch about") {
 		t.Errorf("settings page does not say what switching does:\n%.2000s", text)
 	}
