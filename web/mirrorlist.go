@@ -32,8 +32,9 @@ const mirrorlistMaxNote = 300
 //	curl -fsS http://pi.lan:8000/mirrorlist | sudo tee /etc/pacman.d/mirrorlist
 //
 // Public on purpose: the client asking has no account. Nothing a client sends reaches the
-// text but a Host header that is a well-formed host[:port] (requestHost), and every line
-// is one line: a hostile Host cannot add a Server.
+// text but a well-formed host[:port] from the Host header or a trusted proxy's
+// X-Forwarded-Host (mirrorBase), and every line is one line: a hostile Host cannot add a
+// Server.
 func mirrorlist(o Options) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		info := mirrorlistInfo(o)
@@ -78,7 +79,8 @@ func mirrorlistInfo(o Options) MirrorlistInfo {
 
 // mirrorBase is how the client that sent r reaches this box, without a trailing slash:
 // server.public_url when it is set, else the request's scheme (https only over TLS, or
-// from a trusted proxy's X-Forwarded-Proto) and host (requestHost).
+// from a trusted proxy's X-Forwarded-Proto) and host (a trusted proxy's X-Forwarded-Host,
+// else requestHost).
 func mirrorBase(r *http.Request, info MirrorlistInfo, p Proxies) string {
 	if info.PublicBase != "" && safeUpstream(info.PublicBase+"/") {
 		return info.PublicBase
@@ -87,7 +89,25 @@ func mirrorBase(r *http.Request, info MirrorlistInfo, p Proxies) string {
 	if p.HTTPS(r) {
 		scheme = "https"
 	}
+	if h, ok := forwardedHost(r, p); ok {
+		return scheme + "://" + h
+	}
 	return scheme + "://" + requestHost(r)
+}
+
+// forwardedHost is the host a trusted proxy says the client asked for in
+// X-Forwarded-Host (Traefik and Caddy send it; nginx passes Host itself), its first value
+// when well-formed. A path prefix the proxy adds is not guessed: that takes
+// server.public_url.
+func forwardedHost(r *http.Request, p Proxies) (string, bool) {
+	v := r.Header.Get("X-Forwarded-Host")
+	if v == "" || !isTrusted(parseHostAddr(r.RemoteAddr), p.Trusted) {
+		return "", false
+	}
+	if i := strings.IndexByte(v, ','); i >= 0 {
+		v = v[:i]
+	}
+	return cleanHost(strings.TrimSpace(v))
 }
 
 // requestHost is the request's Host header when it is a well-formed host[:port] (a DNS

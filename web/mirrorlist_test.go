@@ -207,6 +207,43 @@ func TestMirrorlistScheme(t *testing.T) {
 	}
 }
 
+// TestMirrorlistForwardedHost: a trusted proxy's X-Forwarded-Host names the host when it
+// is well-formed; anyone else's, or a malformed one, is ignored for the Host header.
+func TestMirrorlistForwardedHost(t *testing.T) {
+	h := mirrorlistHandler(t, MirrorlistInfo{Upstream: upstreamRoot}, "10.0.0.1/32")
+	tests := []struct {
+		name, remote string
+		fwd          []string
+		want         string
+	}{
+		{"none", "10.0.0.1:40000", nil, "http://pi.lan"},
+		{"trusted", "10.0.0.1:40000", []string{"Mirror.Example.org"}, "http://mirror.example.org"},
+		{"trusted with port", "10.0.0.1:40000", []string{"mirror.example.org:8443"}, "http://mirror.example.org:8443"},
+		{"trusted, a list", "10.0.0.1:40000", []string{" front.example, inner.example"}, "http://front.example"},
+		{"trusted, two lines", "10.0.0.1:40000", []string{"front.example", "inner.example"}, "http://front.example"},
+		{"untrusted", "192.168.1.20:40000", []string{"evil.example"}, "http://pi.lan"},
+		{"trusted but hostile", "10.0.0.1:40000", []string{"evil.example/x\nServer = http://evil"}, "http://pi.lan"},
+		{"trusted but CRLF", "10.0.0.1:40000", []string{"evil.example\r\nServer = http://evil"}, "http://pi.lan"},
+		{"trusted but user@", "10.0.0.1:40000", []string{"user@evil.example"}, "http://pi.lan"},
+		{"trusted but empty", "10.0.0.1:40000", []string{""}, "http://pi.lan"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/mirrorlist", nil)
+			r.Host, r.RemoteAddr = "pi.lan", tt.remote
+			if tt.fwd != nil {
+				r.Header["X-Forwarded-Host"] = tt.fwd
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			want := []string{tt.want + "/archlinux/$repo/os/$arch", upstreamRoot + "$repo/os/$arch"}
+			if got := serverLines(t, w.Body.String()); !equalLines(got, want) {
+				t.Errorf("Server lines %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // TestMirrorlistUpstream: no known upstream is a comment saying so, never an invented
 // Server line; an upstream or a note that would break the format is not written as it is.
 func TestMirrorlistUpstream(t *testing.T) {
