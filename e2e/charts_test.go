@@ -54,8 +54,8 @@ const tooWideJS = `(() => { const W = document.documentElement.clientWidth, bad 
 	}
 	return bad.slice(0, 10); })()`
 
-// yTick is a y tick label with its unit: "20 %", "1.5 MiB/s", "30 s", "40 °C".
-var yTick = regexp.MustCompile(`^-?[0-9.]+ (%|°C|B|KiB|MiB|GiB|TiB)(/s)?$|^-?[0-9.]+ (s|min|h)$`)
+// yTick is a y tick label with its unit: "20 %", "1.5 MiB/s", "500 ms", "30 s", "40 °C".
+var yTick = regexp.MustCompile(`^-?[0-9.]+ (%|°C|B|KiB|MiB|GiB|TiB)(/s)?$|^-?[0-9.]+ (ms|s|min|h)$`)
 
 // TestChartsInBrowser: the Overview's machine charts, the Traffic page's bytes per hour and
 // per day and the Sync page's runs, in a real Chromium at a desktop and a phone width, light
@@ -159,6 +159,31 @@ func TestChartsInBrowser(t *testing.T) {
 		}
 		return charts
 	}
+	// checkBars: every bar with a value shows (at least 1 px, though next to a bar
+	// millions of times larger its true height is far below a pixel), every zero is flat.
+	// It returns how many bars were too small to see at their true height.
+	checkBars := func(what, sel string, vals []float64) (tiny int) {
+		t.Helper()
+		var hs []float64
+		runB(what+" bars", chromedp.Evaluate(`[...document.querySelectorAll(`+strconv.Quote(sel+" rect.bx")+`)].map((r) => r.getBoundingClientRect().height)`, &hs))
+		if len(hs) != len(vals) {
+			t.Errorf("%s: %d bars for %d values", what, len(hs), len(vals))
+			return 0
+		}
+		top, tallest := 0.0, 0.0
+		for i, v := range vals {
+			top, tallest = max(top, v), max(tallest, hs[i])
+		}
+		for i, v := range vals {
+			if v > 0 && hs[i] < 1 || v == 0 && hs[i] != 0 {
+				t.Errorf("%s: bar %d of value %v is %.2f px tall", what, i, v, hs[i])
+			}
+			if v > 0 && v/top*tallest < 1 {
+				tiny++
+			}
+		}
+		return tiny
+	}
 
 	for _, view := range []struct {
 		width  int64
@@ -188,7 +213,12 @@ func TestChartsInBrowser(t *testing.T) {
 			if (scheme == "dark") != (bg == "rgb(21, 24, 27)") {
 				t.Errorf("%s: body background %s", tag, bg)
 			}
-			checkCharts(tag+" overview", 5)
+			for i, c := range checkCharts(tag+" overview", 5) {
+				// A fixed 10-minute window, counted back from the newest sample.
+				if len(c.X) < 2 || c.X[0] != "now" || c.X[len(c.X)-1] != "−10 min" {
+					t.Errorf("%s overview chart %d %q: x ticks %q, want \"now\" … \"−10 min\"", tag, i, c.Title, c.X)
+				}
+			}
 			cpu := box(`[data-chart="cpu"] svg`)
 			tip := tipAfter(`[data-chart="cpu"]`, cpu.X+cpu.W*0.6, cpu.Y+cpu.H/2, false)
 			checkMachineTip(t, base, tag+" cpu (mouse)", tip, func(s snapshot) *float64 { return s.CPU.Total })
@@ -217,6 +247,15 @@ func TestChartsInBrowser(t *testing.T) {
 					t.Errorf("%s traffic chart %q: %d bars, want %d", tag, charts[i].Title, charts[i].Marks, n)
 				}
 			}
+			var hours, days []float64
+			for _, b := range tr.Hours {
+				hours = append(hours, float64(b.Bytes))
+			}
+			for _, b := range tr.Days {
+				days = append(days, float64(b.Bytes))
+			}
+			checkBars(tag+" traffic hours", "#traffic-hours", hours)
+			checkBars(tag+" traffic days", "#traffic-days", days)
 			// The newest hour by mouse, the newest day by touch.
 			b := box(`#traffic-hours rect.bx:last-of-type`)
 			h := box(`#traffic-hours svg`)
@@ -229,6 +268,27 @@ func TestChartsInBrowser(t *testing.T) {
 			// Sync: each finished run's duration and bytes.
 			runB(tag+" sync", chromedp.Navigate(base+"/sync"), chromedp.WaitVisible(`#sync-bytes svg`, chromedp.ByQuery))
 			charts = checkCharts(tag+" sync", 2)
+			// Runs of well under a second to a few seconds: nice steps, each label its own.
+			if len(charts) == 2 {
+				y, seen := charts[0].Y, map[string]bool{}
+				for _, l := range y {
+					seen[l] = true
+				}
+				if len(y) < 3 || len(seen) != len(y) {
+					t.Errorf("%s sync duration ticks %q: want 3 or more, all different", tag, y)
+				}
+			}
+			var sy []struct{ Seconds, Bytes float64 }
+			runB(tag+" sync data", chromedp.Evaluate(`JSON.parse(document.getElementById("sync-data").textContent)`, &sy))
+			var secs, fetched []float64
+			for _, r := range sy {
+				secs, fetched = append(secs, r.Seconds), append(fetched, r.Bytes)
+			}
+			checkBars(tag+" sync durations", "#sync-secs", secs)
+			// The forced sync fetches a file list (KiB) beside the first sync's MiB.
+			if checkBars(tag+" sync bytes", "#sync-bytes", fetched) == 0 {
+				t.Errorf("%s: sync bytes %v: no bar below a pixel at its true height, so the 2 px floor went untested", tag, fetched)
+			}
 			_, hist := apiSync(t, base)
 			if len(hist) != 2 {
 				t.Fatalf("/api/sync history: %v", hist)
@@ -245,9 +305,9 @@ func TestChartsInBrowser(t *testing.T) {
 			b = box(`#sync-secs rect.bx:last-of-type`)
 			h = box(`#sync-secs svg`)
 			tip = tipAfter("#sync-secs", b.X+b.W/2, h.Y+h.H/2, false)
-			if m := regexp.MustCompile(`^#(\d+) .*\n([0-9.]+) s$`).FindStringSubmatch(tip); m == nil || m[1] != id {
-				t.Errorf("%s: sync duration tooltip %q, want run #%s in seconds", tag, tip, id)
-			} else if v, _ := strconv.ParseFloat(m[2], 64); math.Abs(v-end.Sub(start).Seconds()) > 0.6 {
+			if m := regexp.MustCompile(`^#(\d+) .*\n([0-9.]+) (m?)s$`).FindStringSubmatch(tip); m == nil || m[1] != id {
+				t.Errorf("%s: sync duration tooltip %q, want run #%s in ms or s", tag, tip, id)
+			} else if v, _ := strconv.ParseFloat(m[2], 64); math.Abs(v/map[string]float64{"": 1, "m": 1e3}[m[3]]-end.Sub(start).Seconds()) > 0.06 {
 				t.Errorf("%s: sync duration tooltip %q, the run took %s", tag, tip, end.Sub(start))
 			}
 			b = box(`#sync-bytes rect.bx:last-of-type`)

@@ -30,6 +30,9 @@ func took(r dsync.Run, now time.Time) string {
 		return roundDuration(max(now.Sub(r.Start), 0)) + " so far"
 	}
 	if d := r.End.Sub(r.Start); d > 0 {
+		if d < 10*time.Second { // "0s" for a run of 0.6 s says it did nothing
+			return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+		}
 		return roundDuration(d)
 	}
 	return "–" // the clock was set back during the run
@@ -134,7 +137,8 @@ type syncBar struct {
 }
 
 // newSyncChart is the runs that ended, oldest first (history is newest first). A running
-// run has no duration yet and is left out, as is one whose clock went backwards.
+// run has no duration yet and is left out, as is one whose clock went backwards. Seconds
+// keep milliseconds: a run that found nothing new takes well under a second.
 func newSyncChart(history []dsync.Run) []syncBar {
 	bars := make([]syncBar, 0, len(history))
 	for i := len(history) - 1; i >= 0; i-- {
@@ -142,7 +146,7 @@ func newSyncChart(history []dsync.Run) []syncBar {
 		if r.End.IsZero() || r.End.Before(r.Start) {
 			continue
 		}
-		bars = append(bars, syncBar{r.ID, r.Start.Format("2006-01-02 15:04"), math.Round(r.End.Sub(r.Start).Seconds()*10) / 10,
+		bars = append(bars, syncBar{r.ID, r.Start.Format("2006-01-02 15:04"), math.Round(r.End.Sub(r.Start).Seconds()*1e3) / 1e3,
 			r.Stats.BytesReceived, r.Result})
 	}
 	return bars

@@ -24,30 +24,30 @@ window.AmwiChart = (function () {
     while (m >= 1024 && i < 5) { m /= 1024; i++; }
     return [Math.pow(1024, i), " " + BIN[i] + suf];
   };
-  // Each unit: v formats a value (tooltip), s picks the axis's scale and suffix for a
-  // maximum (one unit per axis: "0 MiB/s, 2 MiB/s", never "900 KiB/s, 1.8 MiB/s"), m is
-  // the smallest tick step.
+  // Each unit: v formats a value (tooltip), s picks the axis's scale and suffix for its
+  // top (one unit per axis: "0 MiB/s, 2 MiB/s", never "900 KiB/s, 1.8 MiB/s"), m is the
+  // smallest tick step (no "0.5 B").
   const units = {
     pct: { v: (x) => x.toFixed(1) + " %", s: () => [1, " %"], m: 0 },
     temp: { v: (x) => x.toFixed(1) + " °C", s: () => [1, " °C"], m: 0 },
     bytes: { v: bytes, s: (m) => bin(m, ""), m: 1 },
     bps: { v: (x) => bytes(x) + "/s", s: (m) => bin(m, "/s"), m: 1 },
     secs: {
-      v: (s) => (s < 60 ? s.toFixed(0) + " s" : s < 3600 ? (s / 60).toFixed(1) + " min" : (s / 3600).toFixed(1) + " h"),
-      s: (m) => (m < 120 ? [1, " s"] : m < 7200 ? [60, " min"] : [3600, " h"]), m: 1,
+      v: (s) => (s < 1 ? Math.round(s * 1e3) + " ms" : s < 60 ? +s.toFixed(1) + " s" : s < 3600 ? (s / 60).toFixed(1) + " min" : (s / 3600).toFixed(1) + " h"),
+      s: (m) => (m < 1 ? [1e-3, " ms"] : m < 120 ? [1, " s"] : m < 7200 ? [60, " min"] : [3600, " h"]), m: 1e-3,
     },
   };
-  // nice rounds a step up to 1, 2, 2.5 or 5 times a power of ten.
+  // nice rounds a step up to 1, 2 or 5 times a power of ten.
   const nice = (r) => {
     const p = Math.pow(10, Math.floor(Math.log10(r))), f = r / p;
-    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * p;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
   };
-  // Time axis steps: 10 s … 1 day.
+  // Time axis steps, counted back from the newest point: 10 s … 1 day.
   const STEPS = [1e4, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 108e5, 216e5, 432e5, 864e5];
   const pad = (n) => String(n).padStart(2, "0");
-  const hm = (t, sec) => {
+  const hms = (t) => {
     const d = new Date(t);
-    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + (sec ? ":" + pad(d.getSeconds()) : "");
+    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   };
   const CW = 6.2; // a tick label character's width, px (11 px font)
 
@@ -86,14 +86,23 @@ window.AmwiChart = (function () {
       for (const s of d.y) for (const v of s) if (v != null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
       lo = o.zero === false && isFinite(lo) ? lo : 0;
       hi = Math.max(hi, o.max || 0);
-      const [sc, suf] = u.s(Math.max(Math.abs(hi), Math.abs(lo)));
-      if (!(hi > lo)) hi = lo + sc;
       const T = 28, B = 20, R = 12, ph = H - T - B;
-      const st = Math.max(nice((hi - lo) / sc / Math.max(2, Math.floor(ph / 28))) * sc, u.m);
-      lo = Math.floor(lo / st) * st;
-      hi = Math.ceil(hi / st) * st;
-      const ticks = [];
-      for (let v = lo; v <= hi + st / 1e6; v += st) ticks.push([v, +(v / sc).toFixed(3) + suf]);
+      // The step is nice in the axis's unit, and the unit is chosen for the rounded top:
+      // runs of 0.3–0.9 s get "0 s, 0.2 s … 1 s", not "0 ms … 1000 ms". a and b count steps.
+      let sc, suf, st, a, b, top = Math.max(Math.abs(hi), Math.abs(lo));
+      for (let k = 0; k < 2; k++) {
+        [sc, suf] = u.s(top);
+        b = hi > lo ? hi : lo + sc;
+        st = Math.max(nice((b - lo) / sc / Math.max(2, Math.floor(ph / 24))) * sc, u.m);
+        a = Math.floor(lo / st);
+        b = Math.ceil(b / st);
+        top = Math.max(-a, b) * st;
+      }
+      lo = a * st;
+      hi = b * st;
+      // Decimals enough for the step (1/2/5 × 10^n), so no two labels are alike.
+      const dp = Math.max(0, -Math.floor(Math.log10(st / sc) + 1e-9)), ticks = [];
+      for (let i = a; i <= b; i++) ticks.push([i * st, +((i * st) / sc).toFixed(dp) + suf]);
       const L = 8 + CW * Math.max(...ticks.map((t) => t[1].length)), pw = W - L - R;
       const Y = (v) => T + ph - ((v - lo) / (hi - lo)) * ph;
       const ay = el("g", { class: "ax y" }, svg), ax = el("g", { class: "ax x" }, svg);
@@ -103,9 +112,10 @@ window.AmwiChart = (function () {
       }
       el("line", { class: "axis", x1: L, x2: L, y1: T, y2: T + ph }, ay);
       el("line", { class: "axis", x1: L, x2: W - R, y1: T + ph, y2: T + ph }, ax);
+      // xt puts a tick at x and its label under it, moved in from the edges to fit.
       const xt = (x, s) => {
         el("line", { class: "axis", x1: x, x2: x, y1: T + ph, y2: T + ph + 4 }, ax);
-        el("text", { x: x, y: H - 4 }, ax, s);
+        el("text", { x: Math.min(Math.max(x, (CW * s.length) / 2 + 2), W - (CW * s.length) / 2 - 2), y: H - 4 }, ax, s);
       };
       g = { L, T, ph, pw, W, Y, n };
       if (bar) {
@@ -113,23 +123,27 @@ window.AmwiChart = (function () {
         const lw = CW * Math.max(0, ...(d.l || []).map((s) => s.length)) + 10;
         const sp = (o.steps || [1, 2, 5, 10, 20, 50]).find((s) => (n / s) * lw <= pw) || n;
         for (let i = 0; i < n; i++) {
-          const v = d.y[0][i] || 0, x = L + i * bw;
-          el("rect", { class: "bx " + ((d.c && d.c[i]) || ""), x: x + bw * 0.1, y: Y(v), width: Math.max(bw * 0.8, 1), height: Y(lo) - Y(v) }, svg);
-          if (d.l && (d.k ? d.k[i] : n - 1 - i) % sp === 0) xt(Math.min(Math.max(x + bw / 2, L + lw / 2 - 5), W - lw / 2 + 5), d.l[i]);
+          // Any non-zero value is at least 2 px tall, so 2 KiB beside 2 GiB still shows;
+          // the tooltip has the true value. Zero draws nothing.
+          const v = d.y[0][i] || 0, x = L + i * bw, h = v ? Math.max(Y(lo) - Y(v), 2) : 0;
+          el("rect", { class: "bx " + ((d.c && d.c[i]) || ""), x: x + bw * 0.1, y: Y(lo) - h, width: Math.max(bw * 0.8, 1), height: h }, svg);
+          if (d.l && (d.k ? d.k[i] : n - 1 - i) % sp === 0) xt(x + bw / 2, d.l[i]);
         }
         return hover();
       }
+      // The x axis counts back from the newest point, "−10 min … now", as Grafana's "Last
+      // 10 minutes" does: with a span, a young history fills the window from the right,
+      // and the empty part says since when there are samples rather than looking broken.
       const x1 = n ? d.x[n - 1] : Date.now(), x0 = o.span ? x1 - o.span : n > 1 ? d.x[0] : x1 - 6e4;
       const X = (g.X = (t) => L + ((t - x0) / (x1 - x0)) * pw);
       g.x0 = x0;
       g.x1 = x1;
-      const ts = STEPS.find((s) => (x1 - x0) / s <= pw / 70) || 864e5, tzo = new Date(x1).getTimezoneOffset() * 6e4;
-      for (let t = Math.ceil((x0 - tzo) / ts) * ts + tzo; t <= x1; t += ts) {
-        const x = X(t);
-        if (x - 20 >= 0 && x + 20 <= W) xt(x, hm(t, ts < 6e4));
-      }
+      const ts = STEPS.find((s) => (x1 - x0) / s <= pw / 70) || 864e5;
+      for (let t = 0; t <= x1 - x0; t += ts) xt(X(x1 - t), t ? "−" + (t < 6e4 ? t / 1e3 + " s" : t < 36e5 ? t / 6e4 + " min" : t / 36e5 + " h") : "now");
+      const gap = n ? X(d.x[0]) - L : 0, since = n ? "no samples before " + hms(d.x[0]) : "";
+      if (gap > CW * since.length + 16) el("text", { class: "gap", x: L + gap / 2, y: T + ph / 2 }, svg, since);
       d.y.forEach((s, k) => {
-        let p = "", a = "", first = null, last = null;
+        let p = "", first = null, last = null;
         for (let i = 0; i < n; i++) {
           if (d.x[i] < x0 || s[i] == null) continue;
           const xy = X(d.x[i]).toFixed(1) + " " + Y(s[i]).toFixed(1);
@@ -163,7 +177,7 @@ window.AmwiChart = (function () {
       el("line", { x1: cx, x2: cx, y1: g.T, y2: g.T + g.ph }, c);
       if (!bar) d.y.forEach((s, k) => s[i] != null && el("circle", { class: "k" + k, cx: cx, cy: g.Y(s[i]), r: 3 }, c));
       const b = document.createElement("b");
-      b.textContent = d.t ? d.t[i] : hm(d.x[i], true);
+      b.textContent = d.t ? d.t[i] : hms(d.x[i]);
       tip.replaceChildren(b);
       d.y.forEach((s, k) => {
         const div = document.createElement("div");
