@@ -1,7 +1,10 @@
 package store
 
 import (
+	"encoding/binary"
+
 	"fmt"
+	bolt "go.etcd.io/bbolt"
 	"runtime"
 	"sync"
 	"testing"
@@ -87,5 +90,33 @@ func TestTrafficYearReportBounded(t *testing.T) {
 	const budget = 16 << 20
 	if grew > budget {
 		t.Errorf("%d reports of 365 days at once took the heap up by %d MiB (budget %d MiB for what is 20 rows each)", viewers, grew>>20, budget>>20)
+	}
+}
+
+// TestTrafficDamagedCountNotNegative: a record damaged on the SD card whose value still
+// decodes as two uvarints but holds a number past int64 (a stray 10-byte varint) is read
+// as a negative count: the period's "mirror" total in /api/traffic and the Traffic page
+// goes negative ("-9223372036854775808 B"), and the next hit of that day is added to it
+// and clamped to 0 by encodeCount, wiping the day. decodeCount should refuse (skip and
+// count) what no Count can hold.
+func TestTrafficDamagedCountNotNegative(t *testing.T) {
+	s := openTrafficStore(t)
+	const d = traffic.Day(20000)
+	if err := s.AddTraffic(traffic.Batch{Days: map[traffic.Day]traffic.Count{d: {Bytes: 5000, Requests: 5}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The damage: the day's value is now 2^63 bytes, 1 request.
+	bad := binary.AppendUvarint(binary.AppendUvarint(nil, 1<<63), 1)
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTrafficDays).Put(dayKey(d, ""), bad)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.TrafficDays(d, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m[d]; c.Bytes < 0 || c.Requests < 0 {
+		t.Errorf("a damaged record reads as %+v: a negative count reaches the Traffic page", c)
 	}
 }
