@@ -2,13 +2,13 @@ package store
 
 import (
 	"encoding/binary"
-
 	"fmt"
-	bolt "go.etcd.io/bbolt"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/amwi/amwi/daemon/traffic"
 )
