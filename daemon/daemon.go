@@ -430,17 +430,30 @@ func (d *Daemon) verifyHealth() error {
 }
 
 // count is the traffic hook. Only mirror downloads are mirror traffic: every other
-// request (dashboard, API, /metrics) is marked so the recorder keeps it apart.
+// request (dashboard, API, /metrics) is marked so the recorder keeps it apart. A request
+// under the mirror that served nothing (a scanner's 404, a folder's 301, a 405, a 5xx) is
+// no download and no dashboard use either: /metrics counts it by status, the statistics
+// leave it out, so a stranger's probing ranks nowhere.
 func (d *Daemon) count(t web.Transfer) {
 	d.requests.Add(1)
 	d.served.Add(t.Bytes)
 	h := traffic.Hit{Time: t.End, Duration: t.End.Sub(t.Start), Client: t.Client, Path: t.Request.URL.Path, Status: t.Status, Bytes: t.Bytes}
 	if t.Mirror() {
+		if !servedFile(t.Status) {
+			return
+		}
 		h.Repo = traffic.RepoOf(strings.TrimPrefix(h.Path, web.MirrorPrefix))
+		h.Head = t.Request.Method == http.MethodHead
 	} else {
 		h.Dashboard = true
 	}
 	d.traffic.Record(h)
+}
+
+// servedFile says whether a mirror answer served the file: whole or a range of it, or
+// "not modified" (pacman -Sy asking whether a database changed).
+func servedFile(status int) bool {
+	return status == http.StatusOK || status == http.StatusPartialContent || status == http.StatusNotModified
 }
 
 // clientName is a client's name by reverse DNS while traffic.reverse_dns is on, "" while

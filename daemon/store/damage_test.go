@@ -270,7 +270,7 @@ func TestCutShortUnderTheDaemon(t *testing.T) {
 	storetest.Truncate(t, path, 8<<10)
 	var broken []error
 	s.OnBroken = func(err error) { broken = append(broken, err) }
-	_, err = s.TrafficPackages(traffic.DayOf(now)-100, traffic.DayOf(now))
+	_, err = storetest.SumTraffic(s, traffic.Packages, traffic.DayOf(now)-100, traffic.DayOf(now))
 	if err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, store.ErrDamaged) {
 		t.Fatalf("read of a file cut short: %v", err)
 	}
@@ -332,7 +332,7 @@ func TestEveryFlipRefusedOrHarmless(t *testing.T) {
 			opened++
 			s.ListUsers()
 			s.Runs(100)
-			s.TrafficPackages(traffic.DayOf(now)-100, traffic.DayOf(now))
+			storetest.SumTraffic(s, traffic.Packages, traffic.DayOf(now)-100, traffic.DayOf(now))
 			s.AddTraffic(traffic.Batch{Days: map[traffic.Day]traffic.Count{traffic.DayOf(now): {Bytes: 1, Requests: 1}}})
 			s.PruneTraffic(traffic.HourOf(now), traffic.DayOf(now)-10)
 			s.Close()

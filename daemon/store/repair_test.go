@@ -85,7 +85,7 @@ func checkRepaired(t *testing.T, dir string, lost int) {
 	if _, ok, _ := s.GetSession("x"); ok {
 		t.Fatal("session")
 	}
-	days, err := s.TrafficPackages(traffic.DayOf(now)-100, traffic.DayOf(now))
+	days, err := storetest.SumTraffic(s, traffic.Packages, traffic.DayOf(now)-100, traffic.DayOf(now))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -61,7 +62,9 @@ func decodeCount(v []byte) (traffic.Count, bool) {
 		return traffic.Count{}, false
 	}
 	r, m := binary.Uvarint(v[n:])
-	if m <= 0 || n+m != len(v) {
+	// A count past int64 is no count AMWI wrote (encodeCount clamps): damage that still
+	// decodes, skipped rather than read as a negative total.
+	if m <= 0 || n+m != len(v) || b > math.MaxInt64 || r > math.MaxInt64 {
 		return traffic.Count{}, false
 	}
 	return traffic.Count{Bytes: int64(b), Requests: int64(r)}, true
@@ -179,31 +182,35 @@ func (s *Store) TrafficDays(from, to traffic.Day) (map[traffic.Day]traffic.Count
 	return m, nil
 }
 
-// TrafficClients sums the per-client counts from from to to, inclusive.
-func (s *Store) TrafficClients(from, to traffic.Day) (map[string]traffic.Count, error) {
-	m, err := s.sumNames(bucketTrafficClients, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("store %s: read traffic per client: %w", s.path, err)
-	}
-	return m, nil
+// trafficKinds are the buckets of traffic.Kind and what their records are per.
+var trafficKinds = map[traffic.Kind]struct {
+	bucket []byte
+	per    string
+}{
+	traffic.Clients:  {bucketTrafficClients, "client"},
+	traffic.Packages: {bucketTrafficPackages, "package"},
+	traffic.Repos:    {bucketTrafficRepos, "repository"},
 }
 
-// TrafficPackages sums the per-package counts from from to to, inclusive.
-func (s *Store) TrafficPackages(from, to traffic.Day) (map[string]traffic.Count, error) {
-	m, err := s.sumNames(bucketTrafficPackages, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("store %s: read traffic per package: %w", s.path, err)
+// WalkTraffic calls fn with each per-name count of kind from from to to, inclusive, day
+// by day; name is valid only during the call.
+func (s *Store) WalkTraffic(kind traffic.Kind, from, to traffic.Day, fn func(name []byte, c traffic.Count)) error {
+	k, ok := trafficKinds[kind]
+	if !ok {
+		return fmt.Errorf("store %s: no traffic kind %d", s.path, kind)
 	}
-	return m, nil
-}
-
-// TrafficRepos sums the per-repository counts from from to to, inclusive.
-func (s *Store) TrafficRepos(from, to traffic.Day) (map[string]traffic.Count, error) {
-	m, err := s.sumNames(bucketTrafficRepos, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("store %s: read traffic per repository: %w", s.path, err)
+	if to < from {
+		return nil
 	}
-	return m, nil
+	err := s.walk(k.bucket, dayKey(from, ""), dayKey(to+1, ""), func(key []byte, c traffic.Count) {
+		if len(key) > 4 {
+			fn(key[4:], c)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("store %s: read traffic per %s: %w", s.path, k.per, err)
+	}
+	return nil
 }
 
 // TrafficPackagesLastDay gives, per package, the last day from from to to (inclusive) it
@@ -222,20 +229,6 @@ func (s *Store) TrafficPackagesLastDay(from, to traffic.Day) (map[string]traffic
 		return nil, fmt.Errorf("store %s: read the days packages were downloaded: %w", s.path, err)
 	}
 	return m, nil
-}
-
-func (s *Store) sumNames(bucket []byte, from, to traffic.Day) (map[string]traffic.Count, error) {
-	m := map[string]traffic.Count{}
-	if to < from {
-		return m, nil
-	}
-	err := s.walk(bucket, dayKey(from, ""), dayKey(to+1, ""), func(k []byte, c traffic.Count) {
-		if len(k) > 4 {
-			name := string(k[4:])
-			m[name] = m[name].Add(c)
-		}
-	})
-	return m, err
 }
 
 // PruneTraffic drops hourly counts before hoursBefore and daily ones (totals, clients,

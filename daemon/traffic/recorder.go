@@ -237,7 +237,7 @@ func (r *Recorder) Record(h Hit) {
 	hour := HourOf(t)
 	var pkg string
 	isPkg := false
-	if h.Status >= 200 && h.Status < 300 {
+	if h.Status >= 200 && h.Status < 300 && !h.Head {
 		pkg, isPkg = PackageName(h.Path)
 	}
 	addr := h.Client.Unmap().WithZone("")
@@ -414,52 +414,25 @@ func (r *Recorder) clampDays(days int) (from, to Day) {
 }
 
 // TopClients ranks clients by bytes over the last days days (today included), n rows at
-// most (n <= 0: all). On a store error it returns what memory holds and the error.
+// most (n <= 0: all that topCandidates keeps). On a store error it returns what memory
+// holds and the error.
 func (r *Recorder) TopClients(days, n int) ([]Top, error) {
-	r.once.Do(r.init)
-	from, to := r.clampDays(days)
-	r.flushMu.RLock()
-	defer r.flushMu.RUnlock()
-	m, err := r.Store.TrafficClients(from, to)
+	t, err := r.top(Clients, days, n)
 	if err != nil {
 		err = fmt.Errorf("traffic: top clients: %w", err)
 	}
-	if m == nil {
-		m = map[string]Count{}
-	}
-	r.mu.Lock()
-	for k, c := range r.pend.clients {
-		if k.day >= from && k.day <= to {
-			s := k.String()
-			m[s] = m[s].Add(c)
-		}
-	}
-	r.mu.Unlock()
-	return rank(m, n), err
+	return t, err
 }
 
 // TopPackages ranks packages by bytes over the last days days (today included), n rows at
-// most (n <= 0: all). On a store error it returns what memory holds and the error.
+// most (n <= 0: all that topCandidates keeps). On a store error it returns what memory
+// holds and the error.
 func (r *Recorder) TopPackages(days, n int) ([]Top, error) {
-	r.once.Do(r.init)
-	from, to := r.clampDays(days)
-	r.flushMu.RLock()
-	defer r.flushMu.RUnlock()
-	m, err := r.Store.TrafficPackages(from, to)
+	t, err := r.top(Packages, days, n)
 	if err != nil {
 		err = fmt.Errorf("traffic: top packages: %w", err)
 	}
-	if m == nil {
-		m = map[string]Count{}
-	}
-	r.mu.Lock()
-	for k, c := range r.pend.pkgs {
-		if k.Day >= from && k.Day <= to {
-			m[k.Key] = m[k.Key].Add(c)
-		}
-	}
-	r.mu.Unlock()
-	return rank(m, n), err
+	return t, err
 }
 
 // TopRepos ranks repositories by bytes over the last days days (today included), n rows
@@ -467,25 +440,72 @@ func (r *Recorder) TopPackages(days, n int) ([]Top, error) {
 // signatures included; Pool collects files asked for by their pool/ path. On a store
 // error it returns what memory holds and the error.
 func (r *Recorder) TopRepos(days, n int) ([]Top, error) {
+	t, err := r.top(Repos, days, n)
+	if err != nil {
+		err = fmt.Errorf("traffic: top repositories: %w", err)
+	}
+	return t, err
+}
+
+// top ranks kind over the last days days, stored and pending together, in memory bounded
+// by topCandidates whatever the period holds.
+func (r *Recorder) top(kind Kind, days, n int) ([]Top, error) {
 	r.once.Do(r.init)
 	from, to := r.clampDays(days)
 	r.flushMu.RLock()
 	defer r.flushMu.RUnlock()
-	m, err := r.Store.TrafficRepos(from, to)
-	if err != nil {
-		err = fmt.Errorf("traffic: top repositories: %w", err)
+	pend := r.pendingNames(kind, from, to)
+	s := newSpaceSaving()
+	err := r.Store.WalkTraffic(kind, from, to, s.add)
+	for _, p := range pend {
+		s.add([]byte(p.Key), Count{Bytes: p.Bytes, Requests: p.Requests})
 	}
-	if m == nil {
-		m = map[string]Count{}
-	}
-	r.mu.Lock()
-	for k, c := range r.pend.repos {
-		if k.Day >= from && k.Day <= to {
-			m[k.Key] = m[k.Key].Add(c)
+	if s.evicted && err == nil {
+		// The candidates' counts include what they replaced: count them again, exactly.
+		for _, e := range s.by {
+			e.c = Count{}
+		}
+		add := func(name []byte, c Count) {
+			if e, ok := s.by[string(name)]; ok {
+				e.c = e.c.Add(c)
+			}
+		}
+		err = r.Store.WalkTraffic(kind, from, to, add)
+		for _, p := range pend {
+			add([]byte(p.Key), Count{Bytes: p.Bytes, Requests: p.Requests})
 		}
 	}
-	r.mu.Unlock()
+	m := make(map[string]Count, len(s.by))
+	for name, e := range s.by {
+		m[name] = e.c
+	}
 	return rank(m, n), err
+}
+
+// pendingNames is the unflushed batch's counts of kind from from to to, per name and day.
+func (r *Recorder) pendingNames(kind Kind, from, to Day) []Top {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Top
+	switch kind {
+	case Clients:
+		for k, c := range r.pend.clients {
+			if k.day >= from && k.day <= to {
+				out = append(out, Top{k.String(), c.Bytes, c.Requests})
+			}
+		}
+	case Packages, Repos:
+		m := r.pend.pkgs
+		if kind == Repos {
+			m = r.pend.repos
+		}
+		for k, c := range m {
+			if k.Day >= from && k.Day <= to {
+				out = append(out, Top{k.Key, c.Bytes, c.Requests})
+			}
+		}
+	}
+	return out
 }
 
 // LastUsed gives, for every package downloaded within the last days days (today

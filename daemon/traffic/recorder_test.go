@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/amwi/amwi/daemon/store"
+	"github.com/amwi/amwi/daemon/store/storetest"
 	"github.com/amwi/amwi/daemon/traffic"
 )
 
@@ -355,7 +356,7 @@ func TestRecorderFlushFailureKeepsTheBatch(t *testing.T) {
 	}
 	fail = false
 	e.flush(t)
-	pk, _ := e.db.TrafficPackages(0, 1<<30)
+	pk, _ := storetest.SumTraffic(e.db, traffic.Packages, 0, 1<<30)
 	if pk["vim"] != (traffic.Count{Bytes: 20, Requests: 2}) {
 		t.Errorf("stored %v, want both hits", pk)
 	}
@@ -400,8 +401,8 @@ func TestRecorderPruneKeepsHoursTwoWeeksAndDaysOverAYear(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _ := e.db.TrafficDays(0, 1<<30)
-	clients, _ := e.db.TrafficClients(0, 1<<30)
-	pkgs, _ := e.db.TrafficPackages(0, 1<<30)
+	clients, _ := storetest.SumTraffic(e.db, traffic.Clients, 0, 1<<30)
+	pkgs, _ := storetest.SumTraffic(e.db, traffic.Packages, 0, 1<<30)
 	if _, ok := d[day0]; ok || len(d) != 1 {
 		t.Errorf("days after 401 days = %v", d)
 	}

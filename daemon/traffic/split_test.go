@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/amwi/amwi/daemon/store/storetest"
 	"github.com/amwi/amwi/daemon/traffic"
 )
 
@@ -95,7 +96,7 @@ func TestReposCountedCappedAndByPeriod(t *testing.T) {
 	if err := r.Prune(); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := e.db.TrafficRepos(0, 1<<30); len(m) != 0 {
+	if m, _ := storetest.SumTraffic(e.db, traffic.Repos, 0, 1<<30); len(m) != 0 {
 		t.Errorf("after prune: %v", m)
 	}
 }

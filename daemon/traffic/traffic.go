@@ -27,6 +27,9 @@ type Hit struct {
 	// (RepoOf): "core", "extra", …, Pool for a file asked for under pool/, "" for none
 	// (lastupdate, iso/, the root index). Counted per repository for 2xx answers.
 	Repo string
+	// Head marks a HEAD request: a mirror request, not a download of its package (used
+	// mode keeps what was downloaded).
+	Head bool
 }
 
 // Count is bytes and requests.
@@ -103,21 +106,18 @@ type Batch struct {
 // Store is what traffic needs from persistence (daemon/store implements it). Adds merge
 // into what is stored; ranges are inclusive; returned maps are the caller's.
 //
-// The read side returns whole sums over a range rather than a top n: the Recorder must add
-// its unflushed batch before ranking, or a client just below the stored top n that is
-// busy right now would be missing. Per-day caps keep these maps small.
+// The per-name side is a walk rather than sums or a top n: a period's names can be many
+// (see topCandidates), and the Recorder adds its unflushed batch before ranking, or a
+// client just below the stored top n that is busy right now would be missing.
 type Store interface {
 	// AddTraffic adds the counts in one write transaction, all or nothing (a failed batch
 	// is kept and offered again). It must not keep b's maps after returning.
 	AddTraffic(b Batch) error
 	TrafficHours(from, to Hour) (map[Hour]Count, error)
 	TrafficDays(from, to Day) (map[Day]Count, error)
-	// TrafficClients sums per client over the days.
-	TrafficClients(from, to Day) (map[string]Count, error)
-	// TrafficPackages sums per package over the days.
-	TrafficPackages(from, to Day) (map[string]Count, error)
-	// TrafficRepos sums per repository over the days.
-	TrafficRepos(from, to Day) (map[string]Count, error)
+	// WalkTraffic calls fn with each per-name count of kind over the days, day by day;
+	// name is valid only during the call.
+	WalkTraffic(kind Kind, from, to Day, fn func(name []byte, c Count)) error
 	// TrafficPackagesLastDay gives, per package, the last day in the range it was
 	// downloaded on.
 	TrafficPackagesLastDay(from, to Day) (map[string]Day, error)

@@ -360,3 +360,13 @@ func DayTraffic(day traffic.Day, clients, packages int) traffic.Batch {
 	}
 	return b
 }
+
+// SumTraffic sums kind's per-name counts over the days, as a ranking of few names sees
+// them.
+func SumTraffic(s *store.Store, kind traffic.Kind, from, to traffic.Day) (map[string]traffic.Count, error) {
+	m := map[string]traffic.Count{}
+	err := s.WalkTraffic(kind, from, to, func(name []byte, c traffic.Count) {
+		m[string(name)] = m[string(name)].Add(c)
+	})
+	return m, err
+}

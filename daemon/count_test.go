@@ -13,12 +13,11 @@ import (
 )
 
 // TestMirrorTrafficCountsOnlyDownloads: the Traffic page, /api/traffic and the Overview
-// say "mirror downloads" ("Only mirror downloads count as traffic", README), but
-// Daemon.count records every request under /archlinux/ that does not end in "/" as one,
-// whatever its status: a stranger's 404s (a scanner trying /archlinux/wp-login.php), the
-// 301 of a folder asked without its slash, a 405 for a POST — each adds to today's mirror
-// requests and bytes and puts the stranger among the top clients. Seen live: five 404s
-// from 127.0.0.5 gave "mirror": {"bytes": 95, "requests": 5} and 127.0.0.5 as top client.
+// say "mirror downloads". A request under /archlinux/ that served nothing (a scanner's
+// 404, the 301 of a folder asked without its slash, a 405 for a POST) is none: it once
+// added to today's mirror requests and put the stranger among the top clients. A HEAD of
+// a package is a mirror request but no download of the package (used mode keeps what was
+// downloaded). A 304 (pacman -Sy asking whether a database changed) is mirror traffic.
 func TestMirrorTrafficCountsOnlyDownloads(t *testing.T) {
 	st, err := store.Open(t.TempDir(), time.Second)
 	if err != nil {
@@ -43,6 +42,22 @@ func TestMirrorTrafficCountsOnlyDownloads(t *testing.T) {
 	}
 	if b, n := d.traffic.Today(); n != 0 || b != 0 {
 		t.Errorf("after only 404/301/405 answers under /archlinux/, today's mirror downloads are %d requests, %d bytes; want none", n, b)
+	}
+	lan := netip.MustParseAddr("192.168.1.10")
+	for _, tr := range []struct {
+		method, path string
+		status       int
+	}{
+		{"HEAD", "/archlinux/extra/os/x86_64/vim-9.1.0-1-x86_64.pkg.tar.zst", http.StatusOK},
+		{"GET", "/archlinux/core/os/x86_64/core.db", http.StatusNotModified},
+	} {
+		d.count(web.Transfer{Request: httptest.NewRequest(tr.method, tr.path, nil), Status: tr.status, Client: lan, Start: now, End: now})
+	}
+	if _, n := d.traffic.Today(); n != 2 {
+		t.Errorf("a HEAD and a 304 under /archlinux/ made %d mirror requests, want 2", n)
+	}
+	if pkgs, err := d.traffic.TopPackages(1, 0); err != nil || len(pkgs) != 0 {
+		t.Errorf("a HEAD counted as a package download: %+v %v", pkgs, err)
 	}
 	top, err := d.traffic.TopClients(1, 20)
 	if err != nil {
