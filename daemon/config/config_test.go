@@ -42,6 +42,8 @@ func TestBadConfigs(t *testing.T) {
 			[]string{`amwi.toml:4: server.trusted_proxies[1]: "10.0.0.0/33" is not a CIDR`}},
 		{"proxy range of everyone", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"0.0.0.0/0\", \"::/0\", \"10.0.0.0/8\", \"2000::/3\"]\n",
 			[]string{`server.trusted_proxies[0]: "0.0.0.0/0" trusts nearly every address`, `server.trusted_proxies[1]: "::/0" trusts`, `server.trusted_proxies[3]: "2000::/3" trusts`}},
+		{"mapped proxy range of everyone", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"::ffff:0:0/96\", \"::ffff:10.0.0.0/90\"]\n",
+			[]string{`amwi.toml:4: server.trusted_proxies[0]: "::ffff:0:0/96" (0.0.0.0/0) trusts nearly every address`, `server.trusted_proxies[1]: "::ffff:10.0.0.0/90" reaches beyond the IPv4-mapped addresses`}},
 		{"bad proxy addr", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"proxy.lan\"]\n", []string{`server.trusted_proxies[0]: "proxy.lan" is neither an address nor a CIDR`}},
 		{"client ip header", "[mirror]\nroot = \"mirror\"\n[server]\n\nclient_ip_header = \"Forwarded\"\n",
 			[]string{`amwi.toml:5: server.client_ip_header: "Forwarded" is not a header amwi reads: write "X-Forwarded-For"`, `or "X-Real-IP"`}},
@@ -89,6 +91,23 @@ func TestBadConfigs(t *testing.T) {
 				t.Errorf("error repeats the webhook secret:\n%s", msg)
 			}
 		})
+	}
+}
+
+// TestTrustedProxyMappedCIDR: an IPv4-mapped CIDR is its IPv4 form, as the address form
+// is: client addresses are compared unmapped, so "::ffff:192.168.1.10/128" kept as IPv6
+// would be accepted and never match.
+func TestTrustedProxyMappedCIDR(t *testing.T) {
+	for s, want := range map[string]string{
+		"::ffff:192.168.1.10":     "192.168.1.10/32",
+		"::ffff:192.168.1.10/128": "192.168.1.10/32",
+		"::ffff:192.168.1.7/120":  "192.168.1.0/24",
+		"::ffff:0:0/96":           "0.0.0.0/0", // refused by the /8 rule, see TestBadConfigs
+		"fd00::/8":                "fd00::/8",
+	} {
+		if p, err := ParseCIDR(s); err != nil || p.String() != want {
+			t.Errorf("ParseCIDR(%q) = %v, %v; want %s", s, p, err, want)
+		}
 	}
 }
 

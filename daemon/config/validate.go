@@ -44,7 +44,11 @@ func (c *Config) validateWith(where func(key string) (file string, line int), en
 		if pre, err := ParseCIDR(p); err != nil {
 			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
 		} else if pre.Bits() < minProxyBits {
-			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q trusts nearly every address to name its own client address (and so its own login limits); list your reverse proxy's address, e.g. \"192.168.1.10\"", p)
+			what := fmt.Sprintf("%q", p)
+			if pre.String() != p { // "::ffff:0:0/96" is 0.0.0.0/0
+				what += " (" + pre.String() + ")"
+			}
+			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%s trusts nearly every address to name its own client address (and so its own login limits); list your reverse proxy's address, e.g. \"192.168.1.10\"", what)
 		}
 	}
 	if _, err := CheckClientIPHeader(c.Server.ClientIPHeader); err != nil {
@@ -202,17 +206,25 @@ func CheckClientIPHeader(h string) (string, error) {
 	return "", fmt.Errorf("%q is not a header amwi reads: write \"X-Forwarded-For\" (the right-most address that is not a trusted proxy) or \"X-Real-IP\", whichever your proxy sets", h)
 }
 
-// ParseCIDR accepts a CIDR ("10.0.0.0/8", "fd00::/8") or a single address.
 // minProxyBits is the shortest prefix server.trusted_proxies takes: /8 (10.0.0.0/8 and
 // fd00::/8 are whole private networks already). Proxies are a few known hosts; a wider
 // range is a mistake (0.0.0.0/0 made every client's own X-Forwarded-For believed).
 const minProxyBits = 8
 
+// ParseCIDR accepts a CIDR ("10.0.0.0/8", "fd00::/8") or a single address. An
+// IPv4-mapped one ("::ffff:192.168.1.0/120") becomes its IPv4 form (192.168.1.0/24):
+// client addresses are compared unmapped, so the IPv6 form would never match.
 func ParseCIDR(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as \"192.168.1.0/24\"", s)
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return netip.Prefix{}, fmt.Errorf("%q reaches beyond the IPv4-mapped addresses (::ffff:0:0/96): write the IPv4 CIDR, e.g. \"192.168.1.0/24\"", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 		}
 		return p.Masked(), nil
 	}
