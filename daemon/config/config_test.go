@@ -299,6 +299,8 @@ func TestPublicURL(t *testing.T) {
 		{"http://pi_lan/", "neither an IP address nor a host name"},
 		{"http://пи.lan/", "non-ASCII"},
 		{"http://pi.lan/../x/", `must not contain "."`},
+		{"http://pi.lan/%23/", "contains a %-escape"},
+		{"http://pi.lan/mirror%2F/", "contains a %-escape"},
 		{"http://pi.lan/" + strings.Repeat("a", 600), "at most 512"},
 	}
 	for _, tt := range bad {
@@ -333,5 +335,32 @@ func TestPublicURL(t *testing.T) {
 		if got := c.Server.PublicBase(); got != tt.base {
 			t.Errorf("public_url %q: base %q, want %q", tt.value, got, tt.base)
 		}
+	}
+}
+
+// TestPublicURLPercentEncoded: the characters CheckPublicURL refuses written plainly
+// ('#', '?', '$', spaces, newlines, quotes) must not get through percent-encoded either:
+// a base of "http://pi.lan/#" makes pacman fetch the dashboard (http://pi.lan/) as
+// core.db, and one /mirrorlist cannot use is silently replaced by the request's host.
+func TestPublicURLPercentEncoded(t *testing.T) {
+	for _, v := range []string{
+		"http://pi.lan/%23/",       // '#': pacman/curl drop the rest of the URL
+		"http://pi.lan/%3F/",       // '?': the rest becomes a query
+		"http://pi.lan/%24repo/",   // '$': a pacman variable
+		"http://pi.lan/a%20b/",     // space
+		"http://pi.lan/%0aServer/", // newline
+		"http://pi.lan/%22/",       // quote
+	} {
+		t.Run(v, func(t *testing.T) {
+			base, err := CheckPublicURL(v)
+			if err != nil {
+				return // refused: fine
+			}
+			if i := strings.IndexFunc(base, func(r rune) bool {
+				return r <= ' ' || r == 0x7f || strings.ContainsRune("#?$\"'<>\\^`{|}", r)
+			}); i >= 0 {
+				t.Errorf("CheckPublicURL(%q) accepted it and returned base %q, which holds %q: a Server line cannot carry it", v, base, base[i])
+			}
+		})
 	}
 }

@@ -400,8 +400,8 @@ const maxPublicURL = 512
 // path: no trailing slash ("http://pi.lan:8000", "https://proxy.lan/mirror"); "" stays "".
 // It must be an absolute http(s) URL with a host and nothing a mirrorlist line or a
 // pacman Server URL cannot carry: no user name or password (they would be shown to every
-// client), no query or fragment, no spaces, control characters or '$' (pacman's
-// variables). A path is fine: a reverse proxy may serve AMWI under /mirror/.
+// client), no query or fragment, no spaces, control characters, '$' (pacman's
+// variables) or '%'-escapes. A path is fine: a reverse proxy may serve AMWI under /mirror/.
 func CheckPublicURL(s string) (string, error) {
 	if s == "" {
 		return "", nil
@@ -430,6 +430,10 @@ func CheckPublicURL(s string) (string, error) {
 		return "", fmt.Errorf("%q has a query or fragment; %s", s, how)
 	case strings.ContainsAny(s, `$"'<>\^`+"`{|}"):
 		return "", fmt.Errorf("%q contains a character a pacman Server line cannot carry ($, quotes, <, >, \\, ^, `, {, |, }); %s", s, how)
+	case strings.Contains(s, "%"):
+		// The value goes into Server lines as written; an escape would be checked as
+		// written but stand for something else ("%23" is '#' once decoded).
+		return "", fmt.Errorf("%q contains a %%-escape: write the path's characters themselves (an escape stands either for one a Server line cannot carry, such as #, ?, $ or a space, or for one that can be written plainly); %s", s, how)
 	case strings.Contains(u.Path, "/../") || strings.HasSuffix(u.Path, "/..") || strings.Contains(u.Path, "/./") || strings.Contains(u.Path, "//"):
 		return "", fmt.Errorf("%q: the path must not contain \".\", \"..\" or \"//\"; %s", s, how)
 	}
