@@ -68,6 +68,8 @@ func TestBadConfigs(t *testing.T) {
 		{"webhook plain http", "[mirror]\nroot = \"mirror\"\n[discord]\nwebhook_url = \"http://discord.com/api/webhooks/1/SECRET\"\n", []string{"discord.webhook_url: the URL must be https://discord.com/api/webhooks/ID/TOKEN"}},
 		{"webhook other host", "[mirror]\nroot = \"mirror\"\n[discord]\nwebhook_url = \"https://evil.example/api/webhooks/1/SECRET\"\n", []string{"discord.webhook_url: the URL must be a Discord webhook"}},
 		{"webhook loopback with any host", "[mirror]\nroot = \"mirror\"\n[discord]\nallow_any_host = true\nwebhook_url = \"https://127.0.0.1:8080/x\"\n", []string{"discord.webhook_url: the URL's host is a loopback"}},
+		{"http upstream query or fragment", "[mirror]\nroot = \"mirror\"\n[sync]\nhttp_upstream = \"https://m.example/?x/\"\nhttp_fallback_upstreams = [\"https://m.example/#/\"]\n",
+			[]string{`amwi.toml:4: sync.http_upstream: "https://m.example/?x/" has a query or fragment`, `amwi.toml:5: sync.http_fallback_upstreams[0]: "https://m.example/#/" has a query or fragment`}},
 		{"status url", "[mirror]\nroot = \"mirror\"\n[bench]\nstatus_url = \"archlinux.org/mirrors\"\n", []string{`bench.status_url: "archlinux.org/mirrors" is not an http(s) URL`}},
 		{"section not a table", "mirror = 5\n", []string{"amwi.toml:1: mirror: must be a table"}},
 	}
