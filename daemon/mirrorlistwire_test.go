@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,5 +115,37 @@ func TestUpstreamFinderFollowsFiles(t *testing.T) {
 	c2.Sync.HTTPUpstream = "https://mirror.aarnet.edu.au/set/"
 	if u, from, _ := f.find(c2); u != "https://mirror.aarnet.edu.au/set/" || from != "sync.http_upstream" {
 		t.Fatalf("after a settings change: %q from %q", u, from)
+	}
+}
+
+// TestPublicURLAcceptedIsUsed: a server.public_url the config check (and so the Settings
+// page) accepts is the base /mirrorlist writes, never silently replaced by the request's
+// host because web finds it unfit for a Server line.
+func TestPublicURLAcceptedIsUsed(t *testing.T) {
+	root, err := os.OpenRoot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	for _, v := range []string{
+		"http://pi.lan:8000/", "https://Proxy.LAN/mirror", "http://[fd00::5]:8080/", "http://192.168.1.5/a~b_c-d.e/",
+		"http://pi.lan/a;b=c,d/", "http://pi.lan/!x*(y)+/", "http://pi.lan/a:b@c/", "http://pi.lan/a&b/",
+		"http://pi.lan/%23/", "http://pi.lan/%7Ex/", "http://pi.lan/a%20b/", "http://pi.lan/?x", "http://pi.lan/#x",
+	} {
+		base, err := config.CheckPublicURL(v)
+		if err != nil {
+			continue // refused at load and in Settings: nothing to use
+		}
+		h := web.NewHandler(web.Options{MirrorRoot: root, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test",
+			Now:        time.Now,
+			Proxies:    func() web.Proxies { return web.Proxies{} },
+			Mirrorlist: func() web.MirrorlistInfo { return web.MirrorlistInfo{PublicBase: base} }})
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/mirrorlist", nil)
+		r.Host = "other.lan"
+		h.ServeHTTP(w, r)
+		if want := "\nServer = " + base + web.MirrorPrefix + "$repo/os/$arch\n"; !strings.Contains(w.Body.String(), want) {
+			t.Errorf("public_url %q accepted (base %q), but /mirrorlist does not write %q:\n%s", v, base, want, w.Body.String())
+		}
 	}
 }

@@ -294,6 +294,10 @@ func TestSettingsPublicURL(t *testing.T) {
 	if got := d.mirrorlistInfo().PublicBase; got != "" {
 		t.Fatalf("a refused public_url is in use: %q", got)
 	}
+	form["server.public_url"] = "http://pi.lan/%23/"
+	if problems, err := s.Save(form); err != nil || !strings.Contains(problems["server.public_url"], "%-escape") {
+		t.Fatalf("escaped public_url: %v %v", problems, err)
+	}
 	form["server.public_url"] = " https://proxy.lan/mirror/ "
 	if problems, err := s.Save(form); err != nil || len(problems) > 0 {
 		t.Fatalf("good public_url: %v %v", problems, err)

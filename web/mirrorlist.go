@@ -195,14 +195,16 @@ func dnsName(s string) bool {
 }
 
 // safeUpstream reports whether u can stand in a Server line as it is: http(s), one line,
-// no spaces, no pacman variables. (The daemon checks it too; the upstream may come from
-// archlinux.org's status data, so this side does not take it on trust.)
+// no spaces, no pacman variables, and all of it a path: pacman appends "core.db" and
+// curl would drop what follows a '#' or send it after a '?' as a query. (The daemon
+// checks it too; the upstream may come from archlinux.org's status data, so this side
+// does not take it on trust.)
 func safeUpstream(u string) bool {
 	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") || !strings.HasSuffix(u, "/") || len(u) > 1024 {
 		return false
 	}
 	for i := 0; i < len(u); i++ {
-		if c := u[i]; c <= ' ' || c >= 0x7f || c == '$' {
+		if c := u[i]; c <= ' ' || c >= 0x7f || c == '$' || c == '#' || c == '?' {
 			return false
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -280,6 +281,28 @@ func TestMirrorlistUpstream(t *testing.T) {
 				t.Errorf("no %q in:\n%s", tt.comment, body)
 			}
 		})
+	}
+}
+
+// TestMirrorlistServerURLsParseWhole: every Server line /mirrorlist writes must be a URL
+// whose whole text is its path, so that pacman (which appends "core.db" to it and hands
+// it to curl) asks for the file under that path: with a '#' curl fetches the page before
+// it (pacman 6 stored the Overview's HTML as core.db), with a '?' the rest is a query.
+func TestMirrorlistServerURLsParseWhole(t *testing.T) {
+	for _, info := range []MirrorlistInfo{
+		{PublicBase: "http://pi.lan/#", Upstream: upstreamRoot},
+		{PublicBase: "http://pi.lan/?", Upstream: upstreamRoot},
+		{Upstream: "https://mirror.example/#/"},
+		{Upstream: "https://mirror.example/?x/"},
+	} {
+		h := mirrorlistHandler(t, info)
+		w := getMirrorlist(t, h, "GET", "pi.lan:8000", "192.168.1.20:40000")
+		for _, s := range serverLines(t, w.Body.String()) {
+			u, err := url.Parse(strings.NewReplacer("$repo", "core", "$arch", "x86_64").Replace(s) + "/core.db")
+			if err != nil || u.Fragment != "" || u.RawQuery != "" || !strings.HasSuffix(u.Path, "/core/os/x86_64/core.db") {
+				t.Errorf("info %+v: Server = %s: pacman would not fetch .../core/os/x86_64/core.db from it (path %q, query %q, fragment %q)", info, s, u.Path, u.RawQuery, u.Fragment)
+			}
+		}
 	}
 }
 

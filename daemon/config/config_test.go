@@ -42,6 +42,8 @@ func TestBadConfigs(t *testing.T) {
 			[]string{`amwi.toml:4: server.trusted_proxies[1]: "10.0.0.0/33" is not a CIDR`}},
 		{"proxy range of everyone", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"0.0.0.0/0\", \"::/0\", \"10.0.0.0/8\", \"2000::/3\"]\n",
 			[]string{`server.trusted_proxies[0]: "0.0.0.0/0" trusts nearly every address`, `server.trusted_proxies[1]: "::/0" trusts`, `server.trusted_proxies[3]: "2000::/3" trusts`}},
+		{"mapped proxy range of everyone", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"::ffff:0:0/96\", \"::ffff:10.0.0.0/90\"]\n",
+			[]string{`amwi.toml:4: server.trusted_proxies[0]: "::ffff:0:0/96" (0.0.0.0/0) trusts nearly every address`, `server.trusted_proxies[1]: "::ffff:10.0.0.0/90" reaches beyond the IPv4-mapped addresses`}},
 		{"bad proxy addr", "[mirror]\nroot = \"mirror\"\n[server]\ntrusted_proxies = [\"proxy.lan\"]\n", []string{`server.trusted_proxies[0]: "proxy.lan" is neither an address nor a CIDR`}},
 		{"client ip header", "[mirror]\nroot = \"mirror\"\n[server]\n\nclient_ip_header = \"Forwarded\"\n",
 			[]string{`amwi.toml:5: server.client_ip_header: "Forwarded" is not a header amwi reads: write "X-Forwarded-For"`, `or "X-Real-IP"`}},
@@ -66,6 +68,8 @@ func TestBadConfigs(t *testing.T) {
 		{"webhook plain http", "[mirror]\nroot = \"mirror\"\n[discord]\nwebhook_url = \"http://discord.com/api/webhooks/1/SECRET\"\n", []string{"discord.webhook_url: the URL must be https://discord.com/api/webhooks/ID/TOKEN"}},
 		{"webhook other host", "[mirror]\nroot = \"mirror\"\n[discord]\nwebhook_url = \"https://evil.example/api/webhooks/1/SECRET\"\n", []string{"discord.webhook_url: the URL must be a Discord webhook"}},
 		{"webhook loopback with any host", "[mirror]\nroot = \"mirror\"\n[discord]\nallow_any_host = true\nwebhook_url = \"https://127.0.0.1:8080/x\"\n", []string{"discord.webhook_url: the URL's host is a loopback"}},
+		{"http upstream query or fragment", "[mirror]\nroot = \"mirror\"\n[sync]\nhttp_upstream = \"https://m.example/?x/\"\nhttp_fallback_upstreams = [\"https://m.example/#/\"]\n",
+			[]string{`amwi.toml:4: sync.http_upstream: "https://m.example/?x/" has a query or fragment`, `amwi.toml:5: sync.http_fallback_upstreams[0]: "https://m.example/#/" has a query or fragment`}},
 		{"status url", "[mirror]\nroot = \"mirror\"\n[bench]\nstatus_url = \"archlinux.org/mirrors\"\n", []string{`bench.status_url: "archlinux.org/mirrors" is not an http(s) URL`}},
 		{"section not a table", "mirror = 5\n", []string{"amwi.toml:1: mirror: must be a table"}},
 	}
@@ -89,6 +93,23 @@ func TestBadConfigs(t *testing.T) {
 				t.Errorf("error repeats the webhook secret:\n%s", msg)
 			}
 		})
+	}
+}
+
+// TestTrustedProxyMappedCIDR: an IPv4-mapped CIDR is its IPv4 form, as the address form
+// is: client addresses are compared unmapped, so "::ffff:192.168.1.10/128" kept as IPv6
+// would be accepted and never match.
+func TestTrustedProxyMappedCIDR(t *testing.T) {
+	for s, want := range map[string]string{
+		"::ffff:192.168.1.10":     "192.168.1.10/32",
+		"::ffff:192.168.1.10/128": "192.168.1.10/32",
+		"::ffff:192.168.1.7/120":  "192.168.1.0/24",
+		"::ffff:0:0/96":           "0.0.0.0/0", // refused by the /8 rule, see TestBadConfigs
+		"fd00::/8":                "fd00::/8",
+	} {
+		if p, err := ParseCIDR(s); err != nil || p.String() != want {
+			t.Errorf("ParseCIDR(%q) = %v, %v; want %s", s, p, err, want)
+		}
 	}
 }
 
@@ -280,6 +301,8 @@ func TestPublicURL(t *testing.T) {
 		{"http://pi_lan/", "neither an IP address nor a host name"},
 		{"http://пи.lan/", "non-ASCII"},
 		{"http://pi.lan/../x/", `must not contain "."`},
+		{"http://pi.lan/%23/", "contains a %-escape"},
+		{"http://pi.lan/mirror%2F/", "contains a %-escape"},
 		{"http://pi.lan/" + strings.Repeat("a", 600), "at most 512"},
 	}
 	for _, tt := range bad {
@@ -314,5 +337,32 @@ func TestPublicURL(t *testing.T) {
 		if got := c.Server.PublicBase(); got != tt.base {
 			t.Errorf("public_url %q: base %q, want %q", tt.value, got, tt.base)
 		}
+	}
+}
+
+// TestPublicURLPercentEncoded: the characters CheckPublicURL refuses written plainly
+// ('#', '?', '$', spaces, newlines, quotes) must not get through percent-encoded either:
+// a base of "http://pi.lan/#" makes pacman fetch the dashboard (http://pi.lan/) as
+// core.db, and one /mirrorlist cannot use is silently replaced by the request's host.
+func TestPublicURLPercentEncoded(t *testing.T) {
+	for _, v := range []string{
+		"http://pi.lan/%23/",       // '#': pacman/curl drop the rest of the URL
+		"http://pi.lan/%3F/",       // '?': the rest becomes a query
+		"http://pi.lan/%24repo/",   // '$': a pacman variable
+		"http://pi.lan/a%20b/",     // space
+		"http://pi.lan/%0aServer/", // newline
+		"http://pi.lan/%22/",       // quote
+	} {
+		t.Run(v, func(t *testing.T) {
+			base, err := CheckPublicURL(v)
+			if err != nil {
+				return // refused: fine
+			}
+			if i := strings.IndexFunc(base, func(r rune) bool {
+				return r <= ' ' || r == 0x7f || strings.ContainsRune("#?$\"'<>\\^`{|}", r)
+			}); i >= 0 {
+				t.Errorf("CheckPublicURL(%q) accepted it and returned base %q, which holds %q: a Server line cannot carry it", v, base, base[i])
+			}
+		})
 	}
 }

@@ -44,7 +44,11 @@ func (c *Config) validateWith(where func(key string) (file string, line int), en
 		if pre, err := ParseCIDR(p); err != nil {
 			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
 		} else if pre.Bits() < minProxyBits {
-			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q trusts nearly every address to name its own client address (and so its own login limits); list your reverse proxy's address, e.g. \"192.168.1.10\"", p)
+			what := fmt.Sprintf("%q", p)
+			if pre.String() != p { // "::ffff:0:0/96" is 0.0.0.0/0
+				what += " (" + pre.String() + ")"
+			}
+			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%s trusts nearly every address to name its own client address (and so its own login limits); list your reverse proxy's address, e.g. \"192.168.1.10\"", what)
 		}
 	}
 	if _, err := CheckClientIPHeader(c.Server.ClientIPHeader); err != nil {
@@ -202,17 +206,25 @@ func CheckClientIPHeader(h string) (string, error) {
 	return "", fmt.Errorf("%q is not a header amwi reads: write \"X-Forwarded-For\" (the right-most address that is not a trusted proxy) or \"X-Real-IP\", whichever your proxy sets", h)
 }
 
-// ParseCIDR accepts a CIDR ("10.0.0.0/8", "fd00::/8") or a single address.
 // minProxyBits is the shortest prefix server.trusted_proxies takes: /8 (10.0.0.0/8 and
 // fd00::/8 are whole private networks already). Proxies are a few known hosts; a wider
 // range is a mistake (0.0.0.0/0 made every client's own X-Forwarded-For believed).
 const minProxyBits = 8
 
+// ParseCIDR accepts a CIDR ("10.0.0.0/8", "fd00::/8") or a single address. An
+// IPv4-mapped one ("::ffff:192.168.1.0/120") becomes its IPv4 form (192.168.1.0/24):
+// client addresses are compared unmapped, so the IPv6 form would never match.
 func ParseCIDR(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as \"192.168.1.0/24\"", s)
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return netip.Prefix{}, fmt.Errorf("%q reaches beyond the IPv4-mapped addresses (::ffff:0:0/96): write the IPv4 CIDR, e.g. \"192.168.1.0/24\"", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 		}
 		return p.Masked(), nil
 	}
@@ -388,8 +400,8 @@ const maxPublicURL = 512
 // path: no trailing slash ("http://pi.lan:8000", "https://proxy.lan/mirror"); "" stays "".
 // It must be an absolute http(s) URL with a host and nothing a mirrorlist line or a
 // pacman Server URL cannot carry: no user name or password (they would be shown to every
-// client), no query or fragment, no spaces, control characters or '$' (pacman's
-// variables). A path is fine: a reverse proxy may serve AMWI under /mirror/.
+// client), no query or fragment, no spaces, control characters, '$' (pacman's
+// variables) or '%'-escapes. A path is fine: a reverse proxy may serve AMWI under /mirror/.
 func CheckPublicURL(s string) (string, error) {
 	if s == "" {
 		return "", nil
@@ -418,6 +430,10 @@ func CheckPublicURL(s string) (string, error) {
 		return "", fmt.Errorf("%q has a query or fragment; %s", s, how)
 	case strings.ContainsAny(s, `$"'<>\^`+"`{|}"):
 		return "", fmt.Errorf("%q contains a character a pacman Server line cannot carry ($, quotes, <, >, \\, ^, `, {, |, }); %s", s, how)
+	case strings.Contains(s, "%"):
+		// The value goes into Server lines as written; an escape would be checked as
+		// written but stand for something else ("%23" is '#' once decoded).
+		return "", fmt.Errorf("%q contains a %%-escape: write the path's characters themselves (an escape stands either for one a Server line cannot carry, such as #, ?, $ or a space, or for one that can be written plainly); %s", s, how)
 	case strings.Contains(u.Path, "/../") || strings.HasSuffix(u.Path, "/..") || strings.Contains(u.Path, "/./") || strings.Contains(u.Path, "//"):
 		return "", fmt.Errorf("%q: the path must not contain \".\", \"..\" or \"//\"; %s", s, how)
 	}
