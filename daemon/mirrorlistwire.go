@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -138,7 +139,8 @@ func findUpstreamHTTP(src upstreamSources) (u, from, note string) {
 	if httpUp != "" {
 		return httpUp, "sync.http_upstream", ""
 	}
-	return "", "", "The upstream " + c.Sync.Upstream + " has no HTTP address AMWI knows of (not in the last benchmark nor in the mirror status): set sync.http_upstream, or run the upstream benchmark, to list it here."
+	// want, not the setting: the note is public, and an rsync user name is no one's business.
+	return "", "", "The upstream " + cmp.Or(want, "in sync.upstream") + " has no HTTP address AMWI knows of (not in the last benchmark nor in the mirror status): set sync.http_upstream, or run the upstream benchmark, to list it here."
 }
 
 // normRsync writes an rsync source as rsync://host[:port]/module/path/ (host lower-case,

@@ -69,6 +69,10 @@ func TestFindUpstreamHTTP(t *testing.T) {
 			"https://h.example/arch/", "sync.http_upstream", ""},
 		{"unknown host", upstreamSources{Config: cfg("rsync://unknown.example/arch/", ""), Bench: rep, Status: status},
 			"", "", "The upstream rsync://unknown.example/arch/ has no HTTP address AMWI knows of"},
+		{"unknown host, rsync user kept out of the public note", upstreamSources{Config: cfg("rsync://tier2user@unknown.example/arch/", "")},
+			"", "", "The upstream rsync://unknown.example/arch/ has no HTTP address AMWI knows of"},
+		{"unknown host, daemon form", upstreamSources{Config: cfg("tier2user@Unknown.example::arch", "")},
+			"", "", "The upstream rsync://unknown.example/arch/ has no HTTP address AMWI knows of"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
