@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Role is who may use a route. Every route declares one in the route table; the zero
@@ -71,7 +72,9 @@ func (u *ui) guard(role Role, h func(http.ResponseWriter, *http.Request, viewer)
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := u.viewer(r)
 		switch {
-		case v.user == nil && r.Method == http.MethodGet:
+		case v.user == nil && r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, "/api/"):
+			// A page sends a person to the login form; an API call gets its 401, so that
+			// a script's curl -f fails instead of reading the form as its answer.
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		case v.user == nil:

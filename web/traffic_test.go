@@ -62,8 +62,8 @@ func TestTrafficAPIPeriods(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Errorf("anonymous /api/traffic: %d, want a redirect to the login", resp.StatusCode)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous /api/traffic: %d, want 401 (an API call is not sent to the login form)", resp.StatusCode)
 	}
 	c := client(t)
 	registerAdmin(t, srv, c)

@@ -220,10 +220,15 @@ func TestSecureCookieBehindTrustedProxy(t *testing.T) {
 func TestAdminRoutesRefuseAnonymous(t *testing.T) {
 	srv, fs := dashboard(t)
 	c := client(t)
-	for _, p := range []string{"/settings", "/users", "/traffic", "/bench", "/api/bench"} {
+	for _, p := range []string{"/settings", "/users", "/traffic", "/bench"} {
 		resp, _ := c.Get(srv.URL + p)
 		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
 			t.Errorf("GET %s anonymous: %d %s", p, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	for _, p := range []string{"/api/bench", "/api/traffic"} {
+		if resp, _ := c.Get(srv.URL + p); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s anonymous: %d, want 401", p, resp.StatusCode)
 		}
 	}
 	for _, p := range []string{"/sync/start", "/sync/cancel", "/settings", "/settings/discord-test", "/users", "/users/delete", "/account/password", "/logout",
