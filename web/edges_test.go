@@ -229,3 +229,24 @@ func TestMirrorIndexNavigation(t *testing.T) {
 		t.Errorf("escaped crumbs %+v", got)
 	}
 }
+
+// TestNoDownloadsSaysSo: with nothing downloading, the Overview's "Downloads now" says so
+// in a line instead of showing an empty table; the table stays in the page, hidden, for
+// the live stream (app.js) to fill and show when a download starts.
+func TestNoDownloadsSaysSo(t *testing.T) {
+	o, _ := dashboardOptions(t)
+	srv := httptest.NewServer(NewHandler(o))
+	defer srv.Close()
+	cs := roleClients(t, srv, o)
+	for _, who := range []string{"admin", "viewer"} {
+		_, page := getBody(t, cs[who], srv.URL+"/")
+		for _, want := range []string{`id="downloads-none"`, "Nothing is being downloaded", `<div class="scroll" id="downloads-table" hidden>`, `<tbody id="downloads"></tbody>`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("%s: the Overview lacks %s", who, want)
+			}
+		}
+		if strings.Contains(page, `id="downloads-none" hidden`) {
+			t.Errorf("%s: the no-downloads line is hidden with nothing downloading", who)
+		}
+	}
+}
