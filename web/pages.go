@@ -283,7 +283,7 @@ func (u *ui) settingsValues(form map[string]string) map[string]any {
 		"Proxies":  strings.Join(c.Server.TrustedProxies, "\n"),
 		"Packages": c.Mirror.Packages, "KeepDays": c.Mirror.KeepDays, "MaxGiB": strconv.FormatFloat(c.Mirror.MaxGiB, 'f', -1, 64),
 		"HTTPUpstream": c.Sync.HTTPUpstream, "HTTPFallbacks": strings.Join(c.Sync.HTTPFallbackUpstreams, "\n"),
-		"PublicURL": c.Server.PublicURL,
+		"PublicURL": c.Server.PublicURL, "ReverseDNS": c.Traffic.ReverseDNS,
 	}
 	if form != nil { // show what was typed, not what is saved
 		v["Enabled"], v["Upstream"], v["Fallbacks"], v["Interval"] = form["sync.enabled"] == "true", form["sync.upstream"], form["sync.fallback_upstreams"], form["sync.interval"]
@@ -293,6 +293,9 @@ func (u *ui) settingsValues(form map[string]string) map[string]any {
 			if val, ok := form[key]; ok {
 				v[name] = val
 			}
+		}
+		if val, ok := form["traffic.reverse_dns"]; ok {
+			v["ReverseDNS"] = val == "true"
 		}
 	}
 	return v
@@ -373,6 +376,12 @@ func (u *ui) settingsSave(w http.ResponseWriter, r *http.Request, v viewer) {
 		if _, ok := r.PostForm[k]; ok {
 			form[k] = r.PostFormValue(k)
 		}
+	}
+	// A checkbox added later: the page posts a hidden "0" before it, so that a form
+	// without the field (an older page still open) leaves the setting alone, and a box
+	// left unticked still says "off".
+	if vals, ok := r.PostForm["traffic.reverse_dns"]; ok {
+		form["traffic.reverse_dns"] = strconv.FormatBool(slices.Contains(vals, "1"))
 	}
 	form["sync.enabled"] = strconv.FormatBool(r.PostFormValue("sync.enabled") == "1")
 	form["discord.enabled"] = strconv.FormatBool(r.PostFormValue("discord.enabled") == "1")
