@@ -212,10 +212,11 @@ func (u *ui) packagePage(w http.ResponseWriter, r *http.Request) {
 
 // depLink is one dependency on a package page: the name it asks for, the rest of the entry
 // (a version constraint, an optdepend's reason) and the package that satisfies it (nil:
-// no indexed repo has it, and the page says so).
+// no indexed repo has it, and the page says so). Unmet says why that package's version
+// does not meet the constraint ("" when it does): the link alone would suggest it does.
 type depLink struct {
-	Name, Rest string
-	Pkg        *search.Package
+	Name, Rest, Unmet string
+	Pkg               *search.Package
 }
 
 func depLinks(ix *search.Index, deps []string) []depLink {
@@ -228,7 +229,17 @@ func depLinks(ix *search.Index, deps []string) []depLink {
 		if i := strings.IndexAny(d, "<>=:"); i >= 0 {
 			name, rest = strings.TrimSpace(d[:i]), d[i:]
 		}
-		out = append(out, depLink{Name: name, Rest: rest, Pkg: ix.Satisfier(d)})
+		l := depLink{Name: name, Rest: rest, Pkg: ix.Satisfier(d)}
+		if l.Pkg != nil {
+			if have, ok := search.Meets(d, l.Pkg); !ok {
+				need, _, _ := strings.Cut(rest, ": ")
+				l.Unmet = "needs " + need + ", repo has " + have
+				if have == "" {
+					l.Unmet = "needs " + need + ", " + l.Pkg.Name + " provides no version"
+				}
+			}
+		}
+		out = append(out, l)
 	}
 	return out
 }
