@@ -224,8 +224,8 @@ func (ix *Index) Get(repo, name string) *Package { return ix.byKey[repo+"/"+name
 // "libfoo.so=1-64"), as pacman picks one: a package of that name in the first repo that
 // has one, else the first package (repo order, then name) that provides it. The version
 // constraint is not checked here: the page links to what is there and Meets says whether
-// it fits. Nil when no indexed repo
-// has it (a dependency on a repo this mirror does not carry, or a broken one).
+// it fits. Nil when no indexed repo has it (a dependency on a repo this mirror does not
+// carry, or a broken one).
 func (ix *Index) Satisfier(dep string) *Package {
 	name := depName(dep)
 	if name == "" {
