@@ -84,6 +84,10 @@ func (s *settings) Save(form map[string]string) (map[string]string, error) {
 		if v, ok := form["server.public_url"]; ok {
 			next.Server.PublicURL = strings.TrimSpace(v)
 		}
+		// Read at every use (clientName): off names nobody from the next page on.
+		if v, ok := form["traffic.reverse_dns"]; ok {
+			next.Traffic.ReverseDNS = v == "true"
+		}
 		next.Server.TrustedProxies = fields(form["server.trusted_proxies"])
 		next.Mirror.Repos = fields(form["mirror.repos"])
 		next.Sync.Enabled = form["sync.enabled"] == "true"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/amwi/amwi/daemon/config"
+	"github.com/amwi/amwi/daemon/rdns"
 	"github.com/amwi/amwi/web"
 )
 
@@ -314,5 +316,58 @@ func TestSettingsPublicURL(t *testing.T) {
 	}
 	if got := d.live.Current().Server.PublicURL; got != "https://proxy.lan/mirror/" {
 		t.Errorf("a form without public_url changed it to %q", got)
+	}
+}
+
+// TestSettingsReverseDNS: traffic.reverse_dns turned off from the dashboard is kept in the
+// dashboard's layer (amwi.toml untouched) and names nobody from the next call on, with no
+// DNS asked; on again, names come back; a form without the field leaves it alone.
+func TestSettingsReverseDNS(t *testing.T) {
+	orig := "[server]\nlisten = \"127.0.0.1:0\"\n[mirror]\nroot = \"mirror\"\n[state]\ndir = \"state\"\n"
+	d, path := openDaemon(t, orig)
+	defer d.Close()
+	// The system's resolver is swapped for one that counts (d.Close closes the cache).
+	res := &countingResolver{}
+	d.rdns.Close()
+	d.rdns = &rdns.Cache{Resolver: res}
+	s := &settings{d: d}
+	form := map[string]string{
+		"sync.enabled": "true", "sync.upstream": "", "sync.fallback_upstreams": "", "sync.interval": "6h",
+		"mirror.repos": "core extra", "sync.bwlimit_kib": "0", "sync.io_busy_percent": "80", "search.per_page": "50",
+		"bench.country": "", "discord.enabled": "false", "discord.webhook_url": "", "server.trusted_proxies": "",
+		"traffic.reverse_dns": "false",
+	}
+	if problems, err := s.Save(form); err != nil || len(problems) > 0 {
+		t.Fatalf("save off: %v %v", problems, err)
+	}
+	a := netip.MustParseAddr("192.168.1.40")
+	if got := d.clientName(a); got != "" || res.calls.Load() != 0 {
+		t.Errorf("off: named %q after %d lookups", got, res.calls.Load())
+	}
+	settingsFile := filepath.Join(d.Config.State.Dir, config.SettingsFile)
+	if b, _ := os.ReadFile(settingsFile); !strings.Contains(string(b), "[traffic]\nreverse_dns = false") {
+		t.Errorf("settings.toml:\n%s", b)
+	}
+	if b, _ := os.ReadFile(path); string(b) != orig {
+		t.Errorf("amwi.toml was rewritten:\n%s", b)
+	}
+	if again, err := config.LoadLayered(path); err != nil || again.Traffic.ReverseDNS {
+		t.Errorf("after a restart: %v, reverse_dns %v", err, again.Traffic.ReverseDNS)
+	}
+	delete(form, "traffic.reverse_dns")
+	if problems, err := s.Save(form); err != nil || len(problems) > 0 || d.live.Current().Traffic.ReverseDNS {
+		t.Fatalf("a form without the field: %v %v, reverse_dns %v", problems, err, d.live.Current().Traffic.ReverseDNS)
+	}
+	form["traffic.reverse_dns"] = "true"
+	if problems, err := s.Save(form); err != nil || len(problems) > 0 {
+		t.Fatalf("save on: %v %v", problems, err)
+	}
+	got := d.clientName(a)
+	for i := 0; got == "" && i < 10000; i++ {
+		time.Sleep(time.Millisecond)
+		got = d.clientName(a)
+	}
+	if got != "desk.lan" {
+		t.Errorf("on again: %q", got)
 	}
 }

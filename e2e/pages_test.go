@@ -34,6 +34,23 @@ const overflowJS = `(() => {
   return list;
 })()`
 
+// fitsJS checks a box that must fit the viewport even though it is a scrolling box (the
+// sync history: its facts matter most on a phone) and lists what does not: the box
+// scrolling sideways, too few rows, or one of the facts (the cells matching the second
+// argument) hidden or cut off.
+const fitsJS = `((sel, facts, rows) => {
+  const vw = document.documentElement.clientWidth, out = [], box = document.querySelector(sel);
+  if (!box) return [sel + " is missing"];
+  if (box.scrollWidth > box.clientWidth + 1) out.push(sel + " scrolls sideways: " + box.scrollWidth + " px in " + box.clientWidth);
+  const trs = box.querySelectorAll("tbody tr");
+  if (trs.length < rows) out.push(sel + " has " + trs.length + " rows, want " + rows);
+  for (const tr of trs) for (const f of facts.split(",")) {
+    const td = tr.querySelector(f), r = td && td.getBoundingClientRect();
+    if (!td || r.width === 0 || r.left < -1 || r.right > vw + 1) out.push(sel + " row " + (tr.rowIndex) + ": " + f + (td ? " at " + Math.round(r.left) + "–" + Math.round(r.right) + " px" : " missing"));
+  }
+  return out;
+})`
+
 // TestEveryPageInBrowser sweeps every dashboard page and the mirror index in real
 // headless Chromium, at 1280 px and at 390 px (a phone, as a mobile viewport): each must
 // load without console errors or CSP violations (browser fails the test on any), and no
@@ -44,10 +61,16 @@ func TestEveryPageInBrowser(t *testing.T) {
 	_, rd := syncUpstream(t)
 	dir := t.TempDir()
 	cfg := syncConfig(t, dir, rd.URL, `["core", "extra"]`, "enabled = false")
-	// A synced mirror with a run in the history, an administrator and a viewer.
+	// A synced mirror with two runs in the history (a success, and a failure with its
+	// long rsync message, the widest row), an administrator and a viewer.
 	if out, code := run(t, nil, nil, "-c", cfg, "sync"); code != 0 {
 		t.Fatalf("amwi sync: exit %d\n%s", code, out)
 	}
+	bad := syncConfig(t, dir, strings.Replace(rd.URL, "/archlinux/", "/no-such-module/", 1), `["core", "extra"]`, "enabled = false")
+	if out, code := run(t, nil, nil, "-c", bad, "sync", "--force"); code == 0 {
+		t.Fatalf("amwi sync from a missing module succeeded:\n%s", out)
+	}
+	syncConfig(t, dir, rd.URL, `["core", "extra"]`, "enabled = false")
 	for _, u := range [][]string{{"--admin", "admin"}, {"viewer"}} {
 		if out, code := run(t, strings.NewReader("correct horse battery\n"), nil, append([]string{"-c", cfg, "user", "add"}, u...)...); code != 0 {
 			t.Fatalf("amwi user add %v: exit %d\n%s", u, code, out)
@@ -67,14 +90,21 @@ func TestEveryPageInBrowser(t *testing.T) {
 	shots := artifacts(t)
 	// visit loads base+path, waits for wait and the live numbers, checks the width and
 	// saves the screenshot as page-NAME-WIDTH.png.
-	visit := func(base, name, path, wait string, width int64) {
+	// fit, when set, is a scrolling box that must fit all the same (fitsJS).
+	visit := func(base, name, path, wait string, width int64, fit ...string) {
 		t.Helper()
 		var wide []string
 		file := fmt.Sprintf("page-%s-%d", name, width)
+		fits := `[]`
+		if len(fit) == 3 {
+			fits = fmt.Sprintf("%s(%q, %q, %s)", fitsJS, fit[0], fit[1], fit[2])
+		}
+		var cut []string
 		err := chromedp.Run(ctx, chromedp.Navigate(base+path), chromedp.WaitVisible(wait, chromedp.ByQuery),
 			// Let the live stream fill in the numbers and the charts draw.
 			chromedp.Sleep(1500*time.Millisecond),
 			chromedp.Evaluate(overflowJS, &wide),
+			chromedp.Evaluate(fits, &cut),
 			chromedp.ActionFunc(func(ctx context.Context) error {
 				var buf []byte
 				if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
@@ -90,6 +120,9 @@ func TestEveryPageInBrowser(t *testing.T) {
 		for _, w := range wide {
 			t.Errorf("%s at %d px: wider than the viewport: %s", path, width, w)
 		}
+		for _, c := range cut {
+			t.Errorf("%s at %d px: does not fit: %s", path, width, c)
+		}
 	}
 	// A second daemon that never synced and has no account: the empty states a first
 	// visitor meets.
@@ -102,14 +135,17 @@ func TestEveryPageInBrowser(t *testing.T) {
 		{"search-results", "/search?q=bash", `a[href="/packages/core/bash"]`},
 		{"package", "/packages/core/bash", `h1`},
 		{"package-hello", "/packages/extra/hello", `h1`},
-		{"sync", "/sync", `h1`},
+		{"sync", "/sync", `#history`},
 		{"traffic", "/traffic", `h1`},
-		{"bench", "/bench", `h1`},
+		{"bench", "/bench", `.card.empty`}, // no benchmark run: what to do
 		{"settings", "/settings", `form`},
 		{"users", "/users", `h1`},
 		{"mirror", "/archlinux/", `table`},
 		{"mirror-repo", "/archlinux/core/os/x86_64/", `table`},
 	}
+	// Boxes that must fit although they scroll: the sync history's two runs, each with
+	// when, result, took and fetched in sight.
+	fits := map[string][]string{"sync": {"#history", "td.when,td.result,td.took,td.bytes", "2"}}
 	for _, width := range []int64{1280, 390} {
 		height := int64(1000)
 		opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
@@ -132,7 +168,7 @@ func TestEveryPageInBrowser(t *testing.T) {
 					t.Fatalf("log in at %d px: %v\n%s", width, err, p.Output())
 				}
 			}
-			visit(base, pg.name, pg.path, pg.wait, width)
+			visit(base, pg.name, pg.path, pg.wait, width, fits[pg.name]...)
 		}
 		if err := chromedp.Run(ctx, chromedp.Navigate(base+"/"), chromedp.Click(`header form button`, chromedp.ByQuery),
 			chromedp.WaitVisible(`a[href="/login"]`, chromedp.ByQuery)); err != nil {

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -86,4 +89,29 @@ func TestTrafficInBrowser(t *testing.T) {
 	if !strings.Contains(url, "period=365d") || current != "365 days" {
 		t.Errorf("after the 365 days link: %s, current %q", url, current)
 	}
+
+	// The Overview's "Downloads now": a line while nothing downloads; a download that
+	// starts (a client that reads nothing, so it stays in flight) appears live as a row,
+	// and when it ends the line is back.
+	const big = "big-1.0-1-x86_64.pkg.tar.zst"
+	if err := os.WriteFile(filepath.Join(root, "core", "os", "x86_64", big), make([]byte, 32<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const none = `!document.getElementById("downloads-none").hidden && document.getElementById("downloads-table").hidden`
+	step("no downloads", chromedp.EmulateViewport(1280, 1000), chromedp.Navigate(base+"/"),
+		chromedp.Poll(`document.getElementById("live-status").textContent === "live"`, nil, chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Poll(none, nil, chromedp.WithPollingTimeout(5*time.Second)))
+	c := slowConn(t, strings.TrimPrefix(base, "http://"), 4096)
+	if _, err := io.WriteString(c, "GET /archlinux/core/os/x86_64/"+big+" HTTP/1.1\r\nHost: m\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	step("a download appears live", chromedp.Poll(`document.querySelectorAll("#downloads tr").length === 1 && document.getElementById("downloads-none").hidden && !document.getElementById("downloads-table").hidden`,
+		nil, chromedp.WithPollingTimeout(20*time.Second)),
+		chromedp.Text(`#downloads`, &row, chromedp.ByQuery), shot("traffic-03-downloading"))
+	if !strings.Contains(row, big) || !strings.Contains(row, "127.0.0.1") {
+		t.Errorf("the live download row: %q", row)
+	}
+	c.Close()
+	step("and goes", chromedp.Poll(none, nil, chromedp.WithPollingTimeout(20*time.Second)), shot("traffic-04-downloads-done"))
 }

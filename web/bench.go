@@ -53,7 +53,14 @@ func (u *ui) benchPage(w http.ResponseWriter, r *http.Request, v viewer, status 
 	if rep != nil && country == "" {
 		country = rep.Country
 	}
-	u.render(w, r, v, "bench", "Benchmark", status, map[string]any{"State": u.o.Bench.State(), "Report": rep, "Country": country}, flash...)
+	st := u.o.Bench.State()
+	d := map[string]any{"State": st, "Report": rep, "Country": country}
+	// Not while the first one runs (the progress says it all), nor when the results could
+	// not be read (that is not "none yet").
+	if rep == nil && err == nil && !st.Running {
+		d["Empty"] = u.emptyBench(v)
+	}
+	u.render(w, r, v, "bench", "Benchmark", status, d, flash...)
 }
 
 func (u *ui) benchStart(w http.ResponseWriter, r *http.Request, v viewer) {

@@ -100,8 +100,9 @@ func roleClients(t *testing.T, srv *httptest.Server, o Options) map[string]*http
 // TestEmptyStatesSayWhatToDo: an empty Packages page says why (no package databases yet,
 // the first sync fetches them) instead of "0 packages"; an administrator gets links to
 // act (the benchmark and settings while no upstream is set, the sync page once one is), a
-// viewer or visitor an explanation without them; the sync page with no runs and the
-// traffic page with no downloads say the same kind of thing.
+// viewer or visitor an explanation without them; the sync page with no runs, the
+// traffic page with no downloads and the benchmark page with no results say the same
+// kind of thing.
 func TestEmptyStatesSayWhatToDo(t *testing.T) {
 	var srv *httptest.Server
 	var cs map[string]*http.Client
@@ -154,12 +155,15 @@ func TestEmptyStatesSayWhatToDo(t *testing.T) {
 	check("visitor", "/sync", []string{"No sync has run yet"}, admin)
 	check("viewer", "/traffic", []string{"No downloads yet", "Server line", `href="/#use"`}, nil)
 	check("admin", "/traffic", []string{"No downloads yet"}, nil)
+	check("admin", "/bench", []string{"No benchmark has run yet", "press Measure", "Use as upstream", `href="/settings"`}, nil)
+	check("viewer", "/bench", []string{"No benchmark has run yet", "An administrator runs it"}, []string{"press Measure", `href="/settings"`})
 
 	// An upstream is set: the admin is sent to start the first sync.
 	start("rsync://mirror.example/archlinux/")
 	check("admin", "/search", []string{"No package databases yet", "The first sync fetches them", `href="/sync"`, "Start the first sync"}, admin)
 	check("viewer", "/search", []string{"An administrator starts it, or it runs on schedule"}, admin)
 	check("admin", "/sync", []string{"Press Sync now"}, admin)
+	check("admin", "/bench", []string{"compare its mirrors with the upstream in use"}, nil)
 	if _, page := getBody(t, cs["admin"], srv.URL+"/search"); strings.Contains(page, "0 packages") {
 		t.Errorf("the empty Packages page still says 0 packages")
 	}
@@ -227,5 +231,26 @@ func TestMirrorIndexNavigation(t *testing.T) {
 	}
 	if got := crumbs("/archlinux/", "a b/c"); len(got) != 3 || got[1].Href != "/archlinux/a%20b/" || got[2].Href != "" {
 		t.Errorf("escaped crumbs %+v", got)
+	}
+}
+
+// TestNoDownloadsSaysSo: with nothing downloading, the Overview's "Downloads now" says so
+// in a line instead of showing an empty table; the table stays in the page, hidden, for
+// the live stream (app.js) to fill and show when a download starts.
+func TestNoDownloadsSaysSo(t *testing.T) {
+	o, _ := dashboardOptions(t)
+	srv := httptest.NewServer(NewHandler(o))
+	defer srv.Close()
+	cs := roleClients(t, srv, o)
+	for _, who := range []string{"admin", "viewer"} {
+		_, page := getBody(t, cs[who], srv.URL+"/")
+		for _, want := range []string{`id="downloads-none"`, "Nothing is being downloaded", `<div class="scroll" id="downloads-table" hidden>`, `<tbody id="downloads"></tbody>`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("%s: the Overview lacks %s", who, want)
+			}
+		}
+		if strings.Contains(page, `id="downloads-none" hidden`) {
+			t.Errorf("%s: the no-downloads line is hidden with nothing downloading", who)
+		}
 	}
 }

@@ -65,3 +65,20 @@ func (u *ui) emptyTraffic() *emptyState {
 		Text:    "Nothing was downloaded from the mirror in the last 30 days. Point pacman at this box: the Overview shows the Server line for /etc/pacman.d/mirrorlist.",
 		Actions: []emptyAction{{"/#use", "Set up a client"}}}
 }
+
+// emptyBench: no benchmark has run yet. The administrator's form is right above it, so the
+// text points at it rather than linking away; a viewer learns who runs it.
+func (u *ui) emptyBench(v viewer) *emptyState {
+	e := &emptyState{Title: "No benchmark has run yet"}
+	switch {
+	case v.user != nil && v.user.Admin:
+		e.Text = "Type the country this box is in and press Measure, then pick the best mirror with Use as upstream."
+		if u.upstream() != "" {
+			e.Text = "Type a country and press Measure to compare its mirrors with the upstream in use; Use as upstream switches to a better one."
+		}
+		e.Actions = []emptyAction{{"/settings", "Or set an upstream by hand in Settings"}}
+	default:
+		e.Text = "An administrator runs it to pick the upstream mirror; its ranking of the mirrors shows here once it has run."
+	}
+	return e
+}

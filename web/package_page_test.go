@@ -12,8 +12,9 @@ import (
 
 // TestPackagePageLinksAndEmptyFields: a package page shows only the fields the package
 // has (no empty rows), links each dependency to the package that satisfies it (by name,
-// or through provides, with version constraints and .so versions stripped) and says of
-// one no repo here has that it is not in these repos.
+// or through provides, with version constraints and .so versions stripped), says of
+// one no repo here has that it is not in these repos, and of a constraint the linked
+// package does not meet what it needs and what the repo has.
 func TestPackagePageLinksAndEmptyFields(t *testing.T) {
 	o, _ := dashboardOptions(t)
 	svc := o.Search.(*search.Service)
@@ -24,6 +25,7 @@ func TestPackagePageLinksAndEmptyFields(t *testing.T) {
 		{Name: "tool", Version: "1-1", Desc: "uses everything",
 			Depends:    []string{"glibc>=2.38", "sh", "libzstd.so=1-64", "nowhere-lib"},
 			OptDepends: []string{"bash: for the scripts"}},
+		{Name: "newtool", Version: "1-1", Depends: []string{"glibc>=2.41", "libzstd.so>=2", "sh>=5"}},
 	}})
 	if _, err := svc.Load(); err != nil {
 		t.Fatal(err)
@@ -55,6 +57,9 @@ func TestPackagePageLinksAndEmptyFields(t *testing.T) {
 			t.Errorf("Depends on row lacks %q:\n%s", want, deps)
 		}
 	}
+	if strings.Contains(deps, "dep-unmet") {
+		t.Errorf("met constraints marked:\n%s", deps)
+	}
 	if opt := row("Optional"); !strings.Contains(opt, `<a href="/packages/core/bash">bash</a><span class="muted">: for the scripts</span>`) {
 		t.Errorf("Optional row: %s", opt)
 	}
@@ -77,5 +82,17 @@ func TestPackagePageLinksAndEmptyFields(t *testing.T) {
 	}
 	if !strings.Contains(bash, "<th>Provides</th><td>sh</td>") {
 		t.Errorf("bash's page does not show its provision")
+	}
+	// A constraint the repo's package does not meet is said next to the link.
+	_, page = getBody(t, c, srv.URL+"/packages/core/newtool")
+	mk := row("Depends on")
+	for _, want := range []string{
+		`<a href="/packages/core/glibc">glibc</a><span class="muted">&gt;=2.41</span> <small class="bad dep-unmet">(needs &gt;=2.41, repo has 2.40-1)</small>`,
+		`(provided by zstd)</small> <small class="bad dep-unmet">(needs &gt;=2, repo has 1-64)</small>`,
+		`(provided by bash)</small> <small class="bad dep-unmet">(needs &gt;=5, bash provides no version)</small>`,
+	} {
+		if !strings.Contains(mk, want) {
+			t.Errorf("newtool's Depends on row lacks %q:\n%s", want, mk)
+		}
 	}
 }

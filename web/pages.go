@@ -212,10 +212,11 @@ func (u *ui) packagePage(w http.ResponseWriter, r *http.Request) {
 
 // depLink is one dependency on a package page: the name it asks for, the rest of the entry
 // (a version constraint, an optdepend's reason) and the package that satisfies it (nil:
-// no indexed repo has it, and the page says so).
+// no indexed repo has it, and the page says so). Unmet says why that package's version
+// does not meet the constraint ("" when it does): the link alone would suggest it does.
 type depLink struct {
-	Name, Rest string
-	Pkg        *search.Package
+	Name, Rest, Unmet string
+	Pkg               *search.Package
 }
 
 func depLinks(ix *search.Index, deps []string) []depLink {
@@ -228,7 +229,17 @@ func depLinks(ix *search.Index, deps []string) []depLink {
 		if i := strings.IndexAny(d, "<>=:"); i >= 0 {
 			name, rest = strings.TrimSpace(d[:i]), d[i:]
 		}
-		out = append(out, depLink{Name: name, Rest: rest, Pkg: ix.Satisfier(d)})
+		l := depLink{Name: name, Rest: rest, Pkg: ix.Satisfier(d)}
+		if l.Pkg != nil {
+			if have, ok := search.Meets(d, l.Pkg); !ok {
+				need, _, _ := strings.Cut(rest, ": ")
+				l.Unmet = "needs " + need + ", repo has " + have
+				if have == "" {
+					l.Unmet = "needs " + need + ", " + l.Pkg.Name + " provides no version"
+				}
+			}
+		}
+		out = append(out, l)
 	}
 	return out
 }
@@ -283,7 +294,7 @@ func (u *ui) settingsValues(form map[string]string) map[string]any {
 		"Proxies":  strings.Join(c.Server.TrustedProxies, "\n"),
 		"Packages": c.Mirror.Packages, "KeepDays": c.Mirror.KeepDays, "MaxGiB": strconv.FormatFloat(c.Mirror.MaxGiB, 'f', -1, 64),
 		"HTTPUpstream": c.Sync.HTTPUpstream, "HTTPFallbacks": strings.Join(c.Sync.HTTPFallbackUpstreams, "\n"),
-		"PublicURL": c.Server.PublicURL,
+		"PublicURL": c.Server.PublicURL, "ReverseDNS": c.Traffic.ReverseDNS,
 	}
 	if form != nil { // show what was typed, not what is saved
 		v["Enabled"], v["Upstream"], v["Fallbacks"], v["Interval"] = form["sync.enabled"] == "true", form["sync.upstream"], form["sync.fallback_upstreams"], form["sync.interval"]
@@ -293,6 +304,9 @@ func (u *ui) settingsValues(form map[string]string) map[string]any {
 			if val, ok := form[key]; ok {
 				v[name] = val
 			}
+		}
+		if val, ok := form["traffic.reverse_dns"]; ok {
+			v["ReverseDNS"] = val == "true"
 		}
 	}
 	return v
@@ -373,6 +387,12 @@ func (u *ui) settingsSave(w http.ResponseWriter, r *http.Request, v viewer) {
 		if _, ok := r.PostForm[k]; ok {
 			form[k] = r.PostFormValue(k)
 		}
+	}
+	// A checkbox added later: the page posts a hidden "0" before it, so that a form
+	// without the field (an older page still open) leaves the setting alone, and a box
+	// left unticked still says "off".
+	if vals, ok := r.PostForm["traffic.reverse_dns"]; ok {
+		form["traffic.reverse_dns"] = strconv.FormatBool(slices.Contains(vals, "1"))
 	}
 	form["sync.enabled"] = strconv.FormatBool(r.PostFormValue("sync.enabled") == "1")
 	form["discord.enabled"] = strconv.FormatBool(r.PostFormValue("discord.enabled") == "1")

@@ -98,7 +98,7 @@ var DashboardKeys = []string{"server.trusted_proxies", "mirror.repos", "sync.ena
 	"sync.fallback_upstreams", "sync.interval", "sync.bwlimit_kib", "sync.io_busy_percent", "search.per_page",
 	"bench.country", "discord.enabled", "discord.webhook_url",
 	"mirror.packages", "mirror.keep_days", "mirror.max_gib", "sync.http_upstream", "sync.http_fallback_upstreams",
-	"server.public_url"}
+	"server.public_url", "traffic.reverse_dns"}
 
 // ParseLayered is LoadLayered on the two files' contents (over nil: no dashboard layer).
 func ParseLayered(baseData []byte, basePath string, over []byte, overPath string) (*Config, error) {

@@ -223,8 +223,9 @@ func (ix *Index) Get(repo, name string) *Package { return ix.byKey[repo+"/"+name
 // Satisfier is the package that satisfies the dependency dep ("glibc>=2.38", "sh",
 // "libfoo.so=1-64"), as pacman picks one: a package of that name in the first repo that
 // has one, else the first package (repo order, then name) that provides it. The version
-// constraint is not checked: the page links to what is there. Nil when no indexed repo
-// has it (a dependency on a repo this mirror does not carry, or a broken one).
+// constraint is not checked here: the page links to what is there and Meets says whether
+// it fits. Nil when no indexed repo has it (a dependency on a repo this mirror does not
+// carry, or a broken one).
 func (ix *Index) Satisfier(dep string) *Package {
 	name := depName(dep)
 	if name == "" {
@@ -239,6 +240,51 @@ func (ix *Index) Satisfier(dep string) *Package {
 		return ps[0]
 	}
 	return nil
+}
+
+// Meets tells whether p satisfies dep's version constraint as pacman would (repodb.Vercmp),
+// and the version it compared: p's own when dep names it, else that of p's provision of
+// the name ("" when p provides it without a version, which meets no constraint). A
+// dependency without a constraint is always met.
+func Meets(dep string, p *Package) (have string, ok bool) {
+	dep, _, _ = strings.Cut(dep, ": ") // an optdepend's reason
+	i := strings.IndexAny(dep, "<>=")
+	if i < 0 {
+		return p.Version, true
+	}
+	name, op, want := strings.TrimSpace(dep[:i]), dep[i:i+1], dep[i+1:]
+	if strings.HasPrefix(want, "=") {
+		op, want = op+"=", want[1:]
+	}
+	want = strings.TrimSpace(want)
+	if p.Name == name {
+		have = p.Version
+	} else {
+		for _, pr := range p.Provides {
+			if depName(pr) == name {
+				if _, v, ok := strings.Cut(pr, "="); ok {
+					have = v
+				}
+				break
+			}
+		}
+	}
+	if have == "" {
+		return "", false
+	}
+	c := repodb.Vercmp(have, want)
+	switch op {
+	case ">=":
+		return have, c >= 0
+	case "<=":
+		return have, c <= 0
+	case ">":
+		return have, c > 0
+	case "<":
+		return have, c < 0
+	default: // "="
+		return have, c == 0
+	}
 }
 
 // RequiredBy lists the packages (any repo) whose depends name p or one of its provisions,

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amwi/amwi/daemon/repodb"
 	"github.com/amwi/amwi/daemon/search"
 )
 
@@ -121,3 +122,37 @@ func keys(m map[string]bool) []string {
 }
 
 func first(l []string, n int) []string { return l[:min(n, len(l))] }
+
+// TestMeets: a constraint is checked with pacman's version order against the package's own
+// version, or its provision's when it satisfies through one; an unversioned provision
+// meets no constraint, and no constraint is always met.
+func TestMeets(t *testing.T) {
+	glibc := &search.Package{Package: repodb.Package{Name: "glibc", Version: "2.37-2"}}
+	zstd := &search.Package{Package: repodb.Package{Name: "zstd", Version: "1.5.6-1", Provides: []string{"libzstd.so=1-64"}}}
+	bash := &search.Package{Package: repodb.Package{Name: "bash", Version: "5.2-1", Provides: []string{"sh"}}}
+	for _, c := range []struct {
+		dep  string
+		p    *search.Package
+		have string
+		ok   bool
+	}{
+		{"glibc", glibc, "2.37-2", true},
+		{"glibc>=2.38", glibc, "2.37-2", false},
+		{"glibc>=2.37", glibc, "2.37-2", true}, // no pkgrel asked: any release of 2.37
+		{"glibc>2.37", glibc, "2.37-2", false},
+		{"glibc<2.37.1", glibc, "2.37-2", true},
+		{"glibc<=2.37-1", glibc, "2.37-2", false},
+		{"glibc=2.37", glibc, "2.37-2", true},
+		{"glibc>=1:2.0", glibc, "2.37-2", false}, // an epoch outranks any version
+		{"glibc>=2.38: for the new symbols", glibc, "2.37-2", false},
+		{"libzstd.so=1-64", zstd, "1-64", true},
+		{"libzstd.so>=2", zstd, "1-64", false},
+		{"sh>=5", bash, "", false},
+		{"sh", bash, "5.2-1", true},
+	} {
+		have, ok := search.Meets(c.dep, c.p)
+		if have != c.have || ok != c.ok {
+			t.Errorf("Meets(%q, %s) = %q, %v; want %q, %v", c.dep, c.p.Name, have, ok, c.have, c.ok)
+		}
+	}
+}

@@ -36,13 +36,18 @@
     if (dl && data.downloads) {
       dl.replaceChildren(...data.downloads.map((d) => {
         const tr = document.createElement("tr");
-        for (const c of [d.name ? d.name + " (" + d.client + ")" : d.client || "", d.file, fmtBytes(d.sent), d.size ? Math.round((100 * d.sent) / d.size) + " %" : "–"]) {
+        [d.name ? d.name + " (" + d.client + ")" : d.client || "", d.file, fmtBytes(d.sent), d.size ? Math.round((100 * d.sent) / d.size) + " %" : "–"].forEach((c, i) => {
           const td = document.createElement("td");
+          td.className = ["", "wrap", "n", "n"][i]; // as the page's own rows
           td.textContent = c;
           tr.append(td);
-        }
+        });
         return tr;
       }));
+      // An empty table says nothing: the line under the heading does, until one starts.
+      const none = data.downloads.length === 0;
+      document.getElementById("downloads-table").hidden = none;
+      document.getElementById("downloads-none").hidden = !none;
     }
   }
 
