@@ -62,3 +62,19 @@ func TestVercmpAgainstPacman(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVercmp: any two strings (a hostile upstream's %VERSION%) compare without a panic,
+// each equal to itself and the two ways round opposite.
+func FuzzVercmp(f *testing.F) {
+	for _, s := range []string{"1.0-1", "1:2.0", "1.0a", "", ":", "-", "1..0", "1.0~rc1", "0x10", "١٢"} {
+		f.Add(s, "1.0-1")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if c := Vercmp(a, a); c != 0 {
+			t.Errorf("Vercmp(%q, itself) = %d", a, c)
+		}
+		if x, y := Vercmp(a, b), Vercmp(b, a); x != -y || x < -1 || x > 1 {
+			t.Errorf("Vercmp(%q, %q) = %d but the other way %d", a, b, x, y)
+		}
+	})
+}
