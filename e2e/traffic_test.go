@@ -170,11 +170,18 @@ func TestTrafficCountsOnlyMirrorDownloads(t *testing.T) {
 	if code, body := get("/traffic?period=forever"); code != 400 || !strings.Contains(body, `unknown period`) || !strings.Contains(body, "showing 30 days") {
 		t.Errorf("bad period on the page: %d %s", code, excerpt(body, "period"))
 	}
-	// Anonymous: the API wants a login, as the Traffic page does.
-	if resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(base + "/api/traffic"); err != nil {
+	// Anonymous: the API wants a login, as the Traffic page does, and says so with a 401
+	// (the page sends the browser to the login form).
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := noFollow.Get(base + "/api/traffic"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous /api/traffic: %d, want 401", resp.StatusCode)
+	}
+	if resp, err := noFollow.Get(base + "/traffic"); err != nil {
 		t.Fatal(err)
 	} else if resp.Body.Close(); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
-		t.Errorf("anonymous /api/traffic: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+		t.Errorf("anonymous /traffic: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 
 	// After a restart the stored statistics still hold exactly the one download: the

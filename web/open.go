@@ -72,17 +72,24 @@ func (b *beneath) OpenSized(name string) (*sizedFile, fs.FileInfo, error) {
 	return &sizedFile{fd: fd, size: st.Size, name: name}, fi, nil
 }
 
-// openat2 opens name with one openat2(2) call; -1 and no error when openat2 is not there.
+// openat2 opens name with one openat2(2) call; -1 and no error when openat2 is not there
+// or keeps losing a race with renames (OpenSized then walks with os.Root).
 func (b *beneath) openat2(name string) (int, error) {
 	if b.fd >= 0 && !b.off.Load() {
 		how := &unix.OpenHow{Flags: openFlags, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS}
 		fd, err := unix.Openat2(b.fd, name, how)
-		for err == unix.EINTR {
+		// EAGAIN: the path took a ".." (every package link does: ../../../pool/…) while
+		// something on the system renamed a file, and the kernel cannot vouch that the
+		// ".." stayed beneath. A sync renames thousands: retried, then left to os.Root's
+		// walk, rather than a 500 for a pacman downloading during a sync.
+		for tries := 0; err == unix.EINTR || err == unix.EAGAIN && tries < 8; tries++ {
 			fd, err = unix.Openat2(b.fd, name, how)
 		}
 		switch {
 		case err == nil:
 			return fd, nil
+		case err == unix.EAGAIN:
+			return -1, nil
 		case errors.Is(err, unix.ENOSYS):
 			b.off.Store(true)
 		case errors.Is(err, unix.EXDEV):
