@@ -49,12 +49,12 @@ func TestTrafficInBrowser(t *testing.T) {
 	}
 	// The live figure moves to 1 and stays there while the page keeps streaming.
 	var today, dash string
-	step("today is one download", chromedp.Poll(`document.querySelector('[data-live="traffic.today_requests"]').textContent === "1"`, nil, chromedp.WithPollingTimeout(20*time.Second)),
+	step("today is one download", chromedp.Poll(`document.querySelector('[data-live="traffic.today_requests"]').textContent === "1 mirror request"`, nil, chromedp.WithPollingTimeout(20*time.Second)),
 		chromedp.Sleep(2500*time.Millisecond), // more pulses, more dashboard requests
 		chromedp.Text(`[data-live="traffic.today_requests"]`, &today, chromedp.ByQuery),
 		chromedp.Text(`[data-live="traffic.today_bytes"]`, &dash, chromedp.ByQuery), shot("traffic-01-overview"))
-	if today != "1" || !strings.Contains(dash, "195") { // 200,000 bytes = 195.3 KiB
-		t.Errorf("Overview today: %s requests, %s; want 1 and 195.3 KiB", today, dash)
+	if today != "1 mirror request" || !strings.Contains(dash, "195") { // 200,000 bytes = 195.3 KiB
+		t.Errorf("Overview today: %s, %s; want 1 mirror request and 195.3 KiB", today, dash)
 	}
 	step("dashboard requests apart", chromedp.Text(`#dashboard-today`, &dash, chromedp.ByQuery))
 	if !strings.Contains(dash, "not counted as mirror traffic") || strings.Contains(dash, ": 0 requests") {

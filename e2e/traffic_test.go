@@ -137,8 +137,8 @@ func TestTrafficCountsOnlyMirrorDownloads(t *testing.T) {
 	for _, period := range []string{"?period=today", "?period=7d", "", "?period=90d", "?period=365d"} {
 		want("period "+period, api(period))
 	}
-	if _, html := get("/"); !strings.Contains(html, `data-fmt="num">1</span> mirror requests`) {
-		t.Errorf("the Overview does not say 1 mirror request today:\n%s", excerpt(html, "mirror requests"))
+	if _, html := get("/"); !strings.Contains(html, `data-noun="mirror request">1 mirror request</span>`) {
+		t.Errorf("the Overview does not say 1 mirror request today:\n%s", excerpt(html, "mirror request"))
 	}
 	if _, html := get("/traffic?period=today"); !strings.Contains(html, `id="top-packages"`) || !strings.Contains(html, "<td>vim</td>") || !strings.Contains(html, "<td>core</td>") {
 		t.Errorf("the Traffic page does not rank vim and core:\n%s", excerpt(html, "top-packages"))

@@ -122,6 +122,17 @@ var funcs = template.FuncMap{
 	},
 	"ago":    func(t time.Time) string { return roundDuration(time.Since(t)) },
 	"plural": units.Plural,
+	// count is plural for the int64 counters (requests) as well as len's int; app.js's
+	// "count" format keeps the noun right as the number changes live.
+	"count": func(n any, noun string) (string, error) {
+		switch v := n.(type) {
+		case int:
+			return units.Plural(v, noun), nil
+		case int64:
+			return units.Plural(int(v), noun), nil
+		}
+		return "", fmt.Errorf("count: %T is not a count", n)
+	},
 	"until":  func(t time.Time) string { return roundDuration(time.Until(t)) },
 	"unix": func(s int64) string {
 		if s == 0 {

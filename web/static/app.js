@@ -18,12 +18,14 @@
     temp: (v) => (v == null ? "–" : v.toFixed(1) + " °C"),
     secs: (v) => (v == null ? "–" : Math.round(v) + " s"),
   };
+  // count is "1 download", "2 downloads": the noun follows the number as it changes.
+  const count = (v, noun) => (v == null ? "–" : v + " " + noun + (v === 1 ? "" : "s"));
   const get = (o, path) => path.split(".").reduce((a, k) => (a == null ? a : a[k]), o);
 
   function apply(data) {
     document.querySelectorAll("[data-live]").forEach((el) => {
       const v = get(data, el.dataset.live);
-      el.textContent = (fmt[el.dataset.fmt] || fmt.text)(v);
+      el.textContent = el.dataset.fmt === "count" ? count(v, el.dataset.noun) : (fmt[el.dataset.fmt] || fmt.text)(v);
     });
     document.querySelectorAll("[data-bar]").forEach((el) => {
       const v = get(data, el.dataset.bar);
