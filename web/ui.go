@@ -133,7 +133,7 @@ var funcs = template.FuncMap{
 		}
 		return "", fmt.Errorf("count: %T is not a count", n)
 	},
-	"until":  func(t time.Time) string { return roundDuration(time.Until(t)) },
+	"until": func(t time.Time) string { return roundDuration(time.Until(t)) },
 	"unix": func(s int64) string {
 		if s == 0 {
 			return ""
@@ -247,17 +247,11 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, v viewer, name, titl
 	}
 }
 
-// requireUser wraps handlers that need a logged-in user (admin: an administrator). An
-// anonymous browser is sent to the login page; anything else gets 401.
 // table is the dashboard's part of the route table: every route with its role.
 func (u *ui) table() []route {
 	static, _ := fs.Sub(staticFS, "static")
-	fileServer := http.FileServerFS(static)
 	rs := []route{
-		{"GET /static/", Anyone, public(http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Cache-Control", "public, max-age=86400")
-			fileServer.ServeHTTP(w, r)
-		})).ServeHTTP)},
+		{"GET /static/", Anyone, public(http.StripPrefix("/static/", newStaticFiles(static)).ServeHTTP)},
 		{"GET /{$}", Anyone, public(u.overview)},
 		{"GET /events", Anyone, public(u.events)},
 		{"GET /api/stats/history", Anyone, public(u.statsHistory)},
