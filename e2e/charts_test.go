@@ -7,8 +7,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -191,15 +189,7 @@ func TestChartsInBrowser(t *testing.T) {
 	}{{1280, false}, {390, true}} {
 		for _, scheme := range []string{"light", "dark"} {
 			tag := fmt.Sprintf("%d-%s", view.width, scheme)
-			shot := func(page string) chromedp.Action {
-				return chromedp.ActionFunc(func(ctx context.Context) error {
-					var buf []byte
-					if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
-						return err
-					}
-					return os.WriteFile(filepath.Join(shots, "charts-"+page+"-"+tag+".png"), buf, 0o644)
-				})
-			}
+			shot := func(page string) chromedp.Action { return screenshot(shots, "charts-"+page+"-"+tag) }
 			runB(tag+" view",
 				emulation.SetDeviceMetricsOverride(view.width, 900, 1, view.mobile),
 				emulation.SetTouchEmulationEnabled(true),

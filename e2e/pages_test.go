@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,13 +102,7 @@ func TestEveryPageInBrowser(t *testing.T) {
 			chromedp.Sleep(1500*time.Millisecond),
 			chromedp.Evaluate(overflowJS, &wide),
 			chromedp.Evaluate(fits, &cut),
-			chromedp.ActionFunc(func(ctx context.Context) error {
-				var buf []byte
-				if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
-					return err
-				}
-				return os.WriteFile(filepath.Join(shots, file+".png"), buf, 0o644)
-			}))
+			screenshot(shots, file))
 		if err != nil {
 			var html string
 			chromedp.Run(ctx, chromedp.OuterHTML("body", &html, chromedp.ByQuery))
