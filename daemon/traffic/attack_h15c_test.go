@@ -2,6 +2,7 @@ package traffic_test
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/amwi/amwi/daemon/traffic"
@@ -38,5 +39,30 @@ func TestAttackTopKeepsTheLeader(t *testing.T) {
 	}
 	if len(top) == 0 || top[0].Key != leader.String() || top[0].Bytes != 100_000 {
 		t.Errorf("top client over %d days = %+v, want %s with 100000 B (every other client has 90000 B)", days, top[:min(len(top), 3)], leader)
+	}
+}
+
+// TestAttackTopDamagedCountOverflow (attack h15c): a damaged record that still decodes
+// to a count just under 2^63 (decodeCount accepts up to MaxInt64) plus the same client's
+// real bytes of another day sum past int64 in the ranking: the client is shown with a
+// negative total instead of being skipped or capped.
+func TestAttackTopDamagedCountOverflow(t *testing.T) {
+	e := setup(t)
+	to := traffic.DayOf(e.clk.Now())
+	c := ip("192.168.1.10").String()
+	for d, n := range map[traffic.Day]int64{to - 1: math.MaxInt64 - 10, to: 1000} {
+		b := traffic.Batch{Clients: map[traffic.DayKey]traffic.Count{{Day: d, Key: c}: {Bytes: n, Requests: 1}}}
+		if err := e.db.AddTraffic(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	top, err := e.rec.TopClients(2, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range top {
+		if row.Bytes < 0 || row.Requests < 0 {
+			t.Errorf("ranking row %+v: a negative total", row)
+		}
 	}
 }
