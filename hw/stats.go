@@ -586,6 +586,11 @@ func parseMilliCelsius(data []byte) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%q is not millidegrees Celsius", s)
 	}
+	// A driver's error code or garbage, not a temperature: no board runs below -100 °C or
+	// above 300 °C, and a chart scaled to 10^15 °C says nothing.
+	if v < -100_000 || v > 300_000 {
+		return 0, fmt.Errorf("%q millidegrees Celsius is no temperature", s)
+	}
 	return float64(v) / 1000, nil
 }
 

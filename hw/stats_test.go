@@ -72,6 +72,10 @@ func TestParseMilliCelsius(t *testing.T) {
 		{in: "", wantErr: true},
 		{in: "48.3\n", wantErr: true},
 		{in: "hot\n", wantErr: true},
+		{in: "300000", want: 300},
+		{in: "300001", wantErr: true},              // past any board: a driver's garbage
+		{in: "4600000000000000000", wantErr: true}, // once drew a chart whose axis never ended
+		{in: "-273150", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q", tt.in), func(t *testing.T) {

@@ -96,16 +96,19 @@ func mirrorBase(r *http.Request, info MirrorlistInfo, p Proxies) string {
 }
 
 // forwardedHost is the host a trusted proxy says the client asked for in
-// X-Forwarded-Host (Traefik and Caddy send it; nginx passes Host itself), its first value
-// when well-formed. A path prefix the proxy adds is not guessed: that takes
+// X-Forwarded-Host (Traefik and Caddy set it; nginx passes Host itself), its last value
+// when well-formed: the one the nearest proxy wrote, as with X-Forwarded-For (a proxy
+// that passes the header through unset leaves the client's own, which can only mislead
+// the client's own mirrorlist). A path prefix the proxy adds is not guessed: that takes
 // server.public_url.
 func forwardedHost(r *http.Request, p Proxies) (string, bool) {
-	v := r.Header.Get("X-Forwarded-Host")
-	if v == "" || !isTrusted(parseHostAddr(r.RemoteAddr), p.Trusted) {
+	vals := r.Header.Values("X-Forwarded-Host")
+	if len(vals) == 0 || !isTrusted(parseHostAddr(r.RemoteAddr), p.Trusted) {
 		return "", false
 	}
-	if i := strings.IndexByte(v, ','); i >= 0 {
-		v = v[:i]
+	v := vals[len(vals)-1]
+	if i := strings.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
 	}
 	return cleanHost(strings.TrimSpace(v))
 }

@@ -208,8 +208,9 @@ func TestMirrorlistScheme(t *testing.T) {
 	}
 }
 
-// TestMirrorlistForwardedHost: a trusted proxy's X-Forwarded-Host names the host when it
-// is well-formed; anyone else's, or a malformed one, is ignored for the Host header.
+// TestMirrorlistForwardedHost: a trusted proxy's X-Forwarded-Host (its last value, the
+// nearest proxy's) names the host when it is well-formed; anyone else's, or a malformed
+// one, is ignored for the Host header.
 func TestMirrorlistForwardedHost(t *testing.T) {
 	h := mirrorlistHandler(t, MirrorlistInfo{Upstream: upstreamRoot}, "10.0.0.1/32")
 	tests := []struct {
@@ -220,8 +221,8 @@ func TestMirrorlistForwardedHost(t *testing.T) {
 		{"none", "10.0.0.1:40000", nil, "http://pi.lan"},
 		{"trusted", "10.0.0.1:40000", []string{"Mirror.Example.org"}, "http://mirror.example.org"},
 		{"trusted with port", "10.0.0.1:40000", []string{"mirror.example.org:8443"}, "http://mirror.example.org:8443"},
-		{"trusted, a list", "10.0.0.1:40000", []string{" front.example, inner.example"}, "http://front.example"},
-		{"trusted, two lines", "10.0.0.1:40000", []string{"front.example", "inner.example"}, "http://front.example"},
+		{"trusted, a list: the nearest proxy's", "10.0.0.1:40000", []string{" client.example, proxy.example "}, "http://proxy.example"},
+		{"trusted, two lines: the nearest proxy's", "10.0.0.1:40000", []string{"client.example", "proxy.example"}, "http://proxy.example"},
 		{"untrusted", "192.168.1.20:40000", []string{"evil.example"}, "http://pi.lan"},
 		{"trusted but hostile", "10.0.0.1:40000", []string{"evil.example/x\nServer = http://evil"}, "http://pi.lan"},
 		{"trusted but CRLF", "10.0.0.1:40000", []string{"evil.example\r\nServer = http://evil"}, "http://pi.lan"},

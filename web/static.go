@@ -8,7 +8,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // staticFiles serves the dashboard's embedded CSS, scripts and icon. They are gzipped
@@ -23,7 +22,7 @@ type staticFiles struct {
 func newStaticFiles(files fs.FS) *staticFiles {
 	s := &staticFiles{files: files, plain: http.FileServerFS(files), gz: map[string][]byte{}}
 	fs.WalkDir(files, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || mimeTypes[path.Ext(name)] == "" {
 			return err
 		}
 		b, err := fs.ReadFile(files, name)
@@ -56,44 +55,52 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.plain.ServeHTTP(w, r)
 		return
 	}
+	// Written whole, with its length, as nginx's gzip_static does: no ranges of the
+	// gzipped bytes (a multipart answer under "Content-Encoding: gzip" is not gzip), and
+	// nothing for ServeContent to sniff or to send chunked.
 	h.Set("Content-Encoding", "gzip")
-	if ct := mimeTypes[path.Ext(name)]; ct != "" {
-		h.Set("Content-Type", ct)
+	h.Set("Content-Type", mimeTypes[path.Ext(name)])
+	h.Set("Content-Length", strconv.Itoa(len(z)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(z)
 	}
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(z))
 }
 
-// mimeTypes are the types of what static/ holds: ServeContent would otherwise sniff the
-// gzipped bytes.
+// mimeTypes are the types of what static/ holds, for the gzipped answers (the plain ones
+// get theirs from the file server).
 var mimeTypes = map[string]string{
 	".css": "text/css; charset=utf-8",
 	".js":  "text/javascript; charset=utf-8",
 	".svg": "image/svg+xml",
 }
 
-// acceptsGzip reads Accept-Encoding as RFC 9110 §12.5.3 has it: gzip (or x-gzip, or *)
-// listed without q=0.
+// acceptsGzip reads Accept-Encoding as RFC 9110 §12.5.3 has it: gzip (or x-gzip) with a
+// weight above 0, or else "*" with one, "*" standing only for codings not named.
 func acceptsGzip(vals []string) bool {
+	named, star := -1.0, -1.0
 	for _, v := range vals {
 		for _, item := range strings.Split(v, ",") {
 			coding, params, _ := strings.Cut(item, ";")
-			coding = strings.ToLower(strings.TrimSpace(coding))
-			if coding != "gzip" && coding != "x-gzip" && coding != "*" {
-				continue
-			}
 			q := 1.0
 			for _, p := range strings.Split(params, ";") {
 				if k, val, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
 					var err error
-					if q, err = strconv.ParseFloat(strings.TrimSpace(val), 64); err != nil {
+					if q, err = strconv.ParseFloat(strings.TrimSpace(val), 64); err != nil || !(q > 0) {
 						q = 0 // a weight that is none is no acceptance
 					}
 				}
 			}
-			if q > 0 {
-				return true
+			switch strings.ToLower(strings.TrimSpace(coding)) {
+			case "gzip", "x-gzip":
+				named = max(named, q)
+			case "*":
+				star = max(star, q)
 			}
 		}
 	}
-	return false
+	if named >= 0 {
+		return named > 0
+	}
+	return star > 0
 }

@@ -10,12 +10,12 @@ func Vercmp(a, b string) int {
 	if a == b {
 		return 0
 	}
-	e1, v1, r1 := parseEVR(a)
-	e2, v2, r2 := parseEVR(b)
+	e1, v1, r1, ok1 := parseEVR(a)
+	e2, v2, r2, ok2 := parseEVR(b)
 	ret := rpmvercmp(e1, e2)
 	if ret == 0 {
 		ret = rpmvercmp(v1, v2)
-		if ret == 0 && r1 != "" && r2 != "" {
+		if ret == 0 && ok1 && ok2 {
 			ret = rpmvercmp(r1, r2)
 		}
 	}
@@ -23,8 +23,10 @@ func Vercmp(a, b string) int {
 }
 
 // parseEVR is libalpm's: the epoch is the leading digits before a ':' ("0" when there is
-// none or it is empty), the release whatever follows the last '-' ("" for none).
-func parseEVR(evr string) (epoch, version, release string) {
+// none or it is empty), the release whatever follows the last '-'; hasRel says there was
+// a '-' (libalpm's release pointer is set even when what follows is empty: "1.0-" is
+// older than "1.0-1").
+func parseEVR(evr string) (epoch, version, release string, hasRel bool) {
 	i := 0
 	for i < len(evr) && isDigit(evr[i]) {
 		i++
@@ -37,9 +39,9 @@ func parseEVR(evr string) (epoch, version, release string) {
 		version = evr[i+1:]
 	}
 	if j := strings.LastIndexByte(version, '-'); j >= 0 {
-		version, release = version[:j], version[j+1:]
+		version, release, hasRel = version[:j], version[j+1:], true
 	}
-	return epoch, version, release
+	return epoch, version, release, hasRel
 }
 
 // rpmvercmp is libalpm's segment comparison, ported as it is: runs of digits compare as

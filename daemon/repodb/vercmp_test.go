@@ -42,7 +42,7 @@ func TestVercmpAgainstPacman(t *testing.T) {
 		t.Fatalf("vercmp not found: install Debian package pacman-package-manager (make test-deps does)")
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	parts := []string{"0", "1", "2", "10", "01", "a", "b", "rc", "alpha", ".", "..", "_", "+", "-", ":"}
+	parts := []string{"0", "1", "2", "10", "01", "a", "b", "rc", "alpha", ".", "..", "_", "+", "-", ":", "-", "-1"}
 	gen := func() string {
 		var b strings.Builder
 		for range 1 + r.IntN(6) {
@@ -77,4 +77,19 @@ func FuzzVercmp(f *testing.F) {
 			t.Errorf("Vercmp(%q, %q) = %d but the other way %d", a, b, x, y)
 		}
 	})
+}
+
+// TestVercmpEmptyRelease: libalpm's parseEVR leaves release pointing at "" for a
+// version ending in '-', and alpm_pkg_vercmp compares releases whenever both pointers are
+// set: `vercmp 1.0- 1.0-1` prints -1 (pacman 6). Vercmp once skipped an empty release, so
+// a hostile db's "glibc 2.38-" met "glibc>=2.38-1" on the package page.
+func TestVercmpEmptyRelease(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{{"1.0-", "1.0-1", -1}, {"1.0-1", "1.0-", 1}, {"1.0-", "1.0", 0}, {"1.0-", "1.0-", 0}} {
+		if got := Vercmp(tt.a, tt.b); got != tt.want {
+			t.Errorf("Vercmp(%q, %q) = %d, pacman's vercmp says %d", tt.a, tt.b, got, tt.want)
+		}
+	}
 }

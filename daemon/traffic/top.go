@@ -20,7 +20,9 @@ const (
 // which keeps every name that carried more than 1/topCandidates of the period's bytes,
 // and then sums the chosen ones exactly in a second walk: the figures shown are exact,
 // and with fewer names than this in the period (any usual LAN) so is the choice, in one
-// walk.
+// walk. The limit of that choice: a stranger who sends thousands of one-off addresses
+// each nearly as much as a LAN client's whole period (some 4,500 times its bytes in all)
+// can push that client out of the list, while the flood tops it.
 const topCandidates = 2048
 
 // candidate is one name followed by a ranking: its weight (bytes+requests, counting
@@ -45,9 +47,9 @@ func newSpaceSaving() *spaceSaving {
 
 // add counts c for name; name need not outlive the call.
 func (s *spaceSaving) add(name []byte, c Count) {
-	w := c.Bytes + c.Requests
+	w := addSat(c.Bytes, c.Requests)
 	if e, ok := s.by[string(name)]; ok {
-		e.w, e.c = e.w+w, e.c.Add(c)
+		e.w, e.c = addSat(e.w, w), e.c.Add(c)
 		heap.Fix(&s.h, e.i)
 		return
 	}
@@ -59,7 +61,7 @@ func (s *spaceSaving) add(name []byte, c Count) {
 	}
 	e := s.h[0]
 	delete(s.by, e.name)
-	e.name, e.w, e.c = string(name), e.w+w, c
+	e.name, e.w, e.c = string(name), addSat(e.w, w), c
 	s.by[e.name] = e
 	heap.Fix(&s.h, 0)
 	s.evicted = true

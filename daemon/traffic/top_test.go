@@ -2,6 +2,7 @@ package traffic_test
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"testing"
 
@@ -64,6 +65,30 @@ func TestTopPastCandidates(t *testing.T) {
 	for _, c := range all {
 		if c.Key == back.String() && (c.Bytes != 4000 || c.Requests != 2) {
 			t.Errorf("a client back after being dropped from the candidates: %+v, want 4000 B in 2 requests", c)
+		}
+	}
+}
+
+// TestTopDamagedCountOverflow: a damaged record that still decodes to a count just under
+// 2^63 plus the same client's real bytes of another day once summed past int64: the
+// client showed a negative total. Sums stop at the largest count.
+func TestTopDamagedCountOverflow(t *testing.T) {
+	e := setup(t)
+	to := traffic.DayOf(e.clk.Now())
+	c := ip("192.168.1.10").String()
+	for d, n := range map[traffic.Day]int64{to - 1: math.MaxInt64 - 10, to: 1000} {
+		b := traffic.Batch{Clients: map[traffic.DayKey]traffic.Count{{Day: d, Key: c}: {Bytes: n, Requests: 1}}}
+		if err := e.db.AddTraffic(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	top, err := e.rec.TopClients(2, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range top {
+		if row.Bytes < 0 || row.Requests < 0 {
+			t.Errorf("ranking row %+v: a negative total", row)
 		}
 	}
 }

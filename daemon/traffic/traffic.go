@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"math"
 	"net/netip"
 	"time"
 )
@@ -40,7 +41,19 @@ type Count struct {
 
 // Add returns c plus o.
 func (c Count) Add(o Count) Count {
-	return Count{Bytes: c.Bytes + o.Bytes, Requests: c.Requests + o.Requests}
+	return Count{Bytes: addSat(c.Bytes, o.Bytes), Requests: addSat(c.Requests, o.Requests)}
+}
+
+// addSat adds two counts, stopping at the largest int64: a damaged record that decodes to
+// nearly 2^63 must not turn a total negative.
+func addSat(a, b int64) int64 {
+	if s := a + b; s >= a == (b >= 0) {
+		return s
+	}
+	if b > 0 {
+		return math.MaxInt64
+	}
+	return math.MinInt64
 }
 
 // Hour is an hour on the absolute timeline: hours since 1970-01-01T00:00Z.

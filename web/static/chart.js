@@ -102,7 +102,8 @@ window.AmwiChart = (function () {
       hi = b * st;
       // Decimals enough for the step (1/2/5 × 10^n), so no two labels are alike.
       const dp = Math.max(0, -Math.floor(Math.log10(st / sc) + 1e-9)), ticks = [];
-      for (let i = a; i <= b; i++) ticks.push([i * st, +((i * st) / sc).toFixed(dp) + suf]);
+      // At most 100 ticks: past 2^53 i++ stands still (a sensor reading 10^16 °C).
+      for (let i = a; i <= b && ticks.length <= 100; i++) ticks.push([i * st, +((i * st) / sc).toFixed(dp) + suf]);
       const L = 8 + CW * Math.max(...ticks.map((t) => t[1].length)), pw = W - L - R;
       const Y = (v) => T + ph - ((v - lo) / (hi - lo)) * ph;
       const ay = el("g", { class: "ax y" }, svg), ax = el("g", { class: "ax x" }, svg);
