@@ -11,8 +11,8 @@ import (
 )
 
 // staticFiles serves the dashboard's embedded CSS, scripts and icon. They are gzipped
-// once, at start, and sent so to a browser that accepts it (nginx's gzip_static): the
-// Overview's 29 KB of page and assets are 11 KB on the wire, which a Pi on Wi-Fi notices.
+// once, at start, and sent so to a browser that accepts it (nginx's gzip_static): they
+// are 24 KB of the Overview's 29 KB, and 9.8 KB gzipped, which a Pi on Wi-Fi notices.
 type staticFiles struct {
 	files fs.FS
 	plain http.Handler
