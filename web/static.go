@@ -14,13 +14,12 @@ import (
 // once, at start, and sent so to a browser that accepts it (nginx's gzip_static): they
 // are 24 KB of the Overview's 29 KB, and 9.8 KB gzipped, which a Pi on Wi-Fi notices.
 type staticFiles struct {
-	files fs.FS
 	plain http.Handler
 	gz    map[string][]byte // name → gzipped content, where that is smaller
 }
 
 func newStaticFiles(files fs.FS) *staticFiles {
-	s := &staticFiles{files: files, plain: http.FileServerFS(files), gz: map[string][]byte{}}
+	s := &staticFiles{plain: http.FileServerFS(files), gz: map[string][]byte{}}
 	fs.WalkDir(files, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || mimeTypes[path.Ext(name)] == "" {
 			return err
