@@ -131,14 +131,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// First visit: no account yet, the page offers to create the admin.
 	run("open overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(`a[href="/register"]`, chromedp.ByQuery), shot("01-first-visit"))
 	// The owner reads the setup code in the daemon's log.
-	run("register", chromedp.Navigate(base+"/register"),
-		chromedp.SendKeys(`input[name=setup_code]`, setupCode(t, p), chromedp.ByQuery),
-		chromedp.SendKeys(`input[name=name]`, "admin", chromedp.ByQuery),
-		chromedp.SendKeys(`input[name=password]`, "correct horse battery", chromedp.ByQuery),
-		chromedp.SendKeys(`input[name=password2]`, "correct horse battery", chromedp.ByQuery),
-		shot("02-register"),
-		chromedp.Submit(`input[name=password2]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`header form button`, chromedp.ByQuery),
+	run("register", registerForm(t, base, p), shot("02-register"), registered,
 		chromedp.Text(`header`, &text, chromedp.ByQuery))
 	if !strings.Contains(text, "admin") || !strings.Contains(text, "Settings") {
 		t.Fatalf("after registering, the header shows %q", text)
@@ -223,6 +216,20 @@ func TestDashboardInBrowser(t *testing.T) {
 }
 
 // screenshot saves the whole page as DIR/NAME.png (quality 100 makes chromedp capture PNG).
+// registerForm fills the first-run form as the owner does: the setup code from the
+// daemon's log, then admin / "correct horse battery".
+func registerForm(t *testing.T, base string, p *proc) chromedp.Tasks {
+	return chromedp.Tasks{chromedp.Navigate(base + "/register"),
+		chromedp.SendKeys(`input[name=setup_code]`, setupCode(t, p), chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=name]`, "admin", chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=password]`, "correct horse battery", chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=password2]`, "correct horse battery", chromedp.ByQuery)}
+}
+
+// registered sends the filled form and waits for the logged-in header.
+var registered = chromedp.Tasks{chromedp.Submit(`input[name=password2]`, chromedp.ByQuery),
+	chromedp.WaitVisible(`header form button`, chromedp.ByQuery)}
+
 func screenshot(dir, name string) chromedp.Action {
 	return chromedp.ActionFunc(func(ctx context.Context) error {
 		var buf []byte

@@ -100,13 +100,7 @@ func TestChartsInBrowser(t *testing.T) {
 	}
 	// The tooltip's clock is the browser's: UTC, as the checks below read the server's.
 	runB("time zone", emulation.SetTimezoneOverride("UTC"))
-	runB("register", chromedp.Navigate(base+"/register"),
-		chromedp.SendKeys(`input[name=setup_code]`, setupCode(t, p), chromedp.ByQuery),
-		chromedp.SendKeys(`input[name=name]`, "admin", chromedp.ByQuery),
-		chromedp.SendKeys(`input[name=password]`, "correct horse battery", chromedp.ByQuery),
-		chromedp.SendKeys(`input[name=password2]`, "correct horse battery", chromedp.ByQuery),
-		chromedp.Submit(`input[name=password2]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`header form button`, chromedp.ByQuery))
+	runB("register", registerForm(t, base, p), registered)
 
 	// box is a chart's place in the viewport (CSS pixels), scrolled into view first.
 	box := func(sel string) (b struct{ X, Y, W, H float64 }) {

@@ -427,13 +427,7 @@ func TestUsedModeInBrowser(t *testing.T) {
 		}
 	}
 	var text string
-	do("register", chromedp.Navigate(base+"/register"),
-		chromedp.SendKeys(`input[name=setup_code]`, setupCode(t, p), chromedp.ByQuery),
-		chromedp.SendKeys(`input[name=name]`, "admin", chromedp.ByQuery),
-		chromedp.SendKeys(`input[name=password]`, "correct horse battery", chromedp.ByQuery),
-		chromedp.SendKeys(`input[name=password2]`, "correct horse battery", chromedp.ByQuery),
-		chromedp.Submit(`input[name=password2]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`header form button`, chromedp.ByQuery))
+	do("register", registerForm(t, base, p), registered)
 	do("overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(`main`, chromedp.ByQuery),
 		chromedp.Text(`main`, &text, chromedp.ByQuery), screenshot(shots, "used-01-overview"))
 	for _, want := range []string{"packages: used mode", "2 fetched on request", "a full mirror of these repos would need", "of them fetched on first request"} {
