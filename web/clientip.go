@@ -105,6 +105,24 @@ func (p Proxies) HTTPS(r *http.Request) bool {
 	return strings.EqualFold(strings.TrimSpace(v), "https")
 }
 
+// ForwardedHost is the host a trusted proxy says the client asked for in
+// X-Forwarded-Host (Traefik and Caddy set it; nginx passes Host itself), its last value
+// when well-formed: the one the nearest proxy wrote, as with X-Forwarded-For (a proxy
+// that passes the header through unset leaves the client's own, which can only mislead
+// the client's own mirrorlist). A path prefix the proxy adds is not guessed: that takes
+// server.public_url.
+func (p Proxies) ForwardedHost(r *http.Request) (string, bool) {
+	vals := r.Header.Values("X-Forwarded-Host")
+	if len(vals) == 0 || !isTrusted(parseHostAddr(r.RemoteAddr), p.Trusted) {
+		return "", false
+	}
+	v := vals[len(vals)-1]
+	if i := strings.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	return cleanHost(strings.TrimSpace(v))
+}
+
 // parseHostAddr parses "ADDR", "[ADDR]", "ADDR:PORT" or "[ADDR]:PORT" (RemoteAddr and what
 // proxies put in headers), unmapped and without zone; the zero Addr when it is none of
 // those.

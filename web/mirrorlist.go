@@ -89,28 +89,10 @@ func mirrorBase(r *http.Request, info MirrorlistInfo, p Proxies) string {
 	if p.HTTPS(r) {
 		scheme = "https"
 	}
-	if h, ok := forwardedHost(r, p); ok {
+	if h, ok := p.ForwardedHost(r); ok {
 		return scheme + "://" + h
 	}
 	return scheme + "://" + requestHost(r)
-}
-
-// forwardedHost is the host a trusted proxy says the client asked for in
-// X-Forwarded-Host (Traefik and Caddy set it; nginx passes Host itself), its last value
-// when well-formed: the one the nearest proxy wrote, as with X-Forwarded-For (a proxy
-// that passes the header through unset leaves the client's own, which can only mislead
-// the client's own mirrorlist). A path prefix the proxy adds is not guessed: that takes
-// server.public_url.
-func forwardedHost(r *http.Request, p Proxies) (string, bool) {
-	vals := r.Header.Values("X-Forwarded-Host")
-	if len(vals) == 0 || !isTrusted(parseHostAddr(r.RemoteAddr), p.Trusted) {
-		return "", false
-	}
-	v := vals[len(vals)-1]
-	if i := strings.LastIndexByte(v, ','); i >= 0 {
-		v = v[i+1:]
-	}
-	return cleanHost(strings.TrimSpace(v))
 }
 
 // requestHost is the request's Host header when it is a well-formed host[:port] (a DNS
