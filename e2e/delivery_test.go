@@ -335,7 +335,7 @@ func TestBuildrootPackageInstall(t *testing.T) {
 		"AMWI_LICENSE":        "unknown",
 		"AMWI_GOMOD":          "github.com/amwi/amwi",
 		"AMWI_BUILD_TARGETS":  "cmd/amwi",
-		"AMWI_TAGS":           "",
+		"AMWI_TAGS":           goTags, // the Makefile's: Buildroot's binary is built as `make` builds it
 		"AMWI_GO_ENV":         "CGO_ENABLED=0",
 		"AMWI_USERS":          "amwi -1 amwi -1 * /var/lib/amwi - - AMWI Arch Linux mirror",
 		"AMWI_GOLANG_PACKAGE": "evaluated",
@@ -525,6 +525,7 @@ func TestVendoredOfflineBuild(t *testing.T) {
 				"\tbuild\tCGO_ENABLED=0\n",
 				"\tbuild\tGOARCH=" + tg.goarch + "\n",
 				"\tbuild\t-trimpath=true\n",
+				"\tbuild\t-tags=" + goTags + "\n",
 				"\tdep\tgolang.org/x/sys\t",
 			} {
 				if !strings.Contains(info, want) {
@@ -541,6 +542,9 @@ func TestVendoredOfflineBuild(t *testing.T) {
 				t.Errorf("built with cgo:\n%s", info)
 			}
 			delivStatic(t, out, map[string]elf.Machine{"arm": elf.EM_ARM, "arm64": elf.EM_AARCH64}[tg.goarch], version)
+			if tg.goarch == "arm64" {
+				checkArm64Size(t, out) // what goes onto an SBC image
+			}
 
 			ver, err := exec.Command(tg.qemu, out, "version").CombinedOutput()
 			if err != nil || !bytes.Contains(ver, []byte("amwi "+version+"\n")) || !bytes.Contains(ver, []byte(tg.platform)) {

@@ -21,6 +21,23 @@ import (
 // amwiBin is the binary under test, built once by TestMain.
 var amwiBin string
 
+// goTags is the Makefile's GOTAGS: the build tags every build of amwi uses (read by TestMain).
+var goTags string
+
+// makeGoTags reads the GOTAGS line of the Makefile, so the binaries tested are built the
+// way `make` builds the shipped ones.
+func makeGoTags() (string, error) {
+	b, err := os.ReadFile("../Makefile")
+	if err != nil {
+		return "", fmt.Errorf("read the Makefile for its GOTAGS: %w", err)
+	}
+	m := regexp.MustCompile(`(?m)^GOTAGS\s*:?=[ \t]*(.*)$`).FindSubmatch(b)
+	if m == nil {
+		return "", fmt.Errorf("../Makefile has no GOTAGS line")
+	}
+	return strings.TrimSpace(string(m[1])), nil
+}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "amwi-e2e-")
 	if err != nil {
@@ -28,7 +45,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	amwiBin = filepath.Join(dir, "amwi")
-	build := exec.Command("go", "build", "-trimpath", "-o", amwiBin, "../cmd/amwi")
+	if goTags, err = makeGoTags(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	build := exec.Command("go", "build", "-trimpath", "-tags", goTags, "-o", amwiBin, "../cmd/amwi")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build amwi: %v\n%s", err, out)

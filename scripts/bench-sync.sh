@@ -27,7 +27,7 @@ pid=
 cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 CGO_ENABLED=0 go build -o "$work/synctree" ./internal/bench/synctree
-CGO_ENABLED=0 go build -o "$work/amwi" ./cmd/amwi
+CGO_ENABLED=0 go build -tags "$(sed -n 's/^GOTAGS *:\{0,1\}= *//p' Makefile)" -o "$work/amwi" ./cmd/amwi
 "$work/synctree" build -data "$data" -out "$work/up"
 
 port=$(( 20000 + RANDOM % 20000 ))

@@ -606,7 +606,8 @@ stop_amwi
 
 # --- size ----------------------------------------------------------------------------------
 log "building a stripped linux/arm64 binary"
-CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -ldflags "-s -w" -o "$tmp/amwi-arm64" ./cmd/amwi
+gotags=$(sed -n 's/^GOTAGS *:\{0,1\}= *//p' Makefile) # as make cross builds it
+CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -tags "$gotags" -ldflags "-s -w" -o "$tmp/amwi-arm64" ./cmd/amwi
 arm_size=$(stat -c %s "$tmp/amwi-arm64")
 
 out ""

@@ -33,7 +33,8 @@ AMWI_LICENSE = unknown
 AMWI_GOMOD = github.com/amwi/amwi
 AMWI_BUILD_TARGETS = cmd/amwi
 AMWI_LDFLAGS = -s -w -X github.com/amwi/amwi/daemon.version=$(AMWI_VERSION)
-AMWI_TAGS =
+# The Makefile's GOTAGS (why: see there); e2e TestBuildrootPackage checks they agree.
+AMWI_TAGS = nethttpomithttp2
 # A static binary without cgo: no C library needed, none linked.
 AMWI_GO_ENV = CGO_ENABLED=0
 
