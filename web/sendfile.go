@@ -5,11 +5,13 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // rawSendLimit is how long one sendfile(2) may run as a raw system call before the rest of
-// the download goes through Go's ordinary one (see sendFile).
-const rawSendLimit = time.Millisecond
+// the download goes through Go's ordinary one (see sendFile). A variable for tests.
+var rawSendLimit = time.Millisecond
 
 // sendFile sends n bytes of the file descriptor in, from *off on, to the socket out with sendfile(2), moves
 // *off on by what went and returns that. It waits for the socket through the runtime's
@@ -20,9 +22,15 @@ const rawSendLimit = time.Millisecond
 // and every such handoff wakes a thread: on 16 connections that cost 215 ms of CPU per GiB
 // against 165 ms raw (nginx: about the same 165; measured with make bench's method). A raw
 // call cannot be handed off, so it must not block for long: when one takes more than
-// rawSendLimit (the file's pages were not in memory and came from an SD card), *slow is
-// set and this and every later call of the download use the ordinary path, which lets the
-// rest of the daemon run meanwhile.
+// rawSendLimit and the file's next page is not in memory either (see inMemory: the pages
+// come from an SD card), *slow is set and this and every later call of the download use
+// the ordinary path, which lets the rest of the daemon run meanwhile.
+//
+// A slow call whose next page is in memory was slow for another reason (the machine was
+// busy, a virtual CPU was descheduled) and the download stays raw. On the 2-core VM that
+// make bench runs on, 1 ms stalls are common; when each one sent its download the
+// ordinary way for good, the monitor thread, woken at every handoff, took a tenth of
+// amwi's CPU at 16 connections (perf record).
 func sendFile(out syscall.Conn, in int, off *int64, n int64, slow *bool) (int64, error) {
 	orc, err := out.SyscallConn()
 	if err != nil {
@@ -40,7 +48,7 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, slow *bool) (int64,
 			} else {
 				t := time.Now()
 				r, _, e = syscall.RawSyscall6(syscall.SYS_SENDFILE, outfd, infd, uintptr(unsafe.Pointer(off)), uintptr(n-sent), 0, 0)
-				*slow = time.Since(t) > rawSendLimit
+				*slow = time.Since(t) > rawSendLimit && !inMemory(in, *off)
 			}
 			switch {
 			case e == syscall.EAGAIN:
@@ -62,4 +70,16 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, slow *bool) (int64,
 		serr = werr
 	}
 	return sent, serr
+}
+
+// inMemory reports whether the page of file descriptor fd at off is in the page cache: a
+// one-byte preadv2(2) with RWF_NOWAIT reads it only then, and answers EAGAIN rather than
+// wait for the disk. It does start reading a page that is on disk (the kernel's readahead
+// for it), which is where the download goes next anyway; a disk fast enough to have it in
+// memory by the time the kernel looks gets a true, rightly. A file system that cannot
+// tell (EOPNOTSUPP) counts as not in memory, and so does any other error.
+func inMemory(fd int, off int64) bool {
+	var b [1]byte
+	_, err := unix.Preadv2(fd, [][]byte{b[:]}, off, unix.RWF_NOWAIT)
+	return err == nil
 }

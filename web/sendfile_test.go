@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // tcpPair is a connected pair of TCP sockets on loopback.
@@ -86,5 +89,139 @@ func TestSendFileDeadline(t *testing.T) {
 	n, err := sendFile(out, int(f.Fd()), &off, int64(len(data)), &slow)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= int64(len(data)) || off != n {
 		t.Errorf("stalled reader: sent %d of %d, offset %d, %v; want cut by the deadline", n, len(data), off, err)
+	}
+}
+
+// evictedFile writes size random bytes to a file on disk (/var/tmp: t.TempDir may be a
+// tmpfs, whose pages never leave memory), syncs it and asks the kernel to drop its pages
+// from the page cache from evictFrom on. It returns the file, open, and its bytes.
+func evictedFile(t *testing.T, size int, evictFrom int64) (*os.File, []byte) {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/tmp", "amwi-inmemory-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	data := make([]byte, size)
+	rand.Read(data)
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), evictFrom, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	return f, data
+}
+
+// resident is the oracle for inMemory: mincore(2) over a mapping of the page at off.
+func resident(t *testing.T, f *os.File, off int64) bool {
+	t.Helper()
+	page := int64(os.Getpagesize())
+	m, err := unix.Mmap(int(f.Fd()), off/page*page, int(page), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	var vec [1]byte
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatal("mincore:", e)
+	}
+	return vec[0]&1 == 1
+}
+
+// TestInMemory: a page in the page cache is in memory; a page on disk is not, unless the
+// read that RWF_NOWAIT starts for it (it does start one) is done by the time it looks, and
+// then the page really is in memory. Where the file system cannot answer RWF_NOWAIT,
+// every page counts as not in memory (the safe side: such downloads go the ordinary way
+// after a slow call, as before).
+func TestInMemory(t *testing.T) {
+	const size, step = 8 << 20, 256 << 10
+	f, _ := evictedFile(t, size, size/2)
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil { // no readahead
+		t.Fatal(err)
+	}
+	var b [1]byte
+	_, probe := unix.Preadv2(int(f.Fd()), [][]byte{b[:]}, 0, unix.RWF_NOWAIT)
+	supported := !errors.Is(probe, unix.EOPNOTSUPP)
+	onDisk := 0
+	for off := int64(0); off < size; off += step {
+		before := resident(t, f, off)
+		got := inMemory(int(f.Fd()), off)
+		switch {
+		case !supported && got:
+			t.Errorf("inMemory at %d = true where RWF_NOWAIT is not supported", off)
+		case supported && before && !got:
+			t.Errorf("inMemory at %d = false for a page mincore finds in memory", off)
+		case got && !resident(t, f, off):
+			t.Errorf("inMemory at %d = true, yet mincore finds the page on disk", off)
+		case !got && !before:
+			onDisk++
+		}
+	}
+	if supported && onDisk == 0 {
+		t.Fatalf("no page of the evicted half was reported on disk (posix_fadvise evicted nothing, or the disk answered every read at once), so that answer was never checked")
+	}
+}
+
+// TestSendFileStaysRawInMemory: a raw sendfile that took long while the file's next page
+// is in memory keeps the download raw (a busy machine, not the disk); one whose next page
+// is on disk sends the rest the ordinary way.
+func TestSendFileStaysRawInMemory(t *testing.T) {
+	defer func(l time.Duration) { rawSendLimit = l }(rawSendLimit)
+	rawSendLimit = -1 // every raw call counts as slow
+	const size = 4 << 20
+	send := func(f *os.File, n int64) (bool, []byte) {
+		out, in := tcpPair(t)
+		got := make(chan []byte)
+		go func() { b, _ := io.ReadAll(in); got <- b }()
+		var slow bool
+		var off int64
+		_, err := sendFile(out, int(f.Fd()), &off, n, &slow)
+		out.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slow, <-got
+	}
+
+	f, data := evictedFile(t, size, size) // all in memory
+	if slow, b := send(f, size/2); slow || !bytes.Equal(b, data[:size/2]) {
+		t.Errorf("a slow call over pages in memory: slow=%v, %d bytes, right=%v; want it to stay raw", slow, len(b), bytes.Equal(b, data[:size/2]))
+	}
+
+	// All on disk and no readahead (FADV_RANDOM); then the first page read back, which
+	// brings its folio in. Sending exactly up to the first page still on disk reads only
+	// memory and leaves the next page on disk.
+	f, data = evictedFile(t, size, 0)
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadAt(make([]byte, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	page := int64(os.Getpagesize())
+	edge := page
+	for edge < size && resident(t, f, edge) {
+		edge += page
+	}
+	if edge == size {
+		t.Fatalf("reading one byte brought the whole evicted file into memory; nothing checked")
+	}
+	slow, b := send(f, edge)
+	if !bytes.Equal(b, data[:edge]) {
+		t.Fatalf("the pages in memory did not arrive whole")
+	}
+	// As in TestInMemory, the probe starts reading the page it asks about; if that read
+	// was done in time, the page is in memory and staying raw is right.
+	if !slow && !resident(t, f, edge) {
+		t.Errorf("a slow call whose next page is on disk left the download raw")
 	}
 }
