@@ -38,6 +38,9 @@ type frontWriter struct {
 	// Go's ordinary system call path (see sendFile).
 	slowDisk bool
 	failed   bool // a write failed: the connection is gone
+	// progress moves the write deadline while a file goes out (see sendTimed); nil
+	// otherwise.
+	progress *sendProgress
 }
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
@@ -306,7 +309,7 @@ func (w *frontWriter) ReadFrom(src io.Reader) (int64, error) {
 	w.release()
 	if isConn && isSized && sized.f == nil {
 		// The mirror's files: sendfile at the reader's offset, no seek (see sendFile).
-		n, err := sendFile(sc, sized.fd, &sized.pos, slr.N, &w.slowDisk)
+		n, err := sendFile(sc, sized.fd, &sized.pos, slr.N, &w.slowDisk, w.progress)
 		slr.N -= n
 		w.written += n
 		return n, w.fail(err)
@@ -324,6 +327,27 @@ func (w *frontWriter) ReadFrom(src io.Reader) (int64, error) {
 	}
 	w.written += n
 	return n, w.fail(err)
+}
+
+// sendsItself reports whether ReadFrom sends src with sendFile: a file of the mirror
+// (a length-limited sizedFile with no *os.File yet) on a connection, for a response with
+// a body and a Content-Length.
+func (w *frontWriter) sendsItself(src io.Reader) bool {
+	sized, _, ok := asSized(src)
+	_, isConn := w.c.(syscall.Conn)
+	return ok && sized.f == nil && isConn && !w.failed && w.status != 0 && w.bodyAllowed() && w.cl >= 0
+}
+
+// sendTimed sends src, which must be one sendsItself accepts, in one go, the write
+// deadline moving with the progress (sendProgress) rather than in deadline chunks;
+// counted, when not nil, gets every part that went.
+func (w *frontWriter) sendTimed(src io.Reader, timeout time.Duration, counted func(int64)) (int64, error) {
+	w.progress = &sendProgress{c: w.c, timeout: timeout, counted: counted}
+	defer func() { w.progress = nil }()
+	if err := w.progress.start(); err != nil {
+		return 0, w.fail(err)
+	}
+	return w.ReadFrom(src)
 }
 
 // isFile is a file or a length-limited file: what the connection's ReadFrom sends with

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -53,7 +54,7 @@ func TestSendFile(t *testing.T) {
 		go func() { b, _ := io.ReadAll(in); got <- b }()
 		off := int64(1000)
 		s := slow
-		n, err := sendFile(out, int(f.Fd()), &off, 4<<20, &s)
+		n, err := sendFile(out, int(f.Fd()), &off, 4<<20, &s, nil)
 		out.Close()
 		b := <-got
 		if err != nil || n != 4<<20 || off != 1000+4<<20 || !bytes.Equal(b, data[1000:1000+4<<20]) {
@@ -68,7 +69,7 @@ func TestSendFile(t *testing.T) {
 	go io.Copy(io.Discard, in)
 	off := int64(len(data) - 10)
 	var slow bool
-	if n, err := sendFile(out, int(f.Fd()), &off, 100, &slow); n != 10 || !errors.Is(err, io.ErrUnexpectedEOF) {
+	if n, err := sendFile(out, int(f.Fd()), &off, 100, &slow, nil); n != 10 || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("past the end: sent %d, %v; want 10 and io.ErrUnexpectedEOF", n, err)
 	}
 }
@@ -86,7 +87,7 @@ func TestSendFileDeadline(t *testing.T) {
 	out.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
 	var off int64
 	var slow bool
-	n, err := sendFile(out, int(f.Fd()), &off, int64(len(data)), &slow)
+	n, err := sendFile(out, int(f.Fd()), &off, int64(len(data)), &slow, nil)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= int64(len(data)) || off != n {
 		t.Errorf("stalled reader: sent %d of %d, offset %d, %v; want cut by the deadline", n, len(data), off, err)
 	}
@@ -184,7 +185,7 @@ func TestSendFileStaysRawInMemory(t *testing.T) {
 		go func() { b, _ := io.ReadAll(in); got <- b }()
 		var slow bool
 		var off int64
-		_, err := sendFile(out, int(f.Fd()), &off, n, &slow)
+		_, err := sendFile(out, int(f.Fd()), &off, n, &slow, nil)
 		out.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -224,4 +225,104 @@ func TestSendFileStaysRawInMemory(t *testing.T) {
 	if !slow && !resident(t, f, edge) {
 		t.Errorf("a slow call whose next page is on disk left the download raw")
 	}
+}
+
+// TestSendProgress: with the deadline moving as the file goes (sendProgress), a client
+// that keeps reading slowly gets the whole file although it takes several timeouts, the
+// count moves while it reads, and a client that stops reading is cut about one timeout
+// later, with what went counted.
+func TestSendProgress(t *testing.T) {
+	const size, timeout = 2 << 20, time.Second
+	data := make([]byte, size)
+	rand.Read(data)
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, data, 0o644)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pair := func() (*net.TCPConn, *net.TCPConn) {
+		out, in := tcpPair(t)
+		out.SetWriteBuffer(32 << 10) // little in flight: the reader's pace is the send's
+		in.SetReadBuffer(16 << 10)
+		return out, in
+	}
+	type result struct {
+		n   int64
+		err error
+	}
+	send := func(out *net.TCPConn, counted *atomic.Int64) chan result {
+		pr := &sendProgress{c: out, timeout: timeout, counted: func(n int64) { counted.Add(n) }}
+		if err := pr.start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan result, 1)
+		go func() {
+			var off int64
+			var slow bool
+			n, err := sendFile(out, int(f.Fd()), &off, size, &slow, pr)
+			out.Close() // the reader sees the end at once, cut or not
+			done <- result{n, err}
+		}()
+		return done
+	}
+
+	t.Run("slow", func(t *testing.T) {
+		out, in := pair()
+		var counted atomic.Int64
+		start := time.Now()
+		done := send(out, &counted)
+		var got []byte
+		buf := make([]byte, 64<<10)
+		var midway int64 = -1
+		for len(got) < size {
+			n, err := io.ReadFull(in, buf[:min(len(buf), size-len(got))])
+			got = append(got, buf[:n]...)
+			if err != nil {
+				t.Fatalf("cut after %d bytes and %s: %v", len(got), time.Since(start), err)
+			}
+			if midway < 0 && len(got) >= size/2 {
+				midway = counted.Load()
+			}
+			time.Sleep(100 * time.Millisecond) // 640 KB/s: 256 KiB in 0.4 s
+		}
+		r := <-done
+		if r.err != nil || r.n != size || !bytes.Equal(got, data) {
+			t.Fatalf("sent %d, %v; %d bytes arrived, same=%v", r.n, r.err, len(got), bytes.Equal(got, data))
+		}
+		if took := time.Since(start); took < 2*timeout {
+			t.Fatalf("the download took %s, not the several timeouts the test is about", took)
+		}
+		if midway <= 0 || midway >= size {
+			t.Errorf("halfway through the count was %d; want it moving with the download", midway)
+		}
+		if c := counted.Load(); c != size {
+			t.Errorf("counted %d, sent %d", c, size)
+		}
+	})
+
+	t.Run("stalled", func(t *testing.T) {
+		out, in := pair()
+		var counted atomic.Int64
+		done := send(out, &counted)
+		if _, err := io.ReadFull(in, make([]byte, 300<<10)); err != nil {
+			t.Fatal(err)
+		}
+		stopped := time.Now()
+		select {
+		case r := <-done:
+			if !errors.Is(r.err, os.ErrDeadlineExceeded) || r.n >= size {
+				t.Fatalf("sent %d, %v; want cut by the deadline", r.n, r.err)
+			}
+			if waited := time.Since(stopped); waited > 3*timeout {
+				t.Errorf("cut %s after the client stopped; want about one timeout (%s)", waited, timeout)
+			}
+			if c := counted.Load(); c != r.n {
+				t.Errorf("counted %d, sent %d", c, r.n)
+			}
+		case <-time.After(10 * timeout):
+			t.Fatal("a client that stopped reading was never cut")
+		}
+	})
 }

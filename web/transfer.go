@@ -79,3 +79,7 @@ func (c *countingWriter) ReadFrom(src io.Reader) (int64, error) {
 }
 
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// counted adds n body bytes that went out past this writer (a file the front loop sent
+// itself, see deadlineWriter.ReadFrom).
+func (c *countingWriter) counted(n int64) { c.sent.Add(n) }
