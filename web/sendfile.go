@@ -23,11 +23,11 @@ var rawSendLimit = time.Millisecond
 // and every such handoff wakes a thread: on 16 connections that cost 215 ms of CPU per GiB
 // against 165 ms raw (nginx: about the same 165; measured with make bench's method). A raw
 // call cannot be handed off, so it must not block for long: when one takes more than
-// rawSendLimit and the file's next page is not in memory either (see inMemory: the pages
+// rawSendLimit and the next call would read from the disk too (see onDisk: the pages
 // come from an SD card), *slow is set and this and every later call of the download use
 // the ordinary path, which lets the rest of the daemon run meanwhile.
 //
-// A slow call whose next page is in memory was slow for another reason (the machine was
+// A slow call whose next range is in memory was slow for another reason (the machine was
 // busy, a virtual CPU was descheduled) and the download stays raw. On the 2-core VM that
 // make bench runs on, 1 ms stalls are common; when each one sent its download the
 // ordinary way for good, the monitor thread, woken at every handoff, took a tenth of
@@ -53,7 +53,13 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, slow *bool, progres
 			} else {
 				t := time.Now()
 				r, _, e = syscall.RawSyscall6(syscall.SYS_SENDFILE, outfd, infd, uintptr(unsafe.Pointer(off)), ask, 0, 0)
-				*slow = time.Since(t) > rawSendLimit && !inMemory(in, *off)
+				if time.Since(t) > rawSendLimit {
+					left := n - sent
+					if e == 0 {
+						left -= int64(r)
+					}
+					*slow = onDisk(in, *off, left)
+				}
 			}
 			switch {
 			case e == syscall.EAGAIN:
@@ -127,6 +133,21 @@ func (p *sendProgress) sent(n int64) {
 		p.c.SetWriteDeadline(now.Add(p.timeout))
 		p.at, p.since = now, 0
 	}
+}
+
+// onDisk reports whether the next sendfile call, of left more bytes from off, would read
+// from the disk: whether the last page of the range it asks for (at most sendfileMax) is
+// not in memory. The last, not the first: the kernel's readahead keeps the pages just
+// past a sequential read in memory or on their way, so the first page is nearly always
+// there even while every call waits for an SD card, and looking there left cold
+// downloads raw and the daemon held by them (found by an attack session: four raw calls
+// of up to 9 ms on a 128 MiB cold file, none switched). Past the readahead window the
+// page of a file being read from disk is not in memory; in a file held in memory it is.
+func onDisk(fd int, off, left int64) bool {
+	if left <= 0 {
+		return false
+	}
+	return !inMemory(fd, off+min(left, sendfileMax)-1)
 }
 
 // inMemory reports whether the page of file descriptor fd at off is in the page cache: a
