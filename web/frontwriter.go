@@ -34,10 +34,10 @@ type frontWriter struct {
 	pre     []byte // body written before the head, see Write; then a chunk being gathered
 	close   bool   // close the connection after this response
 	corked  bool   // TCP_CORK is set for this response's head and file
-	// slowDisk: a sendfile of this response waited for the disk; the rest goes through
-	// Go's ordinary system call path (see sendFile).
-	slowDisk bool
-	failed   bool // a write failed: the connection is gone
+	// disk is what the sendfile calls of this response learnt of the file: whether the
+	// rest goes through Go's ordinary system call path (see sendFile).
+	disk   diskState
+	failed bool // a write failed: the connection is gone
 	// progress moves the write deadline while a file goes out (see sendTimed); nil
 	// otherwise.
 	progress *sendProgress
@@ -309,7 +309,7 @@ func (w *frontWriter) ReadFrom(src io.Reader) (int64, error) {
 	w.release()
 	if isConn && isSized && sized.f == nil {
 		// The mirror's files: sendfile at the reader's offset, no seek (see sendFile).
-		n, err := sendFile(sc, sized.fd, &sized.pos, slr.N, &w.slowDisk, w.progress)
+		n, err := sendFile(sc, sized.fd, &sized.pos, slr.N, &w.disk, w.progress)
 		slr.N -= n
 		w.written += n
 		return n, w.fail(err)

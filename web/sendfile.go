@@ -24,18 +24,21 @@ var rawSendLimit = time.Millisecond
 // against 165 ms raw (nginx: about the same 165; measured with make bench's method). A raw
 // call cannot be handed off, so it must not block for long: when one takes more than
 // rawSendLimit and the next call would read from the disk too (see onDisk: the pages
-// come from an SD card), *slow is set and this and every later call of the download use
-// the ordinary path, which lets the rest of the daemon run meanwhile.
+// come from an SD card), disk.slow is set and this and every later call of the download
+// use the ordinary path, which lets the rest of the daemon run meanwhile.
 //
 // A slow call whose next range is in memory was slow for another reason (the machine was
 // busy, a virtual CPU was descheduled) and the download stays raw. On the 2-core VM that
 // make bench runs on, 1 ms stalls are common; when each one sent its download the
 // ordinary way for good, the monitor thread, woken at every handoff, took a tenth of
-// amwi's CPU at 16 connections (perf record).
+// amwi's CPU at 16 connections (perf record). The probe can be wrong (a large readahead
+// window, read_ahead_kb = 8192 here, may have the far end in memory while the pages
+// before it are still read), so after maxStalls slow calls the download goes the
+// ordinary way whatever it says.
 //
 // Each call asks for at most sendfileMax bytes, and every part that went is reported to
 // progress when there is one (see sendProgress).
-func sendFile(out syscall.Conn, in int, off *int64, n int64, slow *bool, progress *sendProgress) (int64, error) {
+func sendFile(out syscall.Conn, in int, off *int64, n int64, disk *diskState, progress *sendProgress) (int64, error) {
 	orc, err := out.SyscallConn()
 	if err != nil {
 		return 0, err
@@ -48,7 +51,7 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, slow *bool, progres
 			var r uintptr
 			var e syscall.Errno
 			ask := uintptr(min(n-sent, sendfileMax))
-			if *slow {
+			if disk.slow {
 				r, _, e = syscall.Syscall6(syscall.SYS_SENDFILE, outfd, infd, uintptr(unsafe.Pointer(off)), ask, 0, 0)
 			} else {
 				t := time.Now()
@@ -58,7 +61,8 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, slow *bool, progres
 					if e == 0 {
 						left -= int64(r)
 					}
-					*slow = onDisk(in, *off, left)
+					disk.stalls++
+					disk.slow = disk.stalls >= maxStalls || onDisk(in, *off, left)
 				}
 			}
 			switch {
@@ -85,6 +89,18 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, slow *bool, progres
 	}
 	return sent, serr
 }
+
+// diskState is what a download's sendfile calls have learnt of its file (see sendFile).
+type diskState struct {
+	slow   bool // the rest goes through Go's ordinary system call path
+	stalls int  // raw calls that took longer than rawSendLimit
+}
+
+// maxStalls is how many raw calls of one download may take longer than rawSendLimit
+// before the rest goes the ordinary way, in memory or not: at most four reads of
+// sendfileMax from an SD card (about 50 ms in all) hold a processor, while the odd stall
+// of a busy machine leaves a download of any size raw.
+const maxStalls = 4
 
 // sendfileMax is the most one sendfile(2) call is asked to send. It bounds how long a raw
 // call holds its processor: the first call of a download that finds its pages on an SD

@@ -53,8 +53,7 @@ func TestSendFile(t *testing.T) {
 		got := make(chan []byte)
 		go func() { b, _ := io.ReadAll(in); got <- b }()
 		off := int64(1000)
-		s := slow
-		n, err := sendFile(out, int(f.Fd()), &off, 4<<20, &s, nil)
+		n, err := sendFile(out, int(f.Fd()), &off, 4<<20, &diskState{slow: slow}, nil)
 		out.Close()
 		b := <-got
 		if err != nil || n != 4<<20 || off != 1000+4<<20 || !bytes.Equal(b, data[1000:1000+4<<20]) {
@@ -68,8 +67,7 @@ func TestSendFile(t *testing.T) {
 	out, in := tcpPair(t)
 	go io.Copy(io.Discard, in)
 	off := int64(len(data) - 10)
-	var slow bool
-	if n, err := sendFile(out, int(f.Fd()), &off, 100, &slow, nil); n != 10 || !errors.Is(err, io.ErrUnexpectedEOF) {
+	if n, err := sendFile(out, int(f.Fd()), &off, 100, &diskState{}, nil); n != 10 || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("past the end: sent %d, %v; want 10 and io.ErrUnexpectedEOF", n, err)
 	}
 }
@@ -86,8 +84,7 @@ func TestSendFileDeadline(t *testing.T) {
 	in.SetReadBuffer(4 << 10)
 	out.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
 	var off int64
-	var slow bool
-	n, err := sendFile(out, int(f.Fd()), &off, int64(len(data)), &slow, nil)
+	n, err := sendFile(out, int(f.Fd()), &off, int64(len(data)), &diskState{}, nil)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= int64(len(data)) || off != n {
 		t.Errorf("stalled reader: sent %d of %d, offset %d, %v; want cut by the deadline", n, len(data), off, err)
 	}
@@ -173,51 +170,54 @@ func TestInMemory(t *testing.T) {
 }
 
 // TestSendFileStaysRawInMemory: a raw sendfile that took long while the rest of the file is
-// in memory keeps the download raw (a busy machine, not the disk); one whose next range is
-// on disk sends the rest the ordinary way.
+// in memory keeps the download raw (a busy machine, not the disk), until maxStalls such
+// calls; one whose next range is on disk sends the rest the ordinary way at once.
 func TestSendFileStaysRawInMemory(t *testing.T) {
 	defer func(l time.Duration) { rawSendLimit = l }(rawSendLimit)
 	rawSendLimit = -1 // every raw call counts as slow
 	const size = 8 << 20
-	send := func(f *os.File, n int64) (bool, []byte) {
+	send := func(f *os.File, n int64) (diskState, []byte) {
 		out, in := tcpPair(t)
 		got := make(chan []byte)
 		go func() { b, _ := io.ReadAll(in); got <- b }()
-		var slow bool
+		var disk diskState
 		var off int64
-		_, err := sendFile(out, int(f.Fd()), &off, n, &slow, nil)
+		_, err := sendFile(out, int(f.Fd()), &off, n, &disk, nil)
 		out.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return slow, <-got
+		return disk, <-got
 	}
 
 	f, data := evictedFile(t, size, size) // all in memory
-	if slow, b := send(f, size); slow || !bytes.Equal(b, data) {
-		t.Errorf("slow calls over pages in memory: slow=%v, %d bytes, right=%v; want it to stay raw", slow, len(b), bytes.Equal(b, data))
+	if disk, b := send(f, 4096); disk.slow || disk.stalls != 1 || !bytes.Equal(b, data[:4096]) {
+		t.Errorf("one slow call over pages in memory: %+v, %d bytes, right=%v; want it to stay raw", disk, len(b), bytes.Equal(b, data[:4096]))
+	}
+	if disk, b := send(f, size); !disk.slow || disk.stalls != maxStalls || !bytes.Equal(b, data) {
+		t.Errorf("slow calls over pages in memory, the whole file: %+v, %d bytes, right=%v; want the ordinary way after %d", disk, len(b), bytes.Equal(b, data), maxStalls)
 	}
 
 	// A cold file, without readahead (FADV_RANDOM): after the first call the next range
 	// is on disk. The probe itself starts reading the page it looks at, and a fast disk
 	// may have it in memory by the time the kernel looks (see TestInMemory), so one cold
-	// send in five must switch.
+	// send in five must switch at its first slow call.
 	switched := 0
 	for i := 0; i < 5; i++ {
 		f, data := evictedFile(t, size, 0)
 		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
 			t.Fatal(err)
 		}
-		slow, b := send(f, size)
+		disk, b := send(f, size)
 		if !bytes.Equal(b, data) {
 			t.Fatalf("a cold file did not arrive whole")
 		}
-		if slow {
+		if disk.slow && disk.stalls == 1 {
 			switched++
 		}
 	}
 	if switched == 0 {
-		t.Errorf("no cold download of five went the ordinary way; raw calls would hold the daemon while they wait for the disk")
+		t.Errorf("no cold download of five went the ordinary way at its first slow call; raw calls would hold the daemon while they wait for the disk")
 	}
 }
 
@@ -279,8 +279,7 @@ func TestSendProgress(t *testing.T) {
 		done := make(chan result, 1)
 		go func() {
 			var off int64
-			var slow bool
-			n, err := sendFile(out, int(f.Fd()), &off, size, &slow, pr)
+			n, err := sendFile(out, int(f.Fd()), &off, size, &diskState{}, pr)
 			out.Close() // the reader sees the end at once, cut or not
 			done <- result{n, err}
 		}()
