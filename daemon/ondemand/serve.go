@@ -162,8 +162,11 @@ func (f *Fetcher) stream(w http.ResponseWriter, r *http.Request, ft *fetch, star
 		st, written, ch, file := ft.state, ft.written, ft.changed, ft.file
 		ft.mu.Unlock()
 		if st == failed {
-			// The status is out: the only way left to say "this is not the file" is to
-			// cut the connection before the last byte.
+			// The status is written: the only way left to say "this is not the file" is to
+			// cut the connection before the last byte. The head goes out first, so the
+			// client sees a 200 cut short, not a connection closed without an answer
+			// (which it got when the fetch failed before any byte was sent).
+			_ = rc.Flush()
 			panic(http.ErrAbortHandler)
 		}
 		limit := last
