@@ -36,18 +36,28 @@ func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
 	return s.(*net.TCPConn), c.(*net.TCPConn)
 }
 
-// TestSendFile: the raw loop and the ordinary one send exactly the range asked for, move
-// the offset on, leave the file's own offset alone, and say when the file is short.
-func TestSendFile(t *testing.T) {
-	data := make([]byte, 5<<20+123)
+// randomFile writes size random bytes to a file in t.TempDir and returns it, open for
+// reading, and its bytes.
+func randomFile(t *testing.T, size int) (*os.File, []byte) {
+	t.Helper()
+	data := make([]byte, size)
 	rand.Read(data)
 	p := filepath.Join(t.TempDir(), "f")
-	os.WriteFile(p, data, 0o644)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
+	return f, data
+}
+
+// TestSendFile: the raw loop and the ordinary one send exactly the range asked for, move
+// the offset on, leave the file's own offset alone, and say when the file is short.
+func TestSendFile(t *testing.T) {
+	f, data := randomFile(t, 5<<20+123)
 	for _, slow := range []bool{false, true} {
 		out, in := tcpPair(t)
 		got := make(chan []byte)
@@ -252,15 +262,7 @@ func TestOnDisk(t *testing.T) {
 // later, with what went counted.
 func TestSendProgress(t *testing.T) {
 	const size, timeout = 2 << 20, time.Second
-	data := make([]byte, size)
-	rand.Read(data)
-	p := filepath.Join(t.TempDir(), "f")
-	os.WriteFile(p, data, 0o644)
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, data := randomFile(t, size)
 	pair := func() (*net.TCPConn, *net.TCPConn) {
 		out, in := tcpPair(t)
 		out.SetWriteBuffer(32 << 10) // little in flight: the reader's pace is the send's
