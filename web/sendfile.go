@@ -3,38 +3,43 @@ package web
 import (
 	"io"
 	"net"
+	"runtime"
 	"syscall"
 	"time"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // rawSendLimit is how long one sendfile(2) may run as a raw system call before the rest of
 // the download goes through Go's ordinary one (see sendFile). A variable for tests.
 var rawSendLimit = time.Millisecond
 
-// sendFile sends n bytes of the file descriptor in, from *off on, to the socket out with sendfile(2), moves
-// *off on by what went and returns that. It waits for the socket through the runtime's
-// poller, so the write deadline (send_timeout) applies.
+// sendFile sends n bytes of the file descriptor in, from *off on, to the socket out with
+// sendfile(2), moves *off on by what went and returns that. It waits for the socket
+// through the runtime's poller, so the write deadline (send_timeout) applies.
 //
-// The calls are raw (syscall.RawSyscall6). Go's ordinary path lets its monitor thread take
-// the processor away from a call that lasts more than 20 µs — a 256 KiB sendfile does —
-// and every such handoff wakes a thread: on 16 connections that cost 215 ms of CPU per GiB
-// against 165 ms raw (nginx: about the same 165; measured with make bench's method). A raw
-// call cannot be handed off, so it must not block for long: when one takes more than
-// rawSendLimit and the next call would read from the disk too (see onDisk: the pages
-// come from an SD card), disk.slow is set and this and every later call of the download
-// use the ordinary path, which lets the rest of the daemon run meanwhile.
+// The calls are raw (syscall.RawSyscall6). Go's ordinary path lets its monitor thread
+// (sysmon) take the processor away from a call that lasts more than 20 µs — a 256 KiB
+// sendfile does — and every such handoff wakes a thread: on 16 connections that cost 215
+// ms of CPU per GiB against 165 ms raw (nginx: about the same 165; measured with make
+// bench's method). A raw call cannot be handed off, so it must not block for long: when
+// one took more than rawSendLimit and its thread slept in it (see voluntarySwitches: it
+// waited for the disk, the pages come from an SD card), disk.slow is set and every later call of
+// the download uses the ordinary path, which lets the rest of the daemon run meanwhile.
 //
-// A slow call whose next range is in memory was slow for another reason (the machine was
-// busy, a virtual CPU was descheduled) and the download stays raw. On the 2-core VM that
-// make bench runs on, 1 ms stalls are common; when each one sent its download the
-// ordinary way for good, the monitor thread, woken at every handoff, took a tenth of
-// amwi's CPU at 16 connections (perf record). The probe can be wrong (a large readahead
-// window, read_ahead_kb = 8192 here, may have the far end in memory while the pages
-// before it are still read), so after maxStalls slow calls the download goes the
-// ordinary way whatever it says.
+// A slow call that did not sleep was slow for another reason (the machine was busy, a
+// virtual CPU was descheduled) and the download stays raw: on the 2-core VM that make
+// bench runs on, 1 ms stalls are common. Earlier rules guessed instead: one slow call,
+// then four, sent a download the ordinary way for good, and long downloads here nearly
+// always went that way; with sysmon woken at each of their calls, amwi made 3,500
+// context switches per GB at 1 connection against nginx's 120-500 (perf stat; 750
+// with this rule). The thread is locked for a run of calls, so that the counts compared
+// are one thread's; a run that the runtime stops (the GC's stack scan, or 10 ms without
+// a pause) sleeps too, and if a slow call follows in the same run, that download goes
+// the ordinary way: rare, and the safe side.
+//
+// Nothing here may use the ordinary system call path while the download is raw, not
+// even for a non-blocking call: entering it wakes sysmon from its deep sleep, which then
+// polls every 20 µs for a millisecond.
 //
 // Each call asks for at most sendfileMax bytes, and every part that went is reported to
 // progress when there is one (see sendProgress).
@@ -47,6 +52,12 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, disk *diskState, pr
 	var sent int64
 	var serr error
 	werr := orc.Write(func(outfd uintptr) bool {
+		var slept0 int64
+		if !disk.slow {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			slept0 = voluntarySwitches()
+		}
 		for sent < n {
 			var r uintptr
 			var e syscall.Errno
@@ -57,12 +68,8 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, disk *diskState, pr
 				t := time.Now()
 				r, _, e = syscall.RawSyscall6(syscall.SYS_SENDFILE, outfd, infd, uintptr(unsafe.Pointer(off)), ask, 0, 0)
 				if time.Since(t) > rawSendLimit {
-					left := n - sent
-					if e == 0 {
-						left -= int64(r)
-					}
 					disk.stalls++
-					disk.slow = disk.stalls >= maxStalls || onDisk(in, *off, left)
+					disk.slow = slept0 < 0 || voluntarySwitches() != slept0
 				}
 			}
 			switch {
@@ -96,11 +103,21 @@ type diskState struct {
 	stalls int  // raw calls that took longer than rawSendLimit
 }
 
-// maxStalls is how many raw calls of one download may take longer than rawSendLimit
-// before the rest goes the ordinary way, in memory or not: at most four reads of
-// sendfileMax from an SD card (about 50 ms in all) hold a processor, while the odd stall
-// of a busy machine leaves a download of any size raw.
-const maxStalls = 4
+// voluntarySwitches is how many times the calling thread has given up its CPU to wait
+// (getrusage(2) RUSAGE_THREAD, ru_nvcsw), which a system call that waits for the disk
+// does, and one that is merely preempted does not (that counts in ru_nivcsw). Raw: the
+// call never blocks, and the ordinary path would wake sysmon (see sendFile). -1 when the
+// kernel cannot tell, which makes every slow call count as one that slept.
+func voluntarySwitches() int64 {
+	var ru syscall.Rusage
+	if _, _, e := syscall.RawSyscall(syscall.SYS_GETRUSAGE, rusageThread, uintptr(unsafe.Pointer(&ru)), 0); e != 0 {
+		return -1
+	}
+	return int64(ru.Nvcsw)
+}
+
+// rusageThread is getrusage(2)'s RUSAGE_THREAD (Linux 2.6.26 on).
+const rusageThread = 1
 
 // sendfileMax is the most one sendfile(2) call is asked to send. It bounds how long a raw
 // call holds its processor: the first call of a download that finds its pages on an SD
@@ -153,31 +170,4 @@ func (p *sendProgress) sent(n int64) {
 		p.c.SetWriteDeadline(now.Add(p.timeout))
 		p.at, p.since = now, 0
 	}
-}
-
-// onDisk reports whether the next sendfile call, of left more bytes from off, would read
-// from the disk: whether the last page of the range it asks for (at most sendfileMax) is
-// not in memory. The last, not the first: the kernel's readahead keeps the pages just
-// past a sequential read in memory or on their way, so the first page is nearly always
-// there even while every call waits for an SD card, and looking there left cold
-// downloads raw and the daemon held by them (found by an attack session: four raw calls
-// of up to 9 ms on a 128 MiB cold file, none switched). Past the readahead window the
-// page of a file being read from disk is not in memory; in a file held in memory it is.
-func onDisk(fd int, off, left int64) bool {
-	if left <= 0 {
-		return false
-	}
-	return !inMemory(fd, off+min(left, sendfileMax)-1)
-}
-
-// inMemory reports whether the page of file descriptor fd at off is in the page cache: a
-// one-byte preadv2(2) with RWF_NOWAIT reads it only then, and answers EAGAIN rather than
-// wait for the disk. It does start reading a page that is on disk (the kernel's readahead
-// for it), which is where the download goes next anyway; a disk fast enough to have it in
-// memory by the time the kernel looks gets a true, rightly. A file system that cannot
-// tell (EOPNOTSUPP) counts as not in memory, and so does any other error.
-func inMemory(fd int, off int64) bool {
-	var b [1]byte
-	_, err := unix.Preadv2(fd, [][]byte{b[:]}, off, unix.RWF_NOWAIT)
-	return err == nil
 }
