@@ -26,6 +26,9 @@
 #   SLOW_SECONDS   length of the slow-client run (default 120)
 #   SLOW_CLIENTS   number of slow clients (default 2000)
 #   SLOW_RATE      bytes/s each slow client reads (default 50000)
+#   BENCH_PIN      1: the servers run on CPU 0 and wrk on CPU 1 (taskset), so that load and
+#                  server never share a core; Go then sees one CPU (GOMAXPROCS=1), as nginx
+#                  has one worker. Default 0, the issue's method.
 #   BENCH_SCENARIOS  the wrk scenarios to run, space-separated, of: big-c1 big-c16 big-c256
 #                  small-c64 (default all); the rows of the others are left out
 set -euo pipefail
@@ -36,11 +39,23 @@ SLOW_SECONDS=${SLOW_SECONDS:-120}
 SLOW_CLIENTS=${SLOW_CLIENTS:-2000}
 SLOW_RATE=${SLOW_RATE:-50000}
 
+BENCH_PIN=${BENCH_PIN:-0}
 log() { echo "bench: $*" >&2; }
 die() {
 	echo "bench: error: $*" >&2
 	exit 1
 }
+
+srv_pin=() cli_pin=()
+case $BENCH_PIN in
+0) ;;
+1)
+	command -v taskset >/dev/null 2>&1 || die "BENCH_PIN=1 needs taskset (Debian package util-linux)"
+	(($(nproc) >= 2)) || die "BENCH_PIN=1 needs 2 CPUs, this machine has $(nproc)"
+	srv_pin=(taskset -c 0) cli_pin=(taskset -c 1)
+	;;
+*) die "BENCH_PIN must be 0 or 1, not '$BENCH_PIN'" ;;
+esac
 
 for v in BENCH_SECONDS BENCH_ROUNDS SLOW_SECONDS SLOW_CLIENTS SLOW_RATE; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number, not '${!v}'"
@@ -181,7 +196,7 @@ out "go:        $(go version)"
 out "amwi:      $(./amwi version 2>/dev/null | head -n1 || echo '?') ($repo/amwi)"
 out "nginx:     $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
 out "wrk:       $("$WRK" -v 2>&1 | head -n1 | awk '{ print $2 }')"
-out "settings:  BENCH_SECONDS=$BENCH_SECONDS BENCH_ROUNDS=$BENCH_ROUNDS SLOW_SECONDS=$SLOW_SECONDS SLOW_CLIENTS=$SLOW_CLIENTS SLOW_RATE=$SLOW_RATE ulimit-n=$nofile"
+out "settings:  BENCH_SECONDS=$BENCH_SECONDS BENCH_ROUNDS=$BENCH_ROUNDS SLOW_SECONDS=$SLOW_SECONDS SLOW_CLIENTS=$SLOW_CLIENTS SLOW_RATE=$SLOW_RATE BENCH_PIN=$BENCH_PIN ulimit-n=$nofile"
 out ""
 
 # --- tree ----------------------------------------------------------------------------------
@@ -227,7 +242,7 @@ amwi_pid=""
 # start_amwi TAG: a fresh amwi, waited for until it logs msg=serving.
 start_amwi() {
 	local logf=$tmp/amwi-$1.log i
-	./amwi -c "$tmp/amwi.toml" serve >"$logf" 2>&1 &
+	"${srv_pin[@]}" ./amwi -c "$tmp/amwi.toml" serve >"$logf" 2>&1 &
 	amwi_pid=$!
 	pids+=("$amwi_pid")
 	for ((i = 0; i < 100; i++)); do
@@ -293,13 +308,13 @@ wait_http() { # wait_http URL WHAT PID
 
 log "starting amwi on 127.0.0.1:$AMWI_PORT and nginx on 127.0.0.1:$NGINX_PORT"
 start_amwi idle
-"$NGINX" -p "$ng/" -e "$ng/error.log" -c "$ng/nginx.conf" >"$ng/stdout.log" 2>&1 &
+"${srv_pin[@]}" "$NGINX" -p "$ng/" -e "$ng/error.log" -c "$ng/nginx.conf" >"$ng/stdout.log" 2>&1 &
 nginx_pid=$!
 pids+=("$nginx_pid")
 
 # gofloor: the least Go can do (see internal/bench/gofloor), to tell Go's share of the
 # distance to nginx from amwi's own.
-"$tmp/gofloor" -listen "127.0.0.1:$FLOOR_PORT" -root "$www" 2>"$tmp/gofloor.log" &
+"${srv_pin[@]}" "$tmp/gofloor" -listen "127.0.0.1:$FLOOR_PORT" -root "$www" 2>"$tmp/gofloor.log" &
 gofloor_pid=$!
 pids+=("$gofloor_pid")
 
@@ -376,7 +391,7 @@ run_wrk() {
 	# shellcheck disable=SC2046
 	c0=$(cpu_ticks $(server_pids "$srv"))
 	# A 256 MiB response at 256 connections takes far longer than wrk's 2 s default timeout.
-	timeout -k 5 $((BENCH_SECONDS + 90)) "$WRK" -t"$threads" -c"$conns" -d"${BENCH_SECONDS}s" \
+	timeout -k 5 $((BENCH_SECONDS + 90)) "${cli_pin[@]}" "$WRK" -t"$threads" -c"$conns" -d"${BENCH_SECONDS}s" \
 		--timeout 60s --latency "${!base}/archlinux/$rel/${sc_file[$sc]}" >"$f" 2>&1 ||
 		log "wrk exited with status $? on $srv/$sc (output: $f)"
 	# shellcheck disable=SC2046
