@@ -23,19 +23,22 @@ var rawSendLimit = time.Millisecond
 // ms of CPU per GiB against 165 ms raw (nginx: about the same 165; measured with make
 // bench's method). A raw call cannot be handed off, so it must not block for long: when
 // one took more than rawSendLimit and its thread slept in it (see voluntarySwitches: it
-// waited for the disk, the pages come from an SD card), disk.slow is set and every later call of
-// the download uses the ordinary path, which lets the rest of the daemon run meanwhile.
+// waited for the disk, the pages come from an SD card), disk.slow is set and every later
+// call of the download uses the ordinary path, which lets the rest of the daemon run
+// meanwhile.
 //
 // A slow call that did not sleep was slow for another reason (the machine was busy, a
 // virtual CPU was descheduled) and the download stays raw: on the 2-core VM that make
 // bench runs on, 1 ms stalls are common. Earlier rules guessed instead: one slow call,
 // then four, sent a download the ordinary way for good, and long downloads here nearly
-// always went that way; with sysmon woken at each of their calls, amwi made 3,500
-// context switches per GB at 1 connection against nginx's 120-500 (perf stat; 750
-// with this rule). The thread is locked for a run of calls, so that the counts compared
-// are one thread's; a run that the runtime stops (the GC's stack scan, or 10 ms without
-// a pause) sleeps too, and if a slow call follows in the same run, that download goes
-// the ordinary way: rare, and the safe side.
+// always went that way; with sysmon woken at each of their calls, amwi made
+// 1,900-3,500 context switches per GB at 1 connection against nginx's 120-580 (perf
+// stat; 740-830 with this rule, and 625-690 against 640 at 16 connections).
+//
+// The thread is locked for a run of calls, so that the counts compared are one
+// thread's; a run that the runtime stops (the GC's stack scan, or 10 ms without a
+// pause) sleeps too, and if a slow call follows in the same run, that download goes the
+// ordinary way: rare, and the safe side.
 //
 // Nothing here may use the ordinary system call path while the download is raw, not
 // even for a non-blocking call: entering it wakes sysmon from its deep sleep, which then
