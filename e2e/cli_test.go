@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,6 +159,7 @@ func TestARMBinariesServe(t *testing.T) {
 	}
 	dir := t.TempDir()
 	root, data := mirrorWithFile(t, dir, "arm.pkg.tar.zst", 300_000)
+	huge := sparseBeyond4GiB(t, filepath.Join(root, "core", "os", "x86_64", "huge.pkg.tar.zst"))
 	var mu sync.Mutex // two cores: build one at a time, run under qemu in parallel
 	for _, tg := range targets {
 		t.Run(tg.arch+tg.arm, func(t *testing.T) {
@@ -181,8 +184,86 @@ func TestARMBinariesServe(t *testing.T) {
 			if code != 200 || body != string(data) {
 				t.Fatalf("GET under %s: status %d, %d bytes", tg.qemu, code, len(body))
 			}
+			// Offsets past 2 and 4 GiB, where a 32-bit offset fails or wraps (a Range goes
+			// through Go's own sendfile; amwi's is TestARMSendFile's).
+			for off, want := range huge {
+				req, _ := http.NewRequest("GET", base+"/archlinux/core/os/x86_64/huge.pkg.tar.zst", nil)
+				req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+int64(len(want))-1))
+				resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+				if err != nil {
+					t.Fatalf("Range at %d under %s: %v", off, tg.qemu, err)
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusPartialContent || err != nil || string(got) != want {
+					t.Errorf("Range at %d under %s: status %d, %q (%v); want 206 %q", off, tg.qemu, resp.StatusCode, got, err, want)
+				}
+			}
 		})
 	}
+}
+
+// TestARMSendFile: the web package's sendfile tests pass on the ARM targets, run under
+// qemu-user: 64-bit offsets on 32-bit ARM (TestSendFileBeyond4GiB), the voluntary-switch
+// count and the deadline-moving send on each ABI. Not the page-cache probe's tests:
+// Debian's qemu-user does not implement preadv2, so there every download goes the
+// ordinary way (inMemory's safe side).
+func TestARMSendFile(t *testing.T) {
+	t.Parallel()
+	targets := []struct{ arch, arm, qemu string }{
+		{"arm", "6", "qemu-arm-static"},
+		{"arm", "7", "qemu-arm-static"},
+		{"arm64", "", "qemu-aarch64-static"},
+	}
+	for _, tg := range targets {
+		requireTool(t, tg.qemu, "qemu-user-static")
+	}
+	dir := t.TempDir()
+	var mu sync.Mutex // build one at a time, run under qemu in parallel
+	for _, tg := range targets {
+		t.Run(tg.arch+tg.arm, func(t *testing.T) {
+			t.Parallel()
+			bin := filepath.Join(dir, "web-"+tg.arch+tg.arm+".test")
+			mu.Lock()
+			cmd := exec.Command("go", "test", "-c", "-tags", goTags, "-o", bin, "../web")
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+tg.arch, "GOARM="+tg.arm)
+			out, err := cmd.CombinedOutput()
+			mu.Unlock()
+			if err != nil {
+				t.Fatalf("go test -c for linux/%s%s: %v\n%s", tg.arch, tg.arm, err, out)
+			}
+			cmd = exec.Command(tg.qemu, bin, "-test.run", "^(TestSendFile|TestSendFileDeadline|TestSendFileBeyond4GiB|TestVoluntarySwitches|TestSendProgress)$", "-test.count=1", "-test.v")
+			cmd.Dir = "../web"
+			out, err = cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("web sendfile tests under %s: %v\n%s", tg.qemu, err, out)
+			}
+			if n := len(regexp.MustCompile(`(?m)^--- PASS: `).FindAll(out, -1)); n != 5 {
+				t.Fatalf("web sendfile tests under %s: %d passed, want 5 (a test renamed?)\n%s", tg.qemu, n, out)
+			}
+		})
+	}
+}
+
+// sparseBeyond4GiB makes path a sparse file of 5 GiB with a different marker at 0, 3 GiB
+// and 4 GiB + 4 KiB, and returns the markers by offset.
+func sparseBeyond4GiB(t *testing.T, path string) map[int64]string {
+	t.Helper()
+	marks := map[int64]string{0: "first bytes, 0 ", 3 << 30: "at three GiB...", 4<<30 + 4096: "past four GiB.."}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for off, m := range marks {
+		if _, err := f.WriteAt([]byte(m), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Truncate(5 << 30); err != nil {
+		t.Fatal(err)
+	}
+	return marks
 }
 
 // TestVersion: version, commit, Go version and GOOS/GOARCH.

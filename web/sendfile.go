@@ -2,11 +2,14 @@ package web
 
 import (
 	"io"
+	"math/bits"
 	"net"
 	"runtime"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // rawSendLimit is how long one sendfile(2) may run as a raw system call before the rest of
@@ -21,11 +24,12 @@ var rawSendLimit = time.Millisecond
 // (sysmon) take the processor away from a call that lasts more than 20 µs — a 256 KiB
 // sendfile does — and every such handoff wakes a thread: on 16 connections that cost 215
 // ms of CPU per GiB against 165 ms raw (nginx: about the same 165; measured with make
-// bench's method). A raw call cannot be handed off, so it must not block for long: when
-// one took more than rawSendLimit and its thread slept in it (see voluntarySwitches: it
-// waited for the disk, the pages come from an SD card), disk.slow is set and every later
-// call of the download uses the ordinary path, which lets the rest of the daemon run
-// meanwhile.
+// bench's method). A raw call cannot be handed off, so it must not block for long. A
+// download whose first range is not in memory (see inMemory) goes the ordinary way from
+// the start; and when a later raw call took more than rawSendLimit and its thread slept
+// in it (see voluntarySwitches: it waited for the disk, the pages come from an SD card),
+// disk.slow is set and every later call of the download uses the ordinary path, which
+// lets the rest of the daemon run meanwhile.
 //
 // A slow call that did not sleep was slow for another reason (the machine was busy, a
 // virtual CPU was descheduled) and the download stays raw: on the 2-core VM that make
@@ -52,6 +56,9 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, disk *diskState, pr
 		return 0, err
 	}
 	infd := uintptr(in)
+	if !disk.slow && n > 0 && !inMemory(in, *off+min(n, sendfileMax)-1) {
+		disk.slow = true // the first call would read from the disk: see inMemory
+	}
 	var sent int64
 	var serr error
 	werr := orc.Write(func(outfd uintptr) bool {
@@ -66,10 +73,10 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, disk *diskState, pr
 			var e syscall.Errno
 			ask := uintptr(min(n-sent, sendfileMax))
 			if disk.slow {
-				r, _, e = syscall.Syscall6(syscall.SYS_SENDFILE, outfd, infd, uintptr(unsafe.Pointer(off)), ask, 0, 0)
+				r, _, e = syscall.Syscall6(sysSendfile, outfd, infd, uintptr(unsafe.Pointer(off)), ask, 0, 0)
 			} else {
 				t := time.Now()
-				r, _, e = syscall.RawSyscall6(syscall.SYS_SENDFILE, outfd, infd, uintptr(unsafe.Pointer(off)), ask, 0, 0)
+				r, _, e = syscall.RawSyscall6(sysSendfile, outfd, infd, uintptr(unsafe.Pointer(off)), ask, 0, 0)
 				if time.Since(t) > rawSendLimit {
 					disk.stalls++
 					disk.slow = slept0 < 0 || voluntarySwitches() != slept0
@@ -106,6 +113,26 @@ type diskState struct {
 	stalls int  // raw calls that took longer than rawSendLimit
 }
 
+// inMemory reports whether the page of file descriptor fd at off is in the page cache: a
+// one-byte preadv2(2) with RWF_NOWAIT reads it only then, and answers EAGAIN rather than
+// wait for the disk (also for a page that is being read). sendFile asks it for the far
+// end of its first call's range, which the slept rule cannot guard: a cold download, or
+// a short Range request (which is nothing but a first call), would otherwise hold its
+// processor for a whole read from an SD card before anything could tell. An attack
+// session measured that with one processor on a 20 MB/s disk: GET /healthz waited up to
+// 300 ms behind clients making random 256 KiB Range requests on cold files, 4-5 ms with
+// every call ordinary. A file system that cannot tell (EOPNOTSUPP: tmpfs, some FUSE and
+// network file systems) counts as not in memory, the safe side. Raw, as voluntarySwitches.
+// It starts reading a page that is on disk, which is where the download goes next.
+func inMemory(fd int, off int64) bool {
+	var b [1]byte
+	iov := unix.Iovec{Base: &b[0]}
+	iov.SetLen(1)
+	lo, hi := uintptr(off), uintptr(uint64(off)>>(bits.UintSize-1)>>1) // hi is 0 on 64-bit
+	_, _, e := syscall.RawSyscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, lo, hi, unix.RWF_NOWAIT)
+	return e == 0
+}
+
 // voluntarySwitches is how many times the calling thread has given up its CPU to wait
 // (getrusage(2) RUSAGE_THREAD, ru_nvcsw), which a system call that waits for the disk
 // does, and one that is merely preempted does not (that counts in ru_nivcsw). Raw: the
@@ -123,9 +150,10 @@ func voluntarySwitches() int64 {
 const rusageThread = 1
 
 // sendfileMax is the most one sendfile(2) call is asked to send. It bounds how long a raw
-// call holds its processor: the first call of a download that finds its pages on an SD
-// card (20 MB/s) reads at most this much before the download goes the ordinary way,
-// about 12 ms. At nginx's 2 MiB (sendfile_max_chunk), with one processor and four cold
+// call holds its processor: a call that finds its pages on an SD card (20 MB/s) reads at
+// most this much before the download goes the ordinary way, about 12 ms on an idle card
+// (more behind other reads: the attack session saw 100-500 ms for first calls on a busy
+// 20 MB/s disk, which is why inMemory guards those). At nginx's 2 MiB (sendfile_max_chunk), with one processor and four cold
 // 256 MiB downloads, a small request's p99 went from 0.7 to 1.7 ms and its worst case
 // from 3 to 11 ms on this machine's fast disk; the CPU per GiB at 16 connections showed
 // no difference outside the noise.

@@ -103,6 +103,35 @@ func TestSendFileDeadline(t *testing.T) {
 	}
 }
 
+// TestSendFileBeyond4GiB: offsets past 2 and 4 GiB reach the right bytes. On 32-bit
+// ARM plain SYS_SENDFILE takes a 32-bit offset and fails or wraps there; e2e
+// TestARMSendFile runs this test there under qemu.
+func TestSendFileBeyond4GiB(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "huge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	marks := map[int64]string{0: "first bytes, 0 ", 3 << 30: "at three GiB...", 4<<30 + 4096: "past four GiB.."}
+	for off, m := range marks {
+		if _, err := f.WriteAt([]byte(m), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for off, want := range marks {
+		for _, slow := range []bool{false, true} {
+			out, in := tcpPair(t)
+			pos := off
+			n, err := sendFile(out, int(f.Fd()), &pos, int64(len(want)), &diskState{slow: slow}, nil)
+			out.Close()
+			got, _ := io.ReadAll(in)
+			if err != nil || n != int64(len(want)) || pos != off+n || string(got) != want {
+				t.Errorf("sendFile at %d (ordinary way %v): %d bytes, offset now %d, %v, %q; want %q", off, slow, n, pos, err, got, want)
+			}
+		}
+	}
+}
+
 // evictedFile writes size random bytes to a file on disk (/var/tmp: t.TempDir may be a
 // tmpfs, whose pages never leave memory), syncs it and asks the kernel to drop its pages
 // from the page cache from evictFrom on. It returns the file, open, and its bytes.
@@ -132,6 +161,56 @@ func evictedFile(t *testing.T, size int, evictFrom int64) (*os.File, []byte) {
 	return f, data
 }
 
+// resident is the oracle for inMemory: mincore(2) over a mapping of the page at off.
+func resident(t *testing.T, f *os.File, off int64) bool {
+	t.Helper()
+	page := int64(os.Getpagesize())
+	m, err := unix.Mmap(int(f.Fd()), off/page*page, int(page), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	var vec [1]byte
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatal("mincore:", e)
+	}
+	return vec[0]&1 == 1
+}
+
+// TestInMemory: a page in the page cache is in memory; a page on disk is not, unless the
+// read that RWF_NOWAIT starts for it (it does start one) is done by the time it looks, and
+// then the page really is in memory. Where the file system cannot answer RWF_NOWAIT,
+// every page counts as not in memory (the safe side: such downloads go the ordinary way
+// after a slow call, as before).
+func TestInMemory(t *testing.T) {
+	const size, step = 8 << 20, 256 << 10
+	f, _ := evictedFile(t, size, size/2)
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil { // no readahead
+		t.Fatal(err)
+	}
+	var b [1]byte
+	_, probe := unix.Preadv2(int(f.Fd()), [][]byte{b[:]}, 0, unix.RWF_NOWAIT)
+	supported := probe == nil || errors.Is(probe, unix.EAGAIN) // not EOPNOTSUPP (tmpfs) or ENOSYS (qemu-user)
+	onDisk := 0
+	for off := int64(0); off < size; off += step {
+		before := resident(t, f, off)
+		got := inMemory(int(f.Fd()), off)
+		switch {
+		case !supported && got:
+			t.Errorf("inMemory at %d = true where RWF_NOWAIT is not supported", off)
+		case supported && before && !got:
+			t.Errorf("inMemory at %d = false for a page mincore finds in memory", off)
+		case got && !resident(t, f, off):
+			t.Errorf("inMemory at %d = true, yet mincore finds the page on disk", off)
+		case !got && !before:
+			onDisk++
+		}
+	}
+	if supported && onDisk == 0 {
+		t.Fatalf("no page of the evicted half was reported on disk (posix_fadvise evicted nothing, or the disk answered every read at once), so that answer was never checked")
+	}
+}
+
 // TestVoluntarySwitches: the count moves when the thread sleeps in a system call, as a
 // sendfile waiting for the disk does. (That it stays put while the thread only runs is
 // TestSendFileStaysRawInMemory's first case.)
@@ -142,7 +221,7 @@ func TestVoluntarySwitches(t *testing.T) {
 	if before < 0 {
 		t.Fatal("getrusage(RUSAGE_THREAD) failed")
 	}
-	ts := syscall.Timespec{Nsec: int64(time.Millisecond)}
+	ts := syscall.NsecToTimespec(int64(time.Millisecond))
 	for { // the runtime's preemption signal may cut the sleep short
 		_, _, e := syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), uintptr(unsafe.Pointer(&ts)), 0)
 		if e == 0 {
@@ -158,8 +237,9 @@ func TestVoluntarySwitches(t *testing.T) {
 }
 
 // TestSendFileStaysRawInMemory: raw sendfile calls that take long while the file is in
-// memory keep the download raw however many there are (a busy machine, not the disk);
-// a download whose first call waits for the disk sends the rest the ordinary way at once.
+// memory keep the download raw however many there are (a busy machine, not the disk); a
+// cold download goes the ordinary way from the start, and one that reaches pages on disk
+// from its first call that sleeps.
 func TestSendFileStaysRawInMemory(t *testing.T) {
 	defer func(l time.Duration) { rawSendLimit = l }(rawSendLimit)
 	rawSendLimit = -1 // every raw call counts as slow
@@ -193,19 +273,26 @@ func TestSendFileStaysRawInMemory(t *testing.T) {
 		t.Errorf("slow calls over pages in memory, the whole file: %+v, %d bytes, right=%v; want every call counted slow and the download raw to the end", disk, len(b), bytes.Equal(b, data))
 	}
 
-	// A cold file, without readahead (FADV_RANDOM): the first call reads from the disk and
-	// its thread sleeps until the pages are in.
+	// A cold file: the first call's range is on disk (inMemory), so no call is raw.
+	f, data = evictedFile(t, size, 0)
+	if disk, b := send(f, size); !disk.slow || disk.stalls != 0 || !bytes.Equal(b, data) {
+		t.Errorf("cold download: %+v, right=%v; want the ordinary way from its first call (a raw one would hold the daemon while it waits for the disk)", disk, bytes.Equal(b, data))
+	}
+
+	// The first half in memory, the second on disk without readahead (FADV_RANDOM): the
+	// download starts raw, and the first call into the second half sleeps until its pages
+	// are in, which sends the rest the ordinary way.
 	for i := 0; i < 3; i++ {
-		f, data := evictedFile(t, size, 0)
+		f, data := evictedFile(t, size, size/2)
 		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
 			t.Fatal(err)
 		}
 		disk, b := send(f, size)
 		if !bytes.Equal(b, data) {
-			t.Fatalf("a cold file did not arrive whole")
+			t.Fatalf("a half-cold file did not arrive whole")
 		}
-		if !disk.slow || disk.stalls != 1 {
-			t.Errorf("cold download %d: %+v; want the ordinary way after its first call (raw calls would hold the daemon while they wait for the disk)", i, disk)
+		if !disk.slow || disk.stalls < 1 {
+			t.Errorf("half-cold download %d: %+v; want raw calls first, then the ordinary way after the first call that slept", i, disk)
 		}
 	}
 }
