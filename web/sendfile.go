@@ -25,7 +25,7 @@ var rawSendLimit = time.Millisecond
 // sendfile does — and every such handoff wakes a thread: on 16 connections that cost 215
 // ms of CPU per GiB against 165 ms raw (nginx: about the same 165; measured with make
 // bench's method). A raw call cannot be handed off, so it must not block for long. A
-// download whose first range is not in memory (see inMemory) goes the ordinary way from
+// download whose first range is not in memory (see firstOnDisk) goes the ordinary way from
 // the start; and when a later raw call took more than rawSendLimit and its thread slept
 // in it (see voluntarySwitches: it waited for the disk, the pages come from an SD card),
 // disk.slow is set and every later call of the download uses the ordinary path, which
@@ -56,8 +56,8 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, disk *diskState, pr
 		return 0, err
 	}
 	infd := uintptr(in)
-	if !disk.slow && n > 0 && !inMemory(in, *off+min(n, sendfileMax)-1) {
-		disk.slow = true // the first call would read from the disk: see inMemory
+	if !disk.slow && n > 0 && firstOnDisk(in, *off, n) {
+		disk.slow = true
 	}
 	var sent int64
 	var serr error
@@ -113,17 +113,31 @@ type diskState struct {
 	stalls int  // raw calls that took longer than rawSendLimit
 }
 
+// firstOnDisk reports whether the first sendfile call of n bytes from off would read from
+// the disk: whether the first or the last page of its range is not in memory (inMemory).
+// The slept rule cannot guard that call: a cold download, or a short Range request
+// (which is nothing but a first call), would hold its processor for a whole read before
+// anything could tell. Attack sessions measured it with one processor on a 20 MB/s disk,
+// clients making random 256 KiB Range requests on cold files: GET /healthz waited 190 ms
+// (p50) and up to 300 ms, 4-5 ms with every call ordinary; with the last page alone
+// probed, p50 0.9 ms but still 3% of answers 100-300 ms late, each behind a range whose
+// tail an earlier request had brought in while its head was on disk. A hole between the
+// two ends can still hold it for one read; both ends cost two raw system calls a request.
+func firstOnDisk(fd int, off, n int64) bool {
+	last := off + min(n, sendfileMax) - 1
+	return !inMemory(fd, off) || (last/pageSize != off/pageSize && !inMemory(fd, last))
+}
+
+// pageSize is the page cache's granularity for firstOnDisk (4 KiB on the targets; a larger
+// page only means probing the same page twice).
+const pageSize = 4096
+
 // inMemory reports whether the page of file descriptor fd at off is in the page cache: a
 // one-byte preadv2(2) with RWF_NOWAIT reads it only then, and answers EAGAIN rather than
-// wait for the disk (also for a page that is being read). sendFile asks it for the far
-// end of its first call's range, which the slept rule cannot guard: a cold download, or
-// a short Range request (which is nothing but a first call), would otherwise hold its
-// processor for a whole read from an SD card before anything could tell. An attack
-// session measured that with one processor on a 20 MB/s disk: GET /healthz waited up to
-// 300 ms behind clients making random 256 KiB Range requests on cold files, 4-5 ms with
-// every call ordinary. A file system that cannot tell (EOPNOTSUPP: tmpfs, some FUSE and
-// network file systems) counts as not in memory, the safe side. Raw, as voluntarySwitches.
-// It starts reading a page that is on disk, which is where the download goes next.
+// wait for the disk (also for a page that is being read). A file system that cannot tell
+// (EOPNOTSUPP: tmpfs, some FUSE and network file systems; ENOSYS: qemu-user) counts as
+// not in memory, the safe side. Raw, as voluntarySwitches. It starts reading a page that
+// is on disk, which is where the download goes next.
 func inMemory(fd int, off int64) bool {
 	var b [1]byte
 	iov := unix.Iovec{Base: &b[0]}
@@ -152,11 +166,12 @@ const rusageThread = 1
 // sendfileMax is the most one sendfile(2) call is asked to send. It bounds how long a raw
 // call holds its processor: a call that finds its pages on an SD card (20 MB/s) reads at
 // most this much before the download goes the ordinary way, about 12 ms on an idle card
-// (more behind other reads: the attack session saw 100-500 ms for first calls on a busy
-// 20 MB/s disk, which is why inMemory guards those). At nginx's 2 MiB (sendfile_max_chunk), with one processor and four cold
-// 256 MiB downloads, a small request's p99 went from 0.7 to 1.7 ms and its worst case
-// from 3 to 11 ms on this machine's fast disk; the CPU per GiB at 16 connections showed
-// no difference outside the noise.
+// (more behind other reads: an attack session saw 100-500 ms for first calls on a busy
+// 20 MB/s disk, which is why firstOnDisk guards those). At nginx's 2 MiB
+// (sendfile_max_chunk), with one processor and four cold 256 MiB downloads, a small
+// request's p99 went from 0.7 to 1.7 ms and its worst case from 3 to 11 ms on this
+// machine's fast disk; the CPU per GiB at 16 connections showed no difference outside
+// the noise.
 const sendfileMax = 256 << 10
 
 // sendProgress moves a download's write deadline as the download goes: nginx's

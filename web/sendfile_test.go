@@ -238,8 +238,8 @@ func TestVoluntarySwitches(t *testing.T) {
 
 // TestSendFileStaysRawInMemory: raw sendfile calls that take long while the file is in
 // memory keep the download raw however many there are (a busy machine, not the disk); a
-// cold download goes the ordinary way from the start, and one that reaches pages on disk
-// from its first call that sleeps.
+// download whose first range is on disk at either end goes the ordinary way from the
+// start, and one that reaches pages on disk later from its first call that sleeps.
 func TestSendFileStaysRawInMemory(t *testing.T) {
 	defer func(l time.Duration) { rawSendLimit = l }(rawSendLimit)
 	rawSendLimit = -1 // every raw call counts as slow
@@ -260,6 +260,7 @@ func TestSendFileStaysRawInMemory(t *testing.T) {
 		}()
 		var disk diskState
 		var off int64
+		runtime.Gosched() // a fresh time slice: the file's setup may have used 10 ms of this one
 		_, err := sendFile(out, int(f.Fd()), &off, n, &disk, nil)
 		out.Close()
 		if err != nil {
@@ -277,6 +278,22 @@ func TestSendFileStaysRawInMemory(t *testing.T) {
 	f, data = evictedFile(t, size, 0)
 	if disk, b := send(f, size); !disk.slow || disk.stalls != 0 || !bytes.Equal(b, data) {
 		t.Errorf("cold download: %+v, right=%v; want the ordinary way from its first call (a raw one would hold the daemon while it waits for the disk)", disk, bytes.Equal(b, data))
+	}
+
+	// Only the tail of the first call's range in memory (an earlier Range request brought
+	// it in), its head on disk: still no raw call.
+	f, data = evictedFile(t, size, 0)
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadAt(make([]byte, 4096), sendfileMax-4096); err != nil {
+		t.Fatal(err)
+	}
+	if !resident(t, f, sendfileMax-1) || resident(t, f, 0) {
+		t.Fatalf("the first range's tail is not in memory or its head is: the case is not the one looked at")
+	}
+	if disk, b := send(f, size); !disk.slow || disk.stalls != 0 || !bytes.Equal(b, data) {
+		t.Errorf("download with the head of its first range on disk: %+v, right=%v; want the ordinary way from its first call", disk, bytes.Equal(b, data))
 	}
 
 	// The first half in memory, the second on disk without readahead (FADV_RANDOM): the
