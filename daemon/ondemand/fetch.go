@@ -525,7 +525,7 @@ func (f *Fetcher) fetchSig(ft *fetch) error {
 		start += i + 1
 		// The header timer keeps running through the body: a signature is a few hundred
 		// bytes and comes within the same budget.
-		a.stall = max(time.Until(deadline), time.Millisecond)
+		a.stall = max(deadline.Sub(f.cfg.Now()), time.Millisecond)
 		data, err := io.ReadAll(io.LimitReader(a, maxSig+1))
 		a.close()
 		f.fetched.Add(int64(len(data)))

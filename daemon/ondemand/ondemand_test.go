@@ -493,6 +493,26 @@ func TestSig(t *testing.T) {
 	}
 }
 
+// TestSigBodyWithinBudget: a signature whose body pauses, well within HeaderBudget, is
+// fetched. Its timer is measured on the fetcher's clock (cfg.Now), like the budget:
+// measured on the wall clock against this test's fixed one, it was 1 ms, and a busy CI
+// machine failed TestSig now and then with a 504.
+func TestSigBodyWithinBudget(t *testing.T) {
+	p := mkpkg("core", "sb-1-1-x86_64.pkg.tar.zst", 1000)
+	tr := newTree(t, p)
+	up := newUpstream(t, tr.up)
+	up.gate, up.gateAt = make(chan struct{}), 100
+	e := newEnv(t, tr, []string{up.base}, nil)
+	go func() {
+		<-up.reached
+		time.Sleep(50 * time.Millisecond)
+		close(up.gate)
+	}()
+	if res := e.do(http.MethodGet, p.name()+".sig"); res.code != 200 || !bytes.Equal(res.body, p.sig) {
+		t.Fatalf("got %d %q, want 200 and the signature", res.code, res.body)
+	}
+}
+
 // TestNewRemovesLeftovers: what a killed process left in .amwi/fetch is gone after New.
 func TestNewRemovesLeftovers(t *testing.T) {
 	root := t.TempDir()
