@@ -148,7 +148,13 @@ func TestFetchStoresAndServes(t *testing.T) {
 			if n := len(up.requests()); n != 1 {
 				t.Errorf("upstream saw %d requests, want 1", n)
 			}
-			st := e.f.Stats()
+			// A body's last bytes are counted when the write that sent them returns, which
+			// can be after the client has read them.
+			var st Stats
+			waitFor(t, "the served bytes to be counted", func() bool {
+				st = e.f.Stats()
+				return st.ServedBytes >= 2*int64(len(p.data))
+			})
 			if st.Misses != 1 || st.Fetches != 1 || st.FetchedBytes != int64(len(p.data)) || st.ServedBytes != 2*int64(len(p.data)) || st.Failed != 0 {
 				t.Errorf("stats %+v", st)
 			}
