@@ -144,16 +144,20 @@ func checkArm64Size(t *testing.T, bin string) {
 	}
 }
 
+// armTargets are the ARM builds amwi ships, with the qemu-user binary that runs each and
+// the platform `amwi version` reports.
+var armTargets = []struct{ arch, arm, qemu, platform string }{
+	{"arm", "6", "qemu-arm-static", "linux/arm"},
+	{"arm", "7", "qemu-arm-static", "linux/arm"},
+	{"arm64", "", "qemu-aarch64-static", "linux/arm64"},
+}
+
 // TestARMBinariesServe: the armv6, armv7 and arm64 static binaries start under
 // qemu-user-static and serve a file; `amwi version` reports the stamped version and platform;
 // the arm64 one, built as `make cross` builds it, stays within arm64Budget.
 func TestARMBinariesServe(t *testing.T) {
 	t.Parallel()
-	targets := []struct{ arch, arm, qemu, platform string }{
-		{"arm", "6", "qemu-arm-static", "linux/arm"},
-		{"arm", "7", "qemu-arm-static", "linux/arm"},
-		{"arm64", "", "qemu-aarch64-static", "linux/arm64"},
-	}
+	targets := armTargets
 	for _, tg := range targets {
 		requireTool(t, tg.qemu, "qemu-user-static")
 	}
@@ -210,11 +214,7 @@ func TestARMBinariesServe(t *testing.T) {
 // ordinary way (inMemory's safe side).
 func TestARMSendFile(t *testing.T) {
 	t.Parallel()
-	targets := []struct{ arch, arm, qemu string }{
-		{"arm", "6", "qemu-arm-static"},
-		{"arm", "7", "qemu-arm-static"},
-		{"arm64", "", "qemu-aarch64-static"},
-	}
+	targets := armTargets
 	for _, tg := range targets {
 		requireTool(t, tg.qemu, "qemu-user-static")
 	}
