@@ -154,14 +154,11 @@ func inMemory(fd int, off int64) bool {
 // kernel cannot tell, which makes every slow call count as one that slept.
 func voluntarySwitches() int64 {
 	var ru syscall.Rusage
-	if _, _, e := syscall.RawSyscall(syscall.SYS_GETRUSAGE, rusageThread, uintptr(unsafe.Pointer(&ru)), 0); e != 0 {
+	if _, _, e := syscall.RawSyscall(syscall.SYS_GETRUSAGE, unix.RUSAGE_THREAD, uintptr(unsafe.Pointer(&ru)), 0); e != 0 {
 		return -1
 	}
 	return int64(ru.Nvcsw)
 }
-
-// rusageThread is getrusage(2)'s RUSAGE_THREAD (Linux 2.6.26 on).
-const rusageThread = 1
 
 // sendfileMax is the most one sendfile(2) call is asked to send. It bounds how long a raw
 // call holds its processor: a call that finds its pages on an SD card (20 MB/s) reads at
