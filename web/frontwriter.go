@@ -309,7 +309,14 @@ func (w *frontWriter) ReadFrom(src io.Reader) (int64, error) {
 	w.release()
 	if isConn && isSized && sized.f == nil {
 		// The mirror's files: sendfile at the reader's offset, no seek (see sendFile).
+		whole := sized.pos == 0 && slr.N == sized.size && sized.size <= hotMax
+		if !w.disk.slow && sized.hot.has(sized.id) {
+			w.disk.firstInMemory = true
+		}
 		n, err := sendFile(sc, sized.fd, &sized.pos, slr.N, &w.disk, w.progress)
+		if w.disk.slow || whole && err == nil && n == sized.size {
+			sized.hot.sent(sized.id, !w.disk.slow)
+		}
 		slr.N -= n
 		w.written += n
 		return n, w.fail(err)

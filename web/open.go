@@ -22,6 +22,7 @@ type beneath struct {
 	dir  *os.File // the root directory, kept open for its descriptor
 	fd   int
 	off  atomic.Bool // openat2 is not there: os.Root only
+	hot  hotFiles    // the files just sent whole from memory (see sendFile)
 }
 
 func newBeneath(root *os.Root) *beneath {
@@ -69,7 +70,7 @@ func (b *beneath) OpenSized(name string) (*sizedFile, fs.FileInfo, error) {
 		return nil, nil, &fs.PathError{Op: "fstat", Path: name, Err: err}
 	}
 	fi := &statInfo{name: path.Base(name), size: st.Size, mode: statMode(st.Mode), mtime: time.Unix(st.Mtim.Unix())}
-	return &sizedFile{fd: fd, size: st.Size, name: name}, fi, nil
+	return &sizedFile{fd: fd, size: st.Size, name: name, id: fileID{uint64(st.Dev), uint64(st.Ino)}, hot: &b.hot}, fi, nil
 }
 
 // openat2 opens name with one openat2(2) call; -1 and no error when openat2 is not there
@@ -150,6 +151,10 @@ type sizedFile struct {
 	size int64
 	pos  int64 // where the reader stands
 	real int64 // the file's offset
+	// id and hot are for sendFile's probes (hotFiles); hot is nil when f was opened
+	// instead.
+	id  fileID
+	hot *hotFiles
 }
 
 func (s *sizedFile) Seek(offset int64, whence int) (int64, error) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -296,6 +297,22 @@ func TestSendFileStaysRawInMemory(t *testing.T) {
 		t.Errorf("download with the head of its first range on disk: %+v, right=%v; want the ordinary way from its first call", disk, bytes.Equal(b, data))
 	}
 
+	// A cold file the caller says is in memory (hotFiles remembered it): firstOnDisk is
+	// not asked, and the first call is raw; it sleeps, which sends the rest the ordinary
+	// way.
+	f, data = evictedFile(t, size, 0)
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
+		t.Fatal(err)
+	}
+	out, in := tcpPair(t)
+	go func() { io.Copy(io.Discard, in) }()
+	disk := diskState{firstInMemory: true}
+	var off int64
+	runtime.Gosched()
+	if _, err := sendFile(out, int(f.Fd()), &off, size, &disk, nil); err != nil || !disk.slow || disk.stalls < 1 {
+		t.Errorf("cold download said to be in memory: %+v, %v; want a raw first call that slept, then the ordinary way", disk, err)
+	}
+
 	// The first half in memory, the second on disk without readahead (FADV_RANDOM): the
 	// download starts raw, and the first call into the second half sleeps until its pages
 	// are in, which sends the rest the ordinary way.
@@ -403,4 +420,199 @@ func TestSendProgress(t *testing.T) {
 			t.Fatal("a client that stopped reading was never cut")
 		}
 	})
+}
+
+// dropPages asks the kernel to drop f's pages from the page cache, from each CPU in turn
+// (FADV_DONTNEED drains only its own CPU's batch of pages on their way to the LRU lists,
+// and a page in another's cannot be dropped) until the first one is gone, for up to 2 s
+// (the socket may still hold the pages a little after its reader has them).
+func dropPages(t *testing.T, f *os.File) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetaffinity(0, &all)
+	for i := 0; i < 100 && resident(t, f, 0); i++ {
+		for cpu := 0; cpu < runtime.NumCPU(); cpu++ {
+			if !all.IsSet(cpu) {
+				continue
+			}
+			var one unix.CPUSet
+			one.Set(cpu)
+			if err := unix.SchedSetaffinity(0, &one); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHotFiles: a file counts as in memory for hotFor after a download sent it whole, and
+// no longer once one met the disk; two files that share a slot take turns.
+func TestHotFiles(t *testing.T) {
+	defer func(d time.Duration) { hotFor = d }(hotFor)
+	hotFor = 50 * time.Millisecond
+	var h hotFiles
+	a, b := fileID{dev: 2049, ino: 12}, fileID{dev: 2049, ino: 12 + 64} // the same slot
+	if h.has(a) {
+		t.Fatal("a file never sent is hot")
+	}
+	h.sent(a, true)
+	if !h.has(a) || h.has(b) {
+		t.Errorf("after a whole download of a: a hot %v, b hot %v; want a only", h.has(a), h.has(b))
+	}
+	h.sent(b, false) // b met the disk: a keeps its slot
+	if !h.has(a) {
+		t.Error("a download of another file that met the disk forgot a")
+	}
+	h.sent(b, true)
+	if h.has(a) || !h.has(b) {
+		t.Errorf("b sent whole into a's slot: a hot %v, b hot %v; want b only", h.has(a), h.has(b))
+	}
+	h.sent(b, false)
+	if h.has(b) {
+		t.Error("b met the disk and is still hot")
+	}
+	h.sent(a, true)
+	time.Sleep(2 * hotFor)
+	if h.has(a) {
+		t.Errorf("a still hot %v after it was sent", 2*hotFor)
+	}
+	var none *hotFiles
+	none.sent(a, true)
+	if none.has(a) {
+		t.Error("a nil hotFiles remembers")
+	}
+}
+
+// TestMirrorRemembersHotFiles: through the front loop, a file sent whole is remembered,
+// a Range of one is not, the next download of a remembered file makes no probe (it stays
+// raw even on a file evicted meanwhile, which a probe would have sent the ordinary way),
+// and a slow raw call on it makes the mirror forget it.
+func TestMirrorRemembersHotFiles(t *testing.T) {
+	defer func(l, d time.Duration) { rawSendLimit, hotFor = l, d }(rawSendLimit, hotFor)
+	hotFor = time.Hour                                // nothing is forgotten for its age here
+	dir, err := os.MkdirTemp("/var/tmp", "amwi-hot-") // on disk: t.TempDir may be a tmpfs
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	data := make([]byte, 150_000)
+	rand.Read(data)
+	for _, name := range []string{"core.db", "extra.db"} {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.Write(data)
+		if err == nil {
+			err = f.Sync() // dirty pages cannot be dropped
+		}
+		if f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "big.iso"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(dir, "big.iso"), hotMax+1); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	m := NewMirror(root, MirrorPrefix, time.Minute, quiet())
+	// The client has all the bytes before the server is done with the request: each GET
+	// waits for the handler to return.
+	served := make(chan struct{}, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.ServeHTTP(w, r)
+		served <- struct{}{}
+	})
+	s := startServer(t, h, ServerOptions{Log: quiet()}, nil)
+	done := func() {
+		t.Helper()
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the handler did not return")
+		}
+	}
+	get := func(name, rng string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.URL+MirrorPrefix+name, nil)
+		want, code := data, http.StatusOK
+		if rng != "" {
+			req.Header.Set("Range", rng)
+			want, code = data[:100], http.StatusPartialContent
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != code || !bytes.Equal(b, want) {
+			t.Fatalf("GET %s %s: %d, %d bytes; want %d and the file's bytes", name, rng, resp.StatusCode, len(b), code)
+		}
+		done()
+	}
+	file := func(name string) (*os.File, fileID) {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		return f, fileID{uint64(st.Dev), uint64(st.Ino)}
+	}
+	core, coreID := file("core.db")
+	_, extraID := file("extra.db")
+	_, bigID := file("big.iso")
+
+	rawSendLimit = time.Hour // no call counts as slow
+	get("extra.db", "bytes=0-99")
+	get("core.db", "")
+	resp, err := http.Get(s.URL + MirrorPrefix + "big.iso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := io.Copy(io.Discard, resp.Body); n != hotMax+1 {
+		t.Fatalf("big.iso: %d bytes; want %d", n, hotMax+1)
+	}
+	resp.Body.Close()
+	done()
+	if !m.files.hot.has(coreID) || m.files.hot.has(extraID) || m.files.hot.has(bigID) {
+		t.Fatalf("core.db sent whole hot %v, extra.db sent in part hot %v, big.iso (past hotMax) hot %v; want core.db only",
+			m.files.hot.has(coreID), m.files.hot.has(extraID), m.files.hot.has(bigID))
+	}
+
+	// Evicted while remembered: the download is raw from its first call (a probe would
+	// have found the file on disk and sent it the ordinary way, forgetting it).
+	dropPages(t, core)
+	if resident(t, core, 0) {
+		t.Fatal("core.db is still in memory after FADV_DONTNEED: the case is not the one looked at")
+	}
+	get("core.db", "")
+	if !m.files.hot.has(coreID) {
+		t.Error("a remembered file was probed: its download went the ordinary way")
+	}
+
+	// A slow raw call: the download goes the ordinary way and the file is forgotten.
+	rawSendLimit = -1
+	get("core.db", "")
+	if m.files.hot.has(coreID) {
+		t.Error("core.db still remembered after a slow raw call")
+	}
 }
