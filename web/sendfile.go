@@ -157,8 +157,10 @@ var hotFor = time.Second
 // most packages; past it the probes are a trifle of the download's cost anyway.
 const hotMax = 16 << 20
 
+// slot is id's place in the table, by inode number alone: the mirror is one file system
+// (dev still tells a file of another apart), and a sync's files get numbers in sequence.
 func (h *hotFiles) slot(id fileID) *hotSlot {
-	return &h.slots[(id.ino^id.dev<<20)%uint64(len(h.slots))]
+	return &h.slots[id.ino%uint64(len(h.slots))]
 }
 
 // has reports whether id was sent whole within hotFor.

@@ -464,8 +464,9 @@ func TestHotFiles(t *testing.T) {
 		t.Fatal("a file never sent is hot")
 	}
 	h.sent(a, true)
-	if !h.has(a) || h.has(b) {
-		t.Errorf("after a whole download of a: a hot %v, b hot %v; want a only", h.has(a), h.has(b))
+	other := fileID{dev: 2050, ino: a.ino} // the same inode number on another file system
+	if !h.has(a) || h.has(b) || h.has(other) {
+		t.Errorf("after a whole download of a: a hot %v, b hot %v, a's number on another device hot %v; want a only", h.has(a), h.has(b), h.has(other))
 	}
 	h.sent(b, false) // b met the disk: a keeps its slot
 	if !h.has(a) {
