@@ -311,7 +311,7 @@ func (w *frontWriter) ReadFrom(src io.Reader) (int64, error) {
 		// The mirror's files: sendfile at the reader's offset, no seek (see sendFile).
 		whole := sized.pos == 0 && slr.N == sized.size && sized.size <= hotMax
 		if !w.disk.slow && sized.hot.has(sized.id) {
-			w.disk.firstInMemory = true
+			w.disk.hot = true
 		}
 		n, err := sendFile(sc, sized.fd, &sized.pos, slr.N, &w.disk, w.progress)
 		if w.disk.slow || whole && err == nil && n == sized.size {

@@ -26,11 +26,11 @@ var rawSendLimit = time.Millisecond
 // sendfile does — and every such handoff wakes a thread: on 16 connections that cost 215
 // ms of CPU per GiB against 165 ms raw (nginx: about the same 165; measured with make
 // bench's method). A raw call cannot be handed off, so it must not block for long. A
-// download whose first range is not in memory (see firstOnDisk; the caller may know
-// better, see hotFiles) goes the ordinary way from the start; and when a later raw call took more than rawSendLimit and its thread slept
-// in it (see voluntarySwitches: it waited for the disk, the pages come from an SD card),
-// disk.slow is set and every later call of the download uses the ordinary path, which
-// lets the rest of the daemon run meanwhile.
+// download whose first range is not in memory (see firstOnDisk, and hotFiles) goes the
+// ordinary way from the start; and when a later raw call took more than rawSendLimit
+// and its thread slept in it (see voluntarySwitches: it waited for the disk, the pages
+// come from an SD card), disk.slow is set and every later call of the download uses the
+// ordinary path, which lets the rest of the daemon run meanwhile.
 //
 // A slow call that did not sleep was slow for another reason (the machine was busy, a
 // virtual CPU was descheduled) and the download stays raw: on the 2-core VM that make
@@ -57,8 +57,12 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, disk *diskState, pr
 		return 0, err
 	}
 	infd := uintptr(in)
-	if !disk.slow && !disk.firstInMemory && n > 0 && firstOnDisk(in, *off, n) {
-		disk.slow = true
+	switch {
+	case disk.slow || n == 0:
+	case disk.hot:
+		disk.slow = !inMemory(in, *off)
+	default:
+		disk.slow = firstOnDisk(in, *off, n)
 	}
 	// A download that fits in one call is not counted: if its call is slow, nothing
 	// tells a wait for the disk from a preemption, and what is left (a socket that took
@@ -117,20 +121,27 @@ func sendFile(out syscall.Conn, in int, off *int64, n int64, disk *diskState, pr
 type diskState struct {
 	slow   bool // the rest goes through Go's ordinary system call path
 	stalls int  // raw calls that took longer than rawSendLimit
-	// firstInMemory: the caller knows the first call's range is in memory (hotFiles),
-	// and firstOnDisk is not asked.
-	firstInMemory bool
+	// hot: the caller knows the file was just sent whole from memory (hotFiles), and
+	// only the first page of the first range is probed, not both ends.
+	hot bool
 }
 
 // hotFiles remembers for a second the files that a download has just sent whole with raw
-// calls only, so that the next download of one makes no firstOnDisk probes. A system call
-// costs 1.2 µs on its own on make bench's VM (getpid), and the two probes and the
-// getrusage a small file made were a sixth of its CPU: 150 KB at 64 connections, amwi
-// 69-77 µs per request with them, 61-64 without, nginx 35-37. A file that went whole
-// within the last second is as resident as a probe could tell (the page cache evicts
-// what has not been used, and it just was); if it was evicted all the same, the next
-// download's first call reads at most sendfileMax from the disk holding its processor,
-// then counts as slept, and the file is forgotten.
+// calls only; the next download of one probes only the first page of its first range
+// (firstOnDisk probes both ends). A system call costs 1.2 µs on its own on make bench's
+// VM (getpid), and the two probes and the getrusage a small file made were a sixth of its
+// CPU: 150 KB at 64 connections, amwi 69-77 µs per request with them, 61-64 without,
+// nginx 35-37.
+//
+// Why the first page still: a file can be evicted within its second (memory pressure on
+// a small board, a backup tool's FADV_DONTNEED, drop_caches), and a raw call that then
+// reads from the disk holds its processor for as long as the disk takes, which behind
+// other reads was 44 ms to over 1 s in an attack session (one processor, a 20 MB/s disk
+// with other readers); with no probe at all, a hot file evicted whole did exactly that.
+// Why one page is enough for a file just read whole: the page cache evicts in the order
+// pages were last used, and the file's were used from its head to its tail, so a range
+// whose first page is still there has the rest there too, unless something evicted
+// pages of the file one by one (the two-ended probe has the same gap between its ends).
 //
 // Only files up to hotMax: the head of a file larger than the page cache may be gone by
 // the time its tail has been sent.
@@ -201,7 +212,7 @@ func (h *hotFiles) sent(id fileID, hot bool) {
 // probed, p50 0.9 ms but still 3% of answers 100-300 ms late, each behind a range whose
 // tail an earlier request had brought in while its head was on disk. A hole between the
 // two ends can still hold it for one read; both ends cost two raw system calls a request
-// (none for a file hotFiles remembers).
+// (one for a file hotFiles remembers).
 func firstOnDisk(fd int, off, n int64) bool {
 	last := off + min(n, sendfileMax) - 1
 	return !inMemory(fd, off) || (last/pageSize != off/pageSize && !inMemory(fd, last))
