@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"github.com/amwi/amwi/internal/netguard"
@@ -319,21 +320,44 @@ func TestKill9MidSync(t *testing.T) {
 	}
 }
 
-// noRsyncWithin fails t unless every rsync of upstream addr into dir ends within d.
+// noRsyncWithin fails t unless every rsync of upstream addr into dir ends within d. A
+// process that has ended but not been reaped yet (a zombie: its parent was killed, and
+// PID 1 reaps it when it gets to it, which in CI's sandbox can take a second) has ended.
 func noRsyncWithin(t *testing.T, addr, dir string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		out, _ := exec.Command("pgrep", "-f", "rsync.*"+addr+".*"+dir).CombinedOutput()
-		if len(out) == 0 {
+		var running []string
+		for _, pid := range strings.Fields(string(out)) {
+			if !zombie(pid) {
+				running = append(running, pid)
+			}
+		}
+		if len(running) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			ps, _ := exec.Command("ps", "-o", "pid,ppid,pgid,stat,args", "-p", strings.Join(strings.Fields(string(out)), ",")).CombinedOutput()
+			ps, _ := exec.Command("ps", "-o", "pid,ppid,pgid,stat,args", "-p", strings.Join(running, ",")).CombinedOutput()
 			t.Fatalf("rsync still runs %s after amwi was killed:\n%s", d, ps)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// zombie reports whether process pid has ended and waits to be reaped (state Z in
+// /proc/PID/stat, after the command name in parentheses). A process already gone counts
+// as ended too.
+func zombie(pid string) bool {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false // unreadable: counted as running
+	}
+	return b[i+2] == 'Z' || b[i+2] == 'X'
 }
 
 // TestKill9SyncAloneResumes: `amwi sync` (no daemon) killed with SIGKILL mid-transfer
