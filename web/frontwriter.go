@@ -310,7 +310,7 @@ func (w *frontWriter) ReadFrom(src io.Reader) (int64, error) {
 	if isConn && isSized && sized.f == nil {
 		// The mirror's files: sendfile at the reader's offset, no seek (see sendFile).
 		whole := sized.pos == 0 && slr.N == sized.size && sized.size <= hotMax
-		if !w.disk.slow && sized.hot.has(sized.id) {
+		if whole && !w.disk.slow && sized.hot.has(sized.id) {
 			w.disk.hot = true
 		}
 		n, err := sendFile(sc, sized.fd, &sized.pos, slr.N, &w.disk, w.progress)
