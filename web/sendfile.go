@@ -128,10 +128,10 @@ type diskState struct {
 
 // hotFiles remembers for a second the small files (up to one call, hotMax) that a
 // download has just sent whole with raw calls only; the next whole download of one
-// probes only the file's first page (firstOnDisk probes both ends). A system call costs 1.2 µs on its own on make bench's
-// VM (getpid), and the two probes and the getrusage a small file made were a sixth of its
-// CPU: 150 KB at 64 connections, amwi 69-77 µs per request with them, 61-64 without,
-// nginx 35-37.
+// probes only the file's first page (firstOnDisk probes both ends). A system call costs
+// 1.2 µs on its own on make bench's VM (getpid): for 150 KB at 64 connections, the last
+// page's probe and the getrusage sendFile no longer reads for one call's worth were
+// 5-7% of amwi's CPU per request (81.6 against 85.7 µs, say; nginx 38-42).
 //
 // Why the first page still: a file can be evicted within its second (memory pressure on
 // a small board, a backup tool's FADV_DONTNEED, drop_caches), and a raw call that then
