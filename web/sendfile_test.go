@@ -283,12 +283,28 @@ func TestSendFileStaysRawInMemory(t *testing.T) {
 	}
 
 	// Only the tail of the first call's range in memory (an earlier Range request brought
-	// it in), its head on disk: still no raw call. Up to three tries: about one run in
-	// thirty (on the parent commit too), the head's page is in memory by the time the
-	// probe looks although mincore said it was not just before. The probe starts a read
-	// of the page it asks about (RWF_NOWAIT does), and this VM's disk can finish it
-	// before the probe returns. A probe that is not made fails every try.
-	for try := 1; ; try++ {
+	// it in), its head on disk: still no raw call.
+	//
+	// This case and the next have up to three tries (ordinary): about one run in thirty
+	// (on the parent commit too), the page the probe asks about is in memory by the time
+	// it looks although mincore said it was not just before. The probe starts a read of
+	// that page (RWF_NOWAIT does), and this VM's disk can finish it before the probe
+	// returns. A probe that is not made fails every try.
+	ordinary := func(what string, try func() diskState) {
+		t.Helper()
+		for i := 1; ; i++ {
+			disk := try()
+			if disk.slow && disk.stalls == 0 {
+				return
+			}
+			if i == 3 {
+				t.Errorf("%s: %+v after %d tries; want the ordinary way from its first call", what, disk, i)
+				return
+			}
+			t.Logf("%s, try %d: the probed page came into memory during its probe: %+v", what, i, disk)
+		}
+	}
+	ordinary("download with the head of its first range on disk", func() diskState {
 		f, data := evictedFile(t, size, 0)
 		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
 			t.Fatal(err)
@@ -300,15 +316,11 @@ func TestSendFileStaysRawInMemory(t *testing.T) {
 			t.Fatalf("the first range's tail is not in memory or its head is: the case is not the one looked at")
 		}
 		disk, b := send(f, size)
-		if disk.slow && disk.stalls == 0 && bytes.Equal(b, data) {
-			break
+		if !bytes.Equal(b, data) {
+			t.Fatalf("download with the head of its first range on disk: the bytes differ")
 		}
-		if try == 3 || !bytes.Equal(b, data) {
-			t.Errorf("download with the head of its first range on disk (try %d): %+v, right=%v; want the ordinary way from its first call", try, disk, bytes.Equal(b, data))
-			break
-		}
-		t.Logf("try %d: the head's page came into memory before the probe: %+v", try, disk)
-	}
+		return disk
+	})
 
 	// A file the caller says was just sent whole (hotFiles): only the first page of the
 	// first range is probed. Evicted whole, that still finds it on disk: no raw call.
@@ -325,21 +337,10 @@ func TestSendFileStaysRawInMemory(t *testing.T) {
 		}
 		return disk
 	}
-	// (A probe starts reading the page it asks about, and a fast disk can have it in
-	// before the probe returns, which then says "in memory" rightly: three tries, as
-	// above.)
-	for try := 1; ; try++ {
+	ordinary("hot file evicted whole", func() diskState {
 		f, _ := evictedFile(t, size, 0)
-		disk := hotSend(f)
-		if disk.slow && disk.stalls == 0 {
-			break
-		}
-		if try == 3 {
-			t.Errorf("hot file evicted whole: %+v; want the ordinary way from its first call", disk)
-			break
-		}
-		t.Logf("try %d: the first page came in during its probe: %+v", try, disk)
-	}
+		return hotSend(f)
+	})
 	f, _ = evictedFile(t, size, 0)
 	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM); err != nil {
 		t.Fatal(err)
@@ -551,9 +552,8 @@ func TestHotFiles(t *testing.T) {
 // a Range of one is not, nor a file past hotMax; the next whole download of a remembered
 // file probes its first page only (it stays raw on a file whose other pages were evicted,
 // which the last page's probe would have sent the ordinary way), a Range of it probes
-// both ends as ever, a remembered file
-// evicted whole goes the ordinary way and is forgotten, and so is one whose raw call was
-// slow.
+// both ends as ever, a remembered file evicted whole goes the ordinary way and is
+// forgotten, and so is one whose raw call was slow.
 func TestMirrorRemembersHotFiles(t *testing.T) {
 	defer func(l, d time.Duration) { rawSendLimit, hotFor = l, d }(rawSendLimit, hotFor)
 	hotFor = time.Hour                                // nothing is forgotten for its age here

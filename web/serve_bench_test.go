@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -31,9 +30,8 @@ func BenchmarkServeSmallFile(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer mr.Close()
-	var l net.Listener
 	h := NewHandler(Options{MirrorRoot: mr, SendTimeout: time.Minute, Log: quiet(), Version: "bench"})
-	l, err = net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,7 +58,7 @@ func BenchmarkServeSmallFile(b *testing.B) {
 		}
 		n, err := io.Copy(io.Discard, resp.Body)
 		if err != nil || resp.StatusCode != http.StatusOK || n != 150_000 {
-			b.Fatalf("status %d, %d bytes, %v (Content-Length %s)", resp.StatusCode, n, err, strconv.FormatInt(resp.ContentLength, 10))
+			b.Fatalf("status %d, %d bytes, %v (Content-Length %d)", resp.StatusCode, n, err, resp.ContentLength)
 		}
 	}
 }
